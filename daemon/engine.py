@@ -27,6 +27,7 @@ from protocol.messages import JobParams
 
 from .model import VGG19
 
+
 class JobCancelled(Exception):
     """Raised inside the loop when `should_stop()` turns true."""
 
@@ -165,7 +166,7 @@ class StyleTransfer:
         layers = {params.content_layer, *params.style_layers}
 
         if params.init == "content":
-            image = content.clone()
+            image = content.clone(memory_format=torch.contiguous_format)
         else:
             image = torch.rand(content.shape, generator=generator).to(self.device)
         image.requires_grad_(True)

@@ -132,9 +132,9 @@ class Client:
                 if reply.type == m.ERROR:
                     finished = True
                     raise DaemonError(reply.header.get("code", "?"), reply.header.get("message", ""))
+                finished = reply.type in (m.RESULT, m.CANCELLED)
                 yield reply
-                if reply.type in (m.RESULT, m.CANCELLED):
-                    finished = True
+                if finished:
                     return
         finally:
             if not finished and self._socket is not None:

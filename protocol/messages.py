@@ -56,9 +56,11 @@ class ProtocolError(Exception):
 
 
 # Request and reply types.
-HELLO, SUBMIT, CANCEL, PRESETS, HEARTBEAT, SHUTDOWN = "hello", "submit", "cancel", "presets", "heartbeat", "shutdown"
+HELLO, SUBMIT, CANCEL, PRESETS = "hello", "submit", "cancel", "presets"
+HEARTBEAT, SHUTDOWN = "heartbeat", "shutdown"
 REQUEST_TYPES = (HELLO, SUBMIT, CANCEL, PRESETS, HEARTBEAT, SHUTDOWN)
-ACCEPTED, PROGRESS, PREVIEW, RESULT, ERROR, CANCELLED = "accepted", "progress", "preview", "result", "error", "cancelled"
+ACCEPTED, PROGRESS, PREVIEW, RESULT = "accepted", "progress", "preview", "result"
+ERROR, CANCELLED = "error", "cancelled"
 REPLY_TYPES = (HELLO, PRESETS, HEARTBEAT, SHUTDOWN, ACCEPTED, PROGRESS, PREVIEW, RESULT, ERROR, CANCELLED)
 
 # Clients with a job send a heartbeat at least this often; the daemon answers each one.

