@@ -1,0 +1,106 @@
+"""Shared fixtures: tiny generated pictures, the real VGG19, and a real daemon process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from daemon import artwork
+from protocol import messages as m
+from protocol.client import Client, DaemonUnavailable, new_job_id
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_IMAGES = ROOT.parent / "shared" / "images"
+
+
+def image_of(picture, size: tuple[int, int]) -> m.Image:
+    array = np.ascontiguousarray(np.asarray(picture.convert("RGB").resize(size)))
+    return m.Image(size[0], size[1], 3, array.tobytes())
+
+
+@pytest.fixture(scope="session")
+def content_image() -> m.Image:
+    return image_of(artwork.landscape(), (80, 60))
+
+
+@pytest.fixture(scope="session")
+def style_image() -> m.Image:
+    return image_of(artwork.swirls(), (64, 64))
+
+
+def make_submit(content: m.Image, style: m.Image, **params) -> m.Submit:
+    defaults = {"size": 64, "iterations": 20, "preview_every": 5}
+    return m.Submit(new_job_id(), content, [m.Style(image=style)], m.JobParams(**{**defaults, **params}))
+
+
+@pytest.fixture(scope="session")
+def vgg19():
+    from daemon.model import load_vgg19
+
+    return load_vgg19()
+
+
+class DaemonProcess:
+    def __init__(self, endpoint: str, log: Path, *args: str) -> None:
+        self.endpoint = endpoint
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daemon.main", "--endpoint", endpoint, "--log-level", "debug", *args],
+            stdout=subprocess.DEVNULL, stderr=open(log, "wb"), cwd=ROOT)  # noqa: SIM115
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daemon exited early:\n{self.log.read_text()}")
+            with Client(self.endpoint, timeout=0.5) as client:
+                try:
+                    client.hello()
+                    return
+                except DaemonUnavailable:
+                    pass
+        raise RuntimeError(f"daemon not ready within {timeout} s:\n{self.log.read_text()}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def daemon(tmp_path_factory):
+    """One real daemon for the session, on a private ipc socket."""
+    folder = tmp_path_factory.mktemp("daemon")
+    process = DaemonProcess(f"ipc://{folder}/d.sock", folder / "daemon.log")
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def client(daemon):
+    with Client(daemon.endpoint) as c:
+        yield c
+
+
+@pytest.fixture
+def fresh_daemon(tmp_path):
+    """A daemon of the test's own, for tests that stop or disturb it."""
+    process = DaemonProcess(f"ipc://{tmp_path}/d.sock", tmp_path / "daemon.log")
+    yield process
+    process.stop()
+
+
+def cli_env(endpoint: str) -> dict[str, str]:
+    return {**os.environ, "IMPASTO_ENDPOINT": endpoint, "PYTHONUNBUFFERED": "1"}

@@ -1,0 +1,133 @@
+"""The protocol module alone: encoding, decoding and validation (no torch, no sockets)."""
+
+from __future__ import annotations
+
+import math
+
+import msgpack
+import pytest
+
+from protocol import messages as m
+
+
+def tiny(width=3, height=2, channels=3, stride=0) -> m.Image:
+    stride = stride or width * channels
+    return m.Image(width, height, channels, bytes(range(stride * height)), stride)
+
+
+def submit(**params) -> m.Submit:
+    return m.Submit("job-1", tiny(), [m.Style(image=tiny(2, 2)), m.Style(weight=0.5, preset="swirls")],
+                    m.JobParams(**params), mask=tiny(channels=1))
+
+
+def as_received(frames: list) -> list:
+    return [bytes(frame) for frame in frames]
+
+
+def test_submit_round_trip() -> None:
+    original = submit(iterations=7, optimizer="adam")
+    request = m.parse_request(as_received(m.submit_message(original)))
+    assert request.type == m.SUBMIT and request.job == "job-1"
+    got = request.submit
+    assert got.params == original.params
+    assert bytes(got.content.data) == bytes(original.content.data)
+    assert bytes(got.styles[0].image.data) == bytes(original.styles[0].image.data)
+    assert got.styles[1].preset == "swirls" and got.styles[1].weight == 0.5
+    assert got.mask.channels == 1
+
+
+def test_padded_rows_survive() -> None:
+    padded = tiny(width=3, height=2, channels=3, stride=12)
+    request = m.parse_request(as_received(m.submit_message(
+        m.Submit("j", padded, [m.Style(preset="p")], m.JobParams()))))
+    assert request.submit.content.stride == 12
+    assert request.submit.content.packed() == bytes(range(0, 9)) + bytes(range(12, 21))
+
+
+def header(frames: list) -> dict:
+    return msgpack.unpackb(frames[0])
+
+
+def reencode(frames: list, **changes) -> list:
+    raw = header(frames)
+    raw.update(changes)
+    return [msgpack.packb(raw), *frames[1:]]
+
+
+@pytest.mark.parametrize("frames, code", [
+    ([b"\xc1garbage"], m.Code.BAD_MESSAGE),
+    ([msgpack.packb([1, 2])], m.Code.BAD_MESSAGE),
+    ([], m.Code.BAD_MESSAGE),
+    ([msgpack.packb({"proto": "impasto", "v": 99, "type": "hello"})], m.Code.BAD_VERSION),
+    ([msgpack.packb({"proto": "other", "v": 1, "type": "hello"})], m.Code.BAD_VERSION),
+    ([msgpack.packb({"proto": "impasto", "v": 1, "type": "launch"})], m.Code.BAD_REQUEST),
+    ([msgpack.packb({"proto": "impasto", "v": 1, "type": "cancel"})], m.Code.BAD_REQUEST),
+])
+def test_malformed_messages_are_refused(frames, code) -> None:
+    with pytest.raises(m.ProtocolError) as caught:
+        m.parse_request(frames)
+    assert caught.value.code == code
+
+
+def test_image_byte_count_must_match() -> None:
+    frames = as_received(m.submit_message(submit()))
+    frames[1] = frames[1][:-1]
+    with pytest.raises(m.ProtocolError) as caught:
+        m.parse_request(frames)
+    assert caught.value.code == m.Code.BAD_IMAGE and caught.value.job == "job-1"
+
+
+@pytest.mark.parametrize("content, code", [
+    ({"width": 3, "height": 2, "channels": 3, "stride": 5, "frame": 1}, m.Code.BAD_IMAGE),
+    ({"width": 3, "height": 2, "channels": 2, "stride": 6, "frame": 1}, m.Code.BAD_IMAGE),
+    ({"width": 0, "height": 2, "channels": 3, "stride": 9, "frame": 1}, m.Code.BAD_IMAGE),
+    ({"width": 3, "height": 2, "channels": 3, "stride": 9, "frame": 9}, m.Code.BAD_IMAGE),
+    ({"width": "3", "height": 2, "channels": 3, "stride": 9, "frame": 1}, m.Code.BAD_IMAGE),
+    ({"width": 9000, "height": 9000, "channels": 3, "stride": 27000, "frame": 1}, m.Code.TOO_LARGE),
+])
+def test_bad_image_descriptions(content, code) -> None:
+    frames = reencode(as_received(m.submit_message(submit())), content=content)
+    with pytest.raises(m.ProtocolError) as caught:
+        m.parse_request(frames, max_pixels=10_000_000)
+    assert caught.value.code == code
+
+
+@pytest.mark.parametrize("params", [
+    {"iterations": 0}, {"iterations": True}, {"iterations": 2.5}, {"style_weight": math.nan},
+    {"style_weight": math.inf}, {"optimizer": "sgd"}, {"wings": 2}, {"content_layer": "relu9_9"},
+    {"style_layers": {"relu1_1": -1}}, {"style_layers": []}, {"size": 10**9},
+])
+def test_bad_parameters_are_refused(params) -> None:
+    with pytest.raises(m.ProtocolError) as caught:
+        m.JobParams.from_wire(params)
+    assert caught.value.code == m.Code.BAD_REQUEST
+
+
+def test_parameters_are_normalised() -> None:
+    params = m.JobParams.from_wire({"style_weight": 5, "style_layers": {"relu2_1": 1}})
+    assert params.style_weight == 5.0 and isinstance(params.style_weight, float)
+    assert params.style_layers == {"relu2_1": 1.0}
+
+
+@pytest.mark.parametrize("styles", [[], [{"weight": 1}], [{"preset": "a", "image": {}}], [{"preset": "a", "weight": 0}],
+                                    [{"preset": "a"}] * (m.MAX_STYLES + 1)])
+def test_bad_style_lists(styles) -> None:
+    frames = reencode(as_received(m.submit_message(submit())), styles=styles)
+    with pytest.raises(m.ProtocolError) as caught:
+        m.parse_request(frames)
+    assert caught.value.code == m.Code.BAD_REQUEST
+
+
+def test_reply_with_image_round_trip() -> None:
+    frames = as_received(m.image_message(m.PREVIEW, tiny(), job="j", iteration=5))
+    reply = m.parse_reply(frames)
+    assert reply.type == m.PREVIEW and reply.job == "j" and reply.header["iteration"] == 5
+    assert reply.image.packed() == tiny().packed()
+
+
+def test_protocol_module_needs_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, protocol.messages, protocol.client; sys.exit('torch' in sys.modules or 'numpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

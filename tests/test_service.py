@@ -1,0 +1,263 @@
+"""A real daemon process over real ZeroMQ sockets, driven by the real client and CLI."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import msgpack
+import pytest
+import zmq
+from PIL import Image as PILImage
+
+from protocol import messages as m
+from protocol.client import Client, DaemonError, DaemonUnavailable
+
+from .conftest import ROOT, SHARED_IMAGES, cli_env, make_submit
+
+
+def replies_of(client: Client, submit: m.Submit) -> list[m.Reply]:
+    return list(client.run_job(submit))
+
+
+def test_hello_describes_the_daemon(client) -> None:
+    hello = client.hello()
+    assert hello["v"] == m.VERSION and hello["model"] == "vgg19-caffe"
+    assert hello["device"].startswith("cpu") and hello["queue"] == 0
+    assert "swirls" in hello["presets"]
+
+
+def test_presets_come_with_thumbnails(client) -> None:
+    client.send(m.simple_message(m.PRESETS))
+    reply = client.receive(5)
+    names = [p["name"] for p in reply.header["presets"]]
+    assert "swirls" in names
+    assert all(p["thumbnail"]["width"] <= 64 for p in reply.header["presets"])
+
+
+def test_stylisation_streams_previews_and_lowers_the_loss(client, content_image, style_image) -> None:
+    replies = replies_of(client, make_submit(content_image, style_image, iterations=20, preview_every=5))
+    kinds = [r.type for r in replies]
+    assert kinds[0] == m.ACCEPTED and kinds[-1] == m.RESULT
+    previews = [r for r in replies if r.type == m.PREVIEW]
+    assert [p.header["iteration"] for p in previews] == [5, 10, 15]
+    progress = [r.header for r in replies if r.type == m.PROGRESS]
+    assert progress[-1]["iteration"] == 20
+    assert progress[-1]["losses"]["total"] < progress[0]["losses"]["total"]
+    result = replies[-1].image
+    # Worked at 64 px on the long side; comes back at the content's 80x60.
+    assert (result.width, result.height, result.channels) == (80, 60, 3)
+    assert progress[0]["width"] == 64
+    assert all((p.image.width, p.image.height) == (80, 60) for p in previews)
+    assert result.packed() != content_image.packed()
+
+
+def test_preset_style_and_alpha_kept(client, content_image) -> None:
+    array = bytearray()
+    rgb = content_image.packed()
+    for i in range(0, len(rgb), 3):
+        array += rgb[i:i + 3] + bytes([i % 256])
+    rgba = m.Image(80, 60, 4, bytes(array))
+    submit = make_submit(rgba, None, iterations=3, preview_every=0)
+    submit.styles = [m.Style(preset="embers")]
+    result = replies_of(client, submit)[-1].image
+    assert result.channels == 4
+    assert result.packed()[3::4] == rgba.packed()[3::4]
+
+
+def test_mask_leaves_outside_untouched(client, content_image, style_image) -> None:
+    mask = bytes(255 if x >= 40 else 0 for y in range(60) for x in range(80))
+    submit = make_submit(content_image, style_image, iterations=5, preview_every=0)
+    submit.mask = m.Image(80, 60, 1, mask)
+    result = replies_of(client, submit)[-1].image.packed()
+    original = content_image.packed()
+    for y in range(60):
+        row = slice(y * 240, y * 240 + 120)
+        assert result[row] == original[row]
+    assert result != original
+
+
+def test_two_clients_are_served_in_order(daemon, content_image, style_image) -> None:
+    finished: dict[str, float] = {}
+    accepted: dict[str, int] = {}
+
+    def run(name: str, delay: float) -> None:
+        time.sleep(delay)
+        with Client(daemon.endpoint) as client:
+            for reply in client.run_job(make_submit(content_image, style_image, iterations=15, preview_every=0)):
+                if reply.type == m.ACCEPTED:
+                    accepted[name] = reply.header["position"]
+            finished[name] = time.monotonic()
+
+    threads = [threading.Thread(target=run, args=("first", 0)), threading.Thread(target=run, args=("second", 0.2))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert accepted == {"first": 0, "second": 1}
+    assert finished["first"] < finished["second"]
+
+
+def test_cancel_stops_a_running_job_within_a_second(client, content_image, style_image) -> None:
+    submit = make_submit(content_image, style_image, iterations=10000, preview_every=0)
+    replies = client.run_job(submit)
+    for reply in replies:
+        if reply.type == m.PROGRESS:
+            break
+    asked = time.monotonic()
+    client.cancel(submit.job)
+    kinds = [reply.type for reply in replies]
+    assert kinds[-1] == m.CANCELLED
+    assert time.monotonic() - asked < 1.0
+    assert client.hello()["queue"] == 0
+
+
+def test_cancel_of_unknown_job_is_an_error(client) -> None:
+    client.send(m.simple_message(m.CANCEL, job="nope"))
+    reply = client.receive(5)
+    assert reply.type == m.ERROR and reply.header["code"] == m.Code.UNKNOWN_JOB
+
+
+def test_unknown_preset_is_refused(client, content_image) -> None:
+    submit = make_submit(content_image, None)
+    submit.styles = [m.Style(preset="../../etc/passwd")]
+    with pytest.raises(DaemonError) as caught:
+        replies_of(client, submit)
+    assert caught.value.code == m.Code.UNKNOWN_PRESET
+
+
+def raw_dealer(endpoint: str) -> zmq.Socket:
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.connect(endpoint)
+    return socket
+
+
+@pytest.mark.parametrize("frames, code", [
+    ([b"\x00\xff garbage \xc1"], m.Code.BAD_MESSAGE),
+    ([msgpack.packb({"proto": "impasto", "v": 0, "type": "hello"})], m.Code.BAD_VERSION),
+    ([msgpack.packb({"proto": "impasto", "v": 1, "type": "submit", "job": "x"})], m.Code.BAD_IMAGE),
+])
+def test_bad_messages_get_errors_and_the_daemon_keeps_serving(daemon, frames, code) -> None:
+    socket = raw_dealer(daemon.endpoint)
+    try:
+        socket.send_multipart(frames)
+        assert socket.poll(5000)
+        reply = m.parse_reply(socket.recv_multipart())
+        assert reply.type == m.ERROR and reply.header["code"] == code and reply.header["message"]
+    finally:
+        socket.close()
+    with Client(daemon.endpoint) as client:
+        assert client.hello()["v"] == m.VERSION
+
+
+def test_a_client_that_vanishes_has_its_job_cancelled(daemon, content_image, style_image) -> None:
+    socket = raw_dealer(daemon.endpoint)
+    socket.send_multipart(m.submit_message(make_submit(content_image, style_image, iterations=10000)))
+    assert socket.poll(5000)
+    socket.close()  # gone, without a word: no cancel, no more heartbeats
+    with Client(daemon.endpoint) as client:
+        deadline = time.monotonic() + m.PEER_TIMEOUT_S + 3
+        while client.hello()["queue"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.hello()["queue"] == 0
+
+
+def test_a_second_daemon_on_the_same_endpoint_refuses(daemon) -> None:
+    second = subprocess.run([sys.executable, "-m", "daemon.main", "--endpoint", daemon.endpoint],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert second.returncode == 2
+    assert "already running" in second.stderr
+    with Client(daemon.endpoint) as client:
+        assert client.hello()["v"] == m.VERSION
+
+
+def test_client_reports_an_absent_daemon_quickly(tmp_path) -> None:
+    started = time.monotonic()
+    with Client(f"ipc://{tmp_path}/nobody.sock", timeout=1.0) as client, pytest.raises(DaemonUnavailable):
+        client.hello()
+    assert time.monotonic() - started < 2
+    cli = subprocess.run([sys.executable, "-m", "cli.main", "status"], capture_output=True, text=True,
+                         env=cli_env(f"ipc://{tmp_path}/nobody.sock"), timeout=30, cwd=ROOT)
+    assert cli.returncode == 3 and "is it running" in cli.stderr
+
+
+def test_client_notices_a_daemon_that_dies_mid_job(fresh_daemon, content_image, style_image) -> None:
+    with Client(fresh_daemon.endpoint) as client:
+        replies = client.run_job(make_submit(content_image, style_image, iterations=10000, preview_every=0))
+        next(replies)
+        fresh_daemon.process.kill()
+        killed = time.monotonic()
+        with pytest.raises(DaemonUnavailable):
+            for _ in replies:
+                pass
+        assert time.monotonic() - killed < 5
+
+
+def test_sigterm_tells_the_client_and_exits(fresh_daemon, content_image, style_image) -> None:
+    with Client(fresh_daemon.endpoint) as client:
+        replies = client.run_job(make_submit(content_image, style_image, iterations=10000, preview_every=0))
+        next(replies)
+        fresh_daemon.process.send_signal(signal.SIGTERM)
+        with pytest.raises(DaemonError) as caught:
+            for _ in replies:
+                pass
+        assert caught.value.code == m.Code.SHUTTING_DOWN
+    assert fresh_daemon.process.wait(15) == 0
+
+
+def write_png(path, image: m.Image) -> None:
+    PILImage.frombytes("RGB", (image.width, image.height), image.packed()).save(path)
+
+
+def test_cli_stylize_writes_result_and_frames(daemon, tmp_path, content_image, style_image) -> None:
+    write_png(tmp_path / "photo.png", content_image)
+    write_png(tmp_path / "painting.png", style_image)
+    out = subprocess.run(
+        [sys.executable, "-m", "cli.main", "stylize", str(tmp_path / "photo.png"), "--style",
+         f"{tmp_path / 'painting.png'}:0.7", "--style", "swirls:0.3", "--size", "64", "--iterations", "12",
+         "--preview-every", "4", "--frames", str(tmp_path / "frames"), "-o", str(tmp_path / "out.png")],
+        capture_output=True, text=True, env=cli_env(daemon.endpoint), timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert PILImage.open(tmp_path / "out.png").size == (80, 60)
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [
+        "frame-00004.png", "frame-00008.png"]
+    assert "12/12" in out.stderr and "wrote" in out.stderr
+
+
+def test_cli_ctrl_c_cancels_the_job(daemon, tmp_path, content_image, style_image) -> None:
+    write_png(tmp_path / "photo.png", content_image)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "stylize", str(tmp_path / "photo.png"), "--style", "swirls",
+         "--iterations", "10000", "-o", str(tmp_path / "out.png")],
+        stderr=subprocess.PIPE, text=True, env=cli_env(daemon.endpoint), cwd=ROOT)
+    with Client(daemon.endpoint) as client:
+        deadline = time.monotonic() + 30
+        while client.hello()["queue"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        cli.send_signal(signal.SIGINT)
+        assert cli.wait(10) == 130
+        assert "cancelled" in cli.stderr.read()
+        deadline = time.monotonic() + 2
+        while client.hello()["queue"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert client.hello()["queue"] == 0
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.skipif(not SHARED_IMAGES.is_dir(), reason="../shared/images is absent (a developer checkout has it)")
+def test_real_painting_and_photo(client) -> None:
+    from cli.main import load_image
+
+    photo = PILImage.open(SHARED_IMAGES / "content" / "tubingen.jpg").resize((96, 72))
+    content = m.Image(96, 72, 3, photo.convert("RGB").tobytes())
+    style = load_image(SHARED_IMAGES / "style" / "starry_night.jpg")
+    submit = m.Submit("tubingen", content, [m.Style(image=style)], m.JobParams(size=96, iterations=15,
+                                                                                 preview_every=0))
+    replies = replies_of(client, submit)
+    progress = [r.header["losses"]["style"] for r in replies if r.type == m.PROGRESS]
+    assert progress[-1] < progress[0]
+    assert (replies[-1].image.width, replies[-1].image.height) == (96, 72)
