@@ -275,7 +275,7 @@ class Service:
             finished_by_cancel()
         except torch.cuda.OutOfMemoryError:
             log.warning("job %s ran out of device memory", submit.job)
-            send(m.error_message("out_of_memory", "the device ran out of memory; try a smaller size", submit.job))
+            send(m.error_message(m.Code.OUT_OF_MEMORY, "the device ran out of memory; try a smaller size", submit.job))
         except Exception as exc:
             log.error("job %s failed:\n%s", submit.job, traceback.format_exc())
             send(m.error_message(m.Code.INTERNAL, f"the job failed: {exc}", submit.job))

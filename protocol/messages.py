@@ -42,6 +42,7 @@ class Code:
     BUSY = "busy"  # the queue is full
     CLIENT_GONE = "client_gone"  # the client stopped sending heartbeats
     SHUTTING_DOWN = "shutting_down"
+    OUT_OF_MEMORY = "out_of_memory"
     INTERNAL = "internal"
 
 
