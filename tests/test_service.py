@@ -261,3 +261,15 @@ def test_real_painting_and_photo(client) -> None:
     progress = [r.header["losses"]["style"] for r in replies if r.type == m.PROGRESS]
     assert progress[-1] < progress[0]
     assert (replies[-1].image.width, replies[-1].image.height) == (96, 72)
+
+
+def test_a_killed_daemon_can_be_replaced(fresh_daemon) -> None:
+    fresh_daemon.process.kill()
+    fresh_daemon.process.wait()
+    # The dead daemon's socket file is still there; its lock died with it.
+    replacement = type(fresh_daemon)(fresh_daemon.endpoint, fresh_daemon.log.with_name("second.log"))
+    try:
+        with Client(fresh_daemon.endpoint) as client:
+            assert client.hello()["queue"] == 0
+    finally:
+        assert replacement.stop() == 0
