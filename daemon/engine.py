@@ -1,15 +1,23 @@
 """Neural style transfer after Gatys, Ecker & Bethge (2016, "Image Style Transfer Using
 Convolutional Neural Networks", CVPR): find the image whose VGG19 features match the content
-photo's at one deep layer and whose feature correlations (Gram matrices) match the painting's at
-several layers.
+photo's at one deep layer and whose feature statistics match the painting's at several layers.
 
 This module has no sockets: give it tensors and a JobParams, get a tensor back, with callbacks
 for progress, previews and cancellation. The daemon wraps it; tests drive it directly.
 
-Loss terms are means (not sums) over feature elements, and Gram matrices are divided by the
-number of elements of the features, as in Johnson's neural-style (the classic Caffe-VGG19 set-up
-these weights come from): the terms then do not grow with the image, so the weights mean the
-same thing at every size.
+What it adds to the paper, each for a reason:
+- coarse to fine (`Scales`): the picture is first optimised small, where iterations are cheap
+  and large structures settle, then enlarged by about √2 a step and refined; previews come from
+  the first scale within a second;
+- every term is a *relative* error (squared distance over the target's squared norm), so the
+  weights mean the same at every size and for every photo and painting, and one `strength`
+  number can set the balance;
+- Adam with an exponential average of the iterates (Polyak averaging), which removes the
+  optimiser's jitter from what the user sees;
+- a sliced-Wasserstein style loss (Heitz et al., 2021, "A Sliced Wasserstein Loss for Neural
+  Texture Synthesis", CVPR) besides the Gram loss: it matches the whole distribution of each
+  layer's features, not just their correlations;
+- replicate padding at the first convolution (see model.py) against bright or dark borders.
 """
 
 from __future__ import annotations
@@ -27,25 +35,30 @@ from protocol.messages import JobParams
 
 from .model import VGG19
 
+EPS = 1e-8
+# strength 0.5 keeps the weights as given; each 0.1 either way multiplies style by √10.
+STRENGTH_DECADES = 5.0
+
 
 class JobCancelled(Exception):
     """Raised inside the loop when `should_stop()` turns true."""
 
 
+# --- losses ------------------------------------------------------------------------------
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """Feature correlations G = F Fᵀ / (C·H·W) for features of shape (N, C, H, W).
 
     Dividing by the number of positions makes G independent of the image size, so a style
-    image and a content image of different sizes can be compared (Gatys et al., eq. 3); the
-    extra 1/C evens out the layers, whose widths run from 64 to 512 channels.
+    image and a content image of different sizes can be compared (Gatys et al., eq. 3).
     """
     n, c, h, w = features.shape
-    flat = features.reshape(n, c, h * w)
+    flat = features.reshape(n, c, h * w).float()
     return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
-def mean_squared_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return (value - target).pow(2).mean()
+def relative_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (value.float() - target).pow(2).sum() / (target.pow(2).sum() + EPS)
 
 
 class ContentLoss(nn.Module):
@@ -53,30 +66,117 @@ class ContentLoss(nn.Module):
 
     def __init__(self, target: torch.Tensor) -> None:
         super().__init__()
+        self.register_buffer("target", target.detach().float())
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return relative_error(features, self.target)
+
+
+class GramStyleLoss(nn.Module):
+    """How far the image's Gram matrix at one layer is from the painting's (Gatys et al., eq. 4)."""
+
+    def __init__(self, style_features: list[tuple[torch.Tensor, float]], generator: torch.Generator) -> None:
+        super().__init__()
+        total = sum(weight for _, weight in style_features)
+        target = sum(gram_matrix(feats) * (weight / total) for feats, weight in style_features)
         self.register_buffer("target", target.detach())
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return mean_squared_error(features, self.target)
+        return relative_error(gram_matrix(features), self.target)
 
 
-class StyleLoss(nn.Module):
-    """How far the image's Gram matrix at one layer is from the painting's (Gatys et al., eq. 4)."""
+class SlicedWassersteinStyleLoss(nn.Module):
+    """Distance between the distributions of image and painting features, along random directions.
 
-    def __init__(self, target_gram: torch.Tensor) -> None:
+    Projected on a direction, each distribution becomes a list of numbers, and the optimal
+    transport between two such lists pairs them in sorted order (Heitz et al., 2021). The
+    painting's sorted projections are resampled to the image's number of positions, so sizes
+    need not match; directions are redrawn every step. Blends of several styles mix their
+    samples in proportion to the weights.
+    """
+
+    def __init__(self, style_features: list[tuple[torch.Tensor, float]], generator: torch.Generator) -> None:
         super().__init__()
-        self.register_buffer("target", target_gram.detach())
+        total = sum(weight for _, weight in style_features)
+        samples = []
+        for feats, weight in style_features:
+            flat = feats[0].flatten(1).float()  # (C, positions)
+            count = max(1, round(flat.shape[1] * weight / total * len(style_features)))
+            index = torch.randint(flat.shape[1], (count,), generator=generator).to(flat.device)
+            samples.append(flat[:, index] if len(style_features) > 1 else flat)
+        self.register_buffer("style", torch.cat(samples, dim=1))
+        self.generator = generator
+        self.scale = self.style.pow(2).mean() + EPS
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return mean_squared_error(gram_matrix(features), self.target)
+        flat = features[0].flatten(1).float()
+        channels, positions = flat.shape
+        directions = torch.randn(channels, channels, generator=self.generator).to(flat.device)
+        directions = directions / directions.norm(dim=0, keepdim=True)
+        image = (directions.T @ flat).sort(dim=1).values
+        style = (directions.T @ self.style).sort(dim=1).values
+        if style.shape[1] != positions:
+            style = F.interpolate(style[None], size=positions, mode="linear", align_corners=True)[0]
+        return (image - style).pow(2).mean() / self.scale
+
+
+STYLE_LOSSES = {"gram": GramStyleLoss, "sliced": SlicedWassersteinStyleLoss}
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference between neighbouring pixels, in 0..255 units: penalises speckle."""
-    image = image * 255
+    """Mean squared difference between neighbouring pixels (0..1 units): penalises speckle."""
     dx = image[..., :, 1:] - image[..., :, :-1]
     dy = image[..., 1:, :] - image[..., :-1, :]
-    return dx.pow(2).mean() + dy.pow(2).mean()
+    return dx.float().pow(2).mean() + dy.float().pow(2).mean()
 
+
+# --- scales and sizes --------------------------------------------------------------------
+
+def working_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """The content's size scaled so its long side is at most `long_side` (never enlarged)."""
+    scale = min(1.0, long_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def scale_sides(long_side: int, first: int) -> list[int]:
+    """Long sides from `first` up to `long_side`, about √2 apart; one scale when `first` is 0."""
+    sides = [long_side]
+    while first and sides[-1] / math.sqrt(2) >= first:
+        sides.append(round(sides[-1] / math.sqrt(2)))
+    return sides[::-1]
+
+
+def resize(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Resize (N, 3, H, W) with antialiasing, so shrinking a photo does not alias."""
+    if image.shape[-2:] == (height, width):
+        return image
+    return F.interpolate(image, size=(height, width), mode="bicubic", align_corners=False,
+                         antialias=True).clamp(0, 1)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return False
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    if precision == "fp32":
+        return False
+    if precision == "bf16":
+        return True
+    return bf16_supported(device)
+
+
+def effective_weights(params: JobParams) -> tuple[float, float]:
+    """Content and style weights after the strength knob: only their ratio matters."""
+    style_gain = 10 ** (STRENGTH_DECADES * (params.strength - 0.5))
+    return params.content_weight, params.style_weight * style_gain
+
+
+# --- the optimisation --------------------------------------------------------------------
 
 @dataclass
 class Progress:
@@ -95,20 +195,6 @@ ProgressCallback = Callable[[Progress], None]
 PreviewCallback = Callable[[torch.Tensor, Progress], None]
 
 
-def working_size(width: int, height: int, long_side: int) -> tuple[int, int]:
-    """The content's size scaled so its long side is at most `long_side` (never enlarged)."""
-    scale = min(1.0, long_side / max(width, height))
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def resize(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Resize (N, 3, H, W) with antialiasing, so shrinking a photo does not alias."""
-    if image.shape[-2:] == (height, width):
-        return image
-    return F.interpolate(image, size=(height, width), mode="bicubic", align_corners=False,
-                         antialias=True).clamp(0, 1)
-
-
 class StyleTransfer:
     """Owns nothing but a loaded VGG19; each `run` is one independent job."""
 
@@ -116,27 +202,29 @@ class StyleTransfer:
         self.model = model
         self.device = torch.device(device)
 
-    def _features(self, image: torch.Tensor, layers: set[str], pooling: str) -> dict[str, torch.Tensor]:
-        return self.model(image.to(self.device), layers, pooling)
+    def features(self, image: torch.Tensor, layers: set[str], params: JobParams) -> dict[str, torch.Tensor]:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                            enabled=use_bf16(params.precision, self.device)):
+            return self.model(image.to(self.device), layers, params.pooling, edge="replicate")
 
     @torch.no_grad()
-    def style_targets(self, styles: list[tuple[torch.Tensor, float]], params: JobParams,
-                      long_side: int) -> dict[str, torch.Tensor]:
-        """Blend of the styles' Gram matrices per layer, computed once per job.
+    def style_losses(self, styles: list[tuple[torch.Tensor, float]], params: JobParams, long_side: int,
+                     generator: torch.Generator) -> dict[str, nn.Module]:
+        """The style term of each layer, with its targets computed once for this scale.
 
-        Each style image is scaled so its long side matches the output's, which keeps brush
-        strokes at a similar size relative to the picture.
+        Each style image is scaled so its long side is `long_side` × `style_scale`, which keeps
+        brush strokes the same size relative to the picture at every scale.
         """
-        total_weight = sum(weight for _, weight in styles)
-        targets: dict[str, torch.Tensor] = {}
+        per_layer: dict[str, list[tuple[torch.Tensor, float]]] = {layer: [] for layer in params.style_layers}
+        side = max(16, round(long_side * params.style_scale))
         for image, weight in styles:
             h, w = image.shape[-2:]
-            sw, sh = working_size(w, h, long_side) if max(w, h) > long_side else (w, h)
-            features = self._features(resize(image, sw, sh), set(params.style_layers), params.pooling)
+            sw, sh = (max(1, round(w * side / max(w, h))), max(1, round(h * side / max(w, h))))
+            features = self.features(resize(image, sw, sh), set(params.style_layers), params)
             for layer, feats in features.items():
-                gram = gram_matrix(feats) * (weight / total_weight)
-                targets[layer] = targets[layer] + gram if layer in targets else gram
-        return targets
+                per_layer[layer].append((feats.float(), weight))
+        loss_type = STYLE_LOSSES[params.style_loss]
+        return {layer: loss_type(feats, generator) for layer, feats in per_layer.items()}
 
     def run(
         self,
@@ -154,39 +242,71 @@ class StyleTransfer:
         started = time.monotonic()
         torch.manual_seed(params.seed)
         generator = torch.Generator().manual_seed(params.seed)
+        content = content.to(self.device)
         width, height = working_size(content.shape[-1], content.shape[-2], params.size)
-        content = resize(content.to(self.device), width, height)
+        sides = scale_sides(max(width, height), params.first_scale)
+        sizes = [working_size(width, height, side) for side in sides]
+        total = params.iterations * len(sizes)
+        # The pace of an iteration grows with its pixel count; weigh the ETA accordingly.
+        cost = [w * h for w, h in sizes]
+        image: torch.Tensor | None = None
+        done = 0
+        for index, (w, h) in enumerate(sizes):
+            scale_content = resize(content, w, h)
+            if image is None:
+                image = scale_content.clone() if params.init == "content" else \
+                    torch.rand(scale_content.shape, generator=generator).to(self.device)
+            else:
+                image = F.interpolate(image, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
 
+            def report(iteration: int, losses: dict[str, float], current: torch.Tensor,
+                       index: int = index, w: int = w, h: int = h, done: int = done) -> None:
+                elapsed = time.monotonic() - started
+                spent = sum(cost[:index]) * params.iterations + cost[index] * iteration
+                remaining = sum(cost) * params.iterations - spent
+                progress = Progress(scale=index + 1, scales=len(sizes), width=w, height=h,
+                                    iteration=done + iteration, total=total, losses=losses, elapsed=elapsed,
+                                    eta=elapsed / max(spent, 1) * remaining)
+                if on_progress:
+                    on_progress(progress)
+                last_of_scale = iteration == params.iterations
+                final = last_of_scale and index == len(sizes) - 1
+                if on_preview and not final and params.preview_every and (
+                        iteration % params.preview_every == 0 or last_of_scale):
+                    on_preview(current, progress)
+
+            image = self._optimise(image, scale_content, styles, params, generator, report, should_stop)
+            done += params.iterations
+        return image.detach().clamp(0, 1)
+
+    def _optimise(self, image: torch.Tensor, content: torch.Tensor, styles: list[tuple[torch.Tensor, float]],
+                  params: JobParams, generator: torch.Generator,
+                  report: Callable[[int, dict[str, float], torch.Tensor], None],
+                  should_stop: Callable[[], bool]) -> torch.Tensor:
+        """One scale: `params.iterations` steps from `image`; returns the (averaged) result."""
+        content_weight, style_weight = effective_weights(params)
         with torch.no_grad():
-            content_target = self._features(content, {params.content_layer}, params.pooling)[params.content_layer]
+            content_target = self.features(content, {params.content_layer}, params)[params.content_layer]
         content_loss = ContentLoss(content_target)
-        style_losses = {layer: StyleLoss(gram)
-                        for layer, gram in self.style_targets(styles, params, max(width, height)).items()}
+        style_losses = self.style_losses(styles, params, max(content.shape[-2:]), generator)
         layer_weight_sum = sum(params.style_layers.values()) or 1.0
         layers = {params.content_layer, *params.style_layers}
 
-        if params.init == "content":
-            image = content.clone(memory_format=torch.contiguous_format)
-        else:
-            image = torch.rand(content.shape, generator=generator).to(self.device)
-        image.requires_grad_(True)
+        image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
 
         def losses() -> dict[str, torch.Tensor]:
-            features = self._features(image, layers, params.pooling)
+            features = self.features(image, layers, params)
             style = sum(params.style_layers[layer] * loss(features[layer]) for layer, loss in style_losses.items())
-            terms = {
-                "content": content_loss(features[params.content_layer]),
-                "style": style / layer_weight_sum,
-                "tv": total_variation(image),
-            }
-            terms["total"] = (params.content_weight * terms["content"] + params.style_weight * terms["style"]
+            terms = {"content": content_loss(features[params.content_layer]),
+                     "style": style / layer_weight_sum,
+                     "tv": total_variation(image)}
+            terms["total"] = (content_weight * terms["content"] + style_weight * terms["style"]
                               + params.tv_weight * terms["tv"])
             return terms
 
         last_terms: dict[str, torch.Tensor] = {}
-        # L-BFGS's first step (1/|g|₁) and its tolerances assume a loss near 1, so the objective
-        # is divided by its starting value; Adam is indifferent to the scale.
         with torch.no_grad():
+            # L-BFGS's first step (1/|g|₁) and its tolerances assume a loss near 1.
             loss_scale = 1.0 / max(float(losses()["total"]), 1e-12)
 
         def closure() -> torch.Tensor:
@@ -199,31 +319,26 @@ class StyleTransfer:
             last_terms.update(terms)
             return objective
 
+        average = image.detach().clone()
         if params.optimizer == "lbfgs":
             # One L-BFGS iteration per step() so we can report, preview and cancel in between.
             # No line search: with max_iter=1 torch would allow it a single evaluation.
-            optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
-                [image], lr=1.0, max_iter=1, history_size=50)
+            optimizer: torch.optim.Optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=1, history_size=50)
         else:
-            optimizer = torch.optim.Adam([image], lr=params.learning_rate)
+            optimizer = torch.optim.Adam([image], lr=params.learning_rate, betas=(0.9, 0.99))
+        decay = params.average_decay if params.optimizer == "adam" else 0.0
 
         for iteration in range(1, params.iterations + 1):
             optimizer.step(closure)
-            if params.optimizer == "adam":
-                # L-BFGS is left unclamped: clamping would contradict the curvature it has learnt.
-                with torch.no_grad():
+            with torch.no_grad():
+                if params.optimizer == "adam":
+                    # L-BFGS is left unclamped: clamping would contradict the curvature it has learnt.
                     image.clamp_(0, 1)
-            if on_progress or on_preview:
-                elapsed = time.monotonic() - started
-                progress = Progress(
-                    scale=1, scales=1, width=width, height=height, iteration=iteration, total=params.iterations,
-                    losses={name: float(value.detach()) for name, value in last_terms.items()},
-                    elapsed=elapsed, eta=elapsed / iteration * (params.iterations - iteration))
-                if not all(math.isfinite(v) for v in progress.losses.values()):
-                    raise FloatingPointError(f"the loss became {progress.losses['total']} at iteration {iteration}")
-                if on_progress:
-                    on_progress(progress)
-                if on_preview and params.preview_every and iteration % params.preview_every == 0 \
-                        and iteration < params.iterations:
-                    on_preview(image.detach(), progress)
-        return image.detach().clamp(0, 1)
+                # Bias-corrected exponential average of the iterates: early on, mostly the latest.
+                weight = (1 - decay) / (1 - decay ** iteration)
+                average.mul_(1 - weight).add_(image.detach(), alpha=weight)
+            losses_now = {name: float(value.detach()) for name, value in last_terms.items()}
+            if not all(math.isfinite(v) for v in losses_now.values()):
+                raise FloatingPointError(f"the loss became {losses_now['total']} at iteration {iteration}")
+            report(iteration, losses_now, average)
+        return average

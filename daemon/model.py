@@ -86,11 +86,14 @@ class VGG19(nn.Module):
         return (rgb - self.mean) / self.std
 
     def forward(
-        self, rgb: torch.Tensor, layers: set[str] | frozenset[str], pooling: str = "max"
+        self, rgb: torch.Tensor, layers: set[str] | frozenset[str], pooling: str = "max", edge: str = "zeros"
     ) -> dict[str, torch.Tensor]:
         """Feature maps at `layers` for an RGB image in 0..1; stops after the deepest one.
 
         Gatys et al. found average pooling gives smoother results; max is the network's own.
+        `edge="replicate"` pads the first convolution with the border pixels instead of zeros
+        (black, after the mean is subtracted: a false edge that style transfer paints over
+        as a bright or dark frame).
         """
         if pooling not in ("max", "avg"):
             raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
@@ -101,7 +104,10 @@ class VGG19(nn.Module):
         x = self.preprocess(rgb)
         features: dict[str, torch.Tensor] = {}
         for name in LAYER_NAMES[: last + 1]:
-            if name.startswith("conv"):
+            if name == "conv1_1" and edge == "replicate":
+                conv = self.convs[name]
+                x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), conv.weight, conv.bias)
+            elif name.startswith("conv"):
                 x = self.convs[name](x)
             elif name.startswith("relu"):
                 x = F.relu(x)

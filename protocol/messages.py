@@ -150,17 +150,23 @@ class JobParams:
     """
 
     size: int = field(default=512, metadata={"allowed": Range(16, MAX_SIDE)})
-    iterations: int = field(default=200, metadata={"allowed": Range(1, 20000)})
-    content_weight: float = field(default=5.0, metadata={"allowed": Range(0.0, 1e9)})
-    style_weight: float = field(default=100.0, metadata={"allowed": Range(0.0, 1e12)})
-    tv_weight: float = field(default=10.0, metadata={"allowed": Range(0.0, 1e9)})
+    iterations: int = field(default=60, metadata={"allowed": Range(1, 20000)})  # per scale
+    first_scale: int = field(default=128, metadata={"allowed": Range(0, MAX_SIDE)})  # 0: one scale
+    strength: float = field(default=0.5, metadata={"allowed": Range(0.0, 1.0)})
+    content_weight: float = field(default=1.0, metadata={"allowed": Range(0.0, 1e9)})
+    style_weight: float = field(default=10.0, metadata={"allowed": Range(0.0, 1e12)})
+    tv_weight: float = field(default=1.0, metadata={"allowed": Range(0.0, 1e9)})
+    style_loss: str = field(default="gram", metadata={"allowed": ("gram", "sliced")})
+    style_scale: float = field(default=1.0, metadata={"allowed": Range(0.05, 8.0)})
     content_layer: str = field(default="relu4_2", metadata={"allowed": "layer"})
     style_layers: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(STYLE_LAYERS, 1.0), metadata={"allowed": "layers"})
-    optimizer: str = field(default="lbfgs", metadata={"allowed": ("lbfgs", "adam")})
+    optimizer: str = field(default="adam", metadata={"allowed": ("lbfgs", "adam")})
     learning_rate: float = field(default=0.02, metadata={"allowed": Range(1e-6, 10.0)})
+    average_decay: float = field(default=0.9, metadata={"allowed": Range(0.0, 0.999)})
     init: str = field(default="content", metadata={"allowed": ("content", "noise")})
     pooling: str = field(default="max", metadata={"allowed": ("max", "avg")})
+    precision: str = field(default="auto", metadata={"allowed": ("auto", "bf16", "fp32")})
     seed: int = field(default=0, metadata={"allowed": Range(0, 2**63 - 1)})
     preview_every: int = field(default=10, metadata={"allowed": Range(0, 20000)})
 

@@ -27,13 +27,25 @@ def test_gram_matrix_ignores_image_size() -> None:
 
 def test_losses_vanish_at_their_targets() -> None:
     features = torch.rand(1, 8, 5, 5)
-    assert engine.ContentLoss(features)(features) == 0
-    assert engine.StyleLoss(engine.gram_matrix(features))(features) == 0
     other = torch.rand(1, 8, 5, 5)
+    generator = torch.Generator().manual_seed(0)
+    assert engine.ContentLoss(features)(features) == 0
     assert engine.ContentLoss(features)(other) > 0
-    assert engine.StyleLoss(engine.gram_matrix(features))(other) > 0
+    for loss_type in engine.STYLE_LOSSES.values():
+        loss = loss_type([(features, 1.0)], generator)
+        assert loss(features) < 1e-6
+        assert loss(other) > 1e-3
     assert engine.total_variation(torch.full((1, 3, 4, 4), 0.3)) == 0
     assert engine.total_variation(torch.rand(1, 3, 4, 4)) > 0
+
+
+def test_sliced_wasserstein_ignores_positions_and_sizes() -> None:
+    """Only the distribution of feature vectors counts: shuffled or repeated, the same texture."""
+    generator = torch.Generator().manual_seed(0)
+    features = torch.rand(1, 8, 6, 6)
+    shuffled = features.flatten(2)[..., torch.randperm(36)].reshape(1, 8, 6, 6)
+    loss = engine.SlicedWassersteinStyleLoss([(features.repeat(1, 1, 2, 2), 1.0)], generator)
+    assert loss(shuffled) < 1e-3
 
 
 def test_model_has_the_sixteen_convolutions(vgg19) -> None:
@@ -71,19 +83,58 @@ def test_unknown_layer_is_refused(vgg19) -> None:
     assert "pool5" in LAYER_NAMES
 
 
-def small(seed: int) -> torch.Tensor:
-    return torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(seed))
+def small(seed: int, height: int = 24, width: int = 32) -> torch.Tensor:
+    return torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
-def test_optimisation_lowers_the_loss(vgg19, optimizer) -> None:
-    totals = []
-    params = JobParams(size=32, iterations=15, optimizer=optimizer, learning_rate=0.05, preview_every=0)
+@pytest.mark.parametrize("optimizer, style_loss", [("lbfgs", "gram"), ("adam", "gram"), ("adam", "sliced")])
+def test_optimisation_lowers_the_loss(vgg19, optimizer, style_loss) -> None:
+    terms = []
+    params = JobParams(size=32, iterations=15, optimizer=optimizer, style_loss=style_loss, learning_rate=0.05,
+                       preview_every=0, strength=0.7)
     result = engine.StyleTransfer(vgg19).run(small(1), [(small(2), 1.0)], params,
-                                             on_progress=lambda p: totals.append(p.losses["total"]))
-    assert len(totals) == 15
-    assert totals[-1] < 0.7 * totals[0]
+                                             on_progress=lambda p, terms=terms: terms.append(p.losses))
+    assert len(terms) == 15
+    assert terms[-1]["total"] < 0.7 * terms[0]["total"]
+    assert terms[-1]["style"] < 0.7 * terms[0]["style"]
     assert result.shape == (1, 3, 24, 32) and result.min() >= 0 and result.max() <= 1
+
+
+def test_scales_grow_and_warm_start(vgg19) -> None:
+    assert engine.scale_sides(384, 128) == [136, 192, 272, 384]
+    assert engine.scale_sides(100, 128) == [100]
+    assert engine.scale_sides(384, 0) == [384]
+    seen = []
+    params = JobParams(size=64, first_scale=30, iterations=6, init="noise", preview_every=0)
+    engine.StyleTransfer(vgg19).run(small(1, 48, 64), [(small(2), 1.0)], params, on_progress=seen.append)
+    assert [(p.scale, p.width, p.height) for p in seen[::6]] == [(1, 32, 24), (2, 45, 34), (3, 64, 48)]
+    assert [p.iteration for p in seen] == list(range(1, 19)) and seen[-1].total == 18
+    # Warm start: scale 2 begins where scale 1 ended, far below where noise began.
+    assert seen[6].losses["content"] < 0.5 * seen[0].losses["content"]
+
+
+def test_bf16_and_fp32_agree(vgg19) -> None:
+    results, losses = {}, {}
+    for precision in ("fp32", "bf16"):
+        params = JobParams(size=48, iterations=10, precision=precision, preview_every=0)
+        terms = []
+        results[precision] = engine.StyleTransfer(vgg19).run(small(1), [(small(2), 1.0)], params,
+                                                             on_progress=lambda p, terms=terms: terms.append(p.losses))
+        losses[precision] = terms[-1]["total"]
+    assert abs(losses["bf16"] - losses["fp32"]) < 0.05 * losses["fp32"]
+    assert (results["bf16"] - results["fp32"]).abs().mean() < 0.02
+
+
+def test_strength_trades_content_for_style(vgg19) -> None:
+    final = {}
+    for strength in (0.3, 0.7):
+        terms = []
+        params = JobParams(size=48, iterations=20, strength=strength, preview_every=0)
+        engine.StyleTransfer(vgg19).run(small(1), [(small(2), 1.0)], params,
+                                        on_progress=lambda p, terms=terms: terms.append(p.losses))
+        final[strength] = terms[-1]
+    assert final[0.7]["style"] < final[0.3]["style"]
+    assert final[0.7]["content"] > final[0.3]["content"]
 
 
 def test_same_seed_same_picture(vgg19) -> None:
@@ -98,11 +149,17 @@ def test_same_seed_same_picture(vgg19) -> None:
 
 def test_previews_come_at_the_cadence_asked(vgg19) -> None:
     previews = []
-    params = JobParams(size=32, iterations=12, preview_every=4, pooling="avg")
+    params = JobParams(size=32, iterations=12, preview_every=5, pooling="avg")
     engine.StyleTransfer(vgg19).run(small(1), [(small(2), 1.0)], params,
                                     on_preview=lambda image, p: previews.append((p.iteration, image.shape)))
-    assert [iteration for iteration, _ in previews] == [4, 8]  # the 12th is the result itself
+    assert [iteration for iteration, _ in previews] == [5, 10]  # the 12th is the result itself
     assert all(shape == (1, 3, 24, 32) for _, shape in previews)
+    previews.clear()
+    params = JobParams(size=64, first_scale=30, iterations=4, preview_every=3)
+    engine.StyleTransfer(vgg19).run(small(1, 48, 64), [(small(2), 1.0)], params,
+                                    on_preview=lambda image, p: previews.append((p.iteration, image.shape)))
+    # Every scale also ends with a preview, so the picture visibly sharpens scale by scale.
+    assert [iteration for iteration, _ in previews] == [3, 4, 7, 8, 11]
 
 
 def test_working_size_never_enlarges() -> None:
@@ -122,10 +179,14 @@ def test_should_stop_cancels(vgg19) -> None:
                                         should_stop=should_stop)
 
 
-def test_style_targets_blend_two_styles(vgg19) -> None:
+def test_gram_targets_blend_two_styles(vgg19) -> None:
     transfer = engine.StyleTransfer(vgg19)
-    params = JobParams(style_layers={"relu1_1": 1.0})
-    a = transfer.style_targets([(small(1), 1.0)], params, 32)["relu1_1"]
-    b = transfer.style_targets([(small(2), 1.0)], params, 32)["relu1_1"]
-    mixed = transfer.style_targets([(small(1), 3.0), (small(2), 1.0)], params, 32)["relu1_1"]
-    assert torch.allclose(mixed, 0.75 * a + 0.25 * b, rtol=1e-4, atol=1e-3)
+    params = JobParams(style_layers={"relu1_1": 1.0}, precision="fp32")
+    generator = torch.Generator()
+
+    def target(styles):
+        return transfer.style_losses(styles, params, 32, generator)["relu1_1"].target
+
+    mixed = target([(small(1), 3.0), (small(2), 1.0)])
+    assert torch.allclose(mixed, 0.75 * target([(small(1), 1.0)]) + 0.25 * target([(small(2), 1.0)]),
+                          rtol=1e-4, atol=1e-3)
