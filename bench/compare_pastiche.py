@@ -100,6 +100,7 @@ def run_impasto_child(args: argparse.Namespace) -> None:
     """In the child: load the model (not timed), run one job, save frames and their times."""
     out = Path(args.child)
     model = load_vgg19()
+    StyleTransfer(model).warm_up()  # as the daemon does before it says it is ready
     content, style = load(args.content), load(args.style)
     params = JobParams(size=args.size, preview_every=args.every, seed=0,
                        **json.loads(args.params))

@@ -249,9 +249,20 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("--frames", type=Path, help="folder to save progressive previews in")
     stylize.add_argument("--size", type=int, help=f"long side to work at, in pixels (default: {defaults.size}); "
                          "the result comes back at the content's size")
-    stylize.add_argument("--iterations", type=int, help=f"optimiser iterations (default: {defaults.iterations})")
-    stylize.add_argument("--content-weight", type=float, help=f"default: {defaults.content_weight:g}")
-    stylize.add_argument("--style-weight", type=float, help=f"default: {defaults.style_weight:g}")
+    stylize.add_argument("--iterations", type=int, help=f"optimiser iterations per scale (default: "
+                         f"{defaults.iterations})")
+    stylize.add_argument("--strength", type=float, help="0 keeps the photo, 1 is all painting; the same "
+                         f"balance at every size (default: {defaults.strength:g})")
+    stylize.add_argument("--first-scale", type=int, help="long side of the first, coarsest scale; scales grow "
+                         f"by √2 from there, 0 for a single scale (default: {defaults.first_scale})")
+    stylize.add_argument("--style-scale", type=float, help="size of the painting's brush strokes relative to "
+                         f"the picture (default: {defaults.style_scale:g})")
+    stylize.add_argument("--style-loss", choices=("gram", "sliced"), help="Gram matrices (Gatys) or sliced "
+                         f"Wasserstein (Heitz et al.) (default: {defaults.style_loss})")
+    stylize.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="bf16 where the device has it "
+                         f"(auto), or force one (default: {defaults.precision})")
+    stylize.add_argument("--content-weight", type=float, help=f"expert: default: {defaults.content_weight:g}")
+    stylize.add_argument("--style-weight", type=float, help=f"expert: default: {defaults.style_weight:g}")
     stylize.add_argument("--tv-weight", type=float, help=f"total-variation (smoothness) weight, default: "
                          f"{defaults.tv_weight:g}")
     stylize.add_argument("--optimizer", choices=("lbfgs", "adam"), help=f"default: {defaults.optimizer}")

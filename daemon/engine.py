@@ -202,6 +202,15 @@ class StyleTransfer:
         self.model = model
         self.device = torch.device(device)
 
+    def warm_up(self) -> None:
+        """A tiny job, so the first real one does not pay for kernel selection and allocation.
+
+        On the CPU the first forward and backward of a process take over a second longer than
+        the next ones, whatever their size; after this, a first preview comes within a second.
+        """
+        image = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+        self.run(image, [(image, 1.0)], JobParams(size=64, iterations=2, preview_every=0))
+
     def features(self, image: torch.Tensor, layers: set[str], params: JobParams) -> dict[str, torch.Tensor]:
         with torch.autocast(self.device.type, dtype=torch.bfloat16,
                             enabled=use_bf16(params.precision, self.device)):

@@ -135,7 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     log.info("VGG19 (%s weights from %s) loaded on %s in %.2f s", model.lineage, weights, describe_device(device),
              time.monotonic() - started)
 
-    service = Service(StyleTransfer(model, device), socket, context, device_name=describe_device(device),
+    engine = StyleTransfer(model, device)
+    started = time.monotonic()
+    engine.warm_up()
+    log.info("warmed up in %.2f s", time.monotonic() - started)
+    service = Service(engine, socket, context, device_name=describe_device(device),
                       model_name=f"vgg19-{model.lineage}", max_queue=args.max_queue, max_pixels=args.max_pixels,
                       client_timeout=args.client_timeout)
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -299,9 +299,26 @@ def finish(image: torch.Tensor, submit: m.Submit) -> m.Image:
     rgb = pixels.to_uint8(image)
     original = pixels.to_array(content)
     if submit.mask is not None:
-        weight = pixels.to_array(submit.mask).astype(np.float32) / 255
+        weight = feathered(pixels.to_array(submit.mask), submit.params.mask_feather)
         blended = rgb * weight + original[..., :3] * (1 - weight)
         rgb = np.where(weight > 0, np.round(blended), original[..., :3]).astype(np.uint8)
     if content.channels == 4:
         rgb = np.concatenate([rgb, original[..., 3:]], axis=2)
     return pixels.from_array(rgb)
+
+
+def feathered(mask: np.ndarray, radius: float) -> np.ndarray:
+    """The mask (H, W, 1, uint8) as weights in 0..1, softened over `radius` pixels *inside* it.
+
+    Blurring spreads a hard edge to 0.5 at the edge itself; doubling and subtracting one moves
+    that 0.5 to 0 there, so the soft band lies within the selection and every pixel outside
+    keeps a weight of exactly 0.
+    """
+    weight = torch.from_numpy(mask.astype(np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
+    size = round(radius)
+    if size >= 1:
+        blurred = weight
+        for _ in range(2):  # two box blurs: close enough to a Gaussian
+            blurred = F.avg_pool2d(blurred, 2 * size + 1, stride=1, padding=size, count_include_pad=False)
+        weight = torch.minimum(weight, (2 * blurred - 1).clamp(0, 1))
+    return weight[0].permute(1, 2, 0).numpy()

@@ -169,6 +169,7 @@ class JobParams:
     precision: str = field(default="auto", metadata={"allowed": ("auto", "bf16", "fp32")})
     seed: int = field(default=0, metadata={"allowed": Range(0, 2**63 - 1)})
     preview_every: int = field(default=10, metadata={"allowed": Range(0, 20000)})
+    mask_feather: float = field(default=0.0, metadata={"allowed": Range(0.0, 1024.0)})  # pixels, inward
 
     def to_wire(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

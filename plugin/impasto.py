@@ -1,0 +1,344 @@
+#!/usr/bin/env python3
+"""Impasto Style Transfer for GIMP 3: Filters > Artistic > Impasto Style Transfer...
+
+Sends the active layer (or the selected part of it, with some context around) and a style to
+the Impasto daemon, and adds what comes back as new layers in a group above the layer while the
+optimisation runs. The original layer is never modified, and the whole run is one undo step.
+
+Needs only GIMP's own Python with pyzmq and msgpack: the daemon does the heavy lifting. The
+`protocol` package sits beside this file (the installer copies it), with `impasto.json`, which
+names the daemon's endpoint and the command that starts it.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+if os.path.isdir(os.path.join(HERE, "vendor")):  # pyzmq/msgpack the installer fetched for us
+    sys.path.insert(0, os.path.join(HERE, "vendor"))
+
+import gi  # noqa: E402
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
+
+PROCEDURE = "plug-in-impasto-style-transfer"
+QUALITIES = {  # name: (label, long side worked at, iterations per scale)
+    "draft": ("Draft (fast)", 384, 25),
+    "normal": ("Normal", 768, 60),
+    "fine": ("Fine (slow)", 1280, 120),
+}
+CONTEXT_FRACTION = 0.15  # context sent around a selection, as a share of its size
+FEATHER_FRACTION = 0.04  # soft edge inside a selection, as a share of its size
+
+
+def load_settings():
+    path = os.path.join(HERE, "impasto.json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+class PluginError(Exception):
+    """Ends the run with a message for the user."""
+
+
+# --- talking to the daemon -------------------------------------------------------------
+
+def connect(endpoint, settings, start_daemon):
+    """A Client that has answered hello, starting the daemon first where allowed."""
+    from protocol.client import Client, DaemonUnavailable
+
+    client = Client(endpoint, timeout=2.0)
+    try:
+        client.hello()
+        return client
+    except DaemonUnavailable:
+        pass
+    command = settings.get("daemon_command") or []
+    if not start_daemon:
+        raise PluginError(f"The Impasto daemon is not running at {endpoint}. Start it with `impasto-daemon`.")
+    if not command or not (os.path.exists(command[0]) or shutil.which(command[0])):
+        raise PluginError(f"The Impasto daemon is not running at {endpoint}, and it cannot be started from "
+                          f"here ({command[0] if command else 'no daemon command configured'} not found). "
+                          "Start it with `impasto-daemon`, or run Impasto's installer again.")
+    Gimp.progress_set_text("Starting the Impasto daemon (loading VGG19)…")
+    log_path = os.path.join(os.path.dirname(endpoint[len("ipc://"):]) if endpoint.startswith("ipc://")
+                            else HERE, "impasto-daemon.log")
+    with open(log_path, "ab") as log:
+        # A session of its own: GIMP kills a plug-in's process group when it ends.
+        subprocess.Popen([*command, "--endpoint", endpoint], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                         start_new_session=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        Gimp.progress_pulse()
+        try:
+            client.hello()
+            return client
+        except DaemonUnavailable:
+            continue
+    raise PluginError(f"The Impasto daemon did not start within 90 s; see {log_path}.")
+
+
+# --- pixels ----------------------------------------------------------------------------
+
+def read_pixels(drawable, x, y, width, height, fmt):
+    buffer = drawable.get_buffer()
+    return bytes(buffer.get(Gegl.Rectangle.new(x, y, width, height), 1.0, fmt, Gegl.AbyssPolicy.CLAMP))
+
+
+def style_from_image(image):
+    """Another open image, flattened as it looks, as RGB bytes."""
+    from protocol.messages import Image, Style
+
+    copy = image.duplicate()
+    try:
+        layer = copy.flatten()
+        if copy.get_base_type() != Gimp.ImageBaseType.RGB:
+            copy.convert_rgb()
+            layer = copy.get_layers()[0]
+        width, height = layer.get_width(), layer.get_height()
+        data = read_pixels(layer, 0, 0, width, height, "R'G'B' u8")
+    finally:
+        copy.delete()
+    return Style(image=Image(width, height, 3, data))
+
+
+def style_from_file(path):
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, path)
+    try:
+        return style_from_image(image)
+    finally:
+        image.delete()
+
+
+def style_from_pattern(pattern):
+    from protocol.messages import Image, Style
+
+    gi.require_version("Babl", "0.1")
+    from gi.repository import Babl
+
+    buffer = pattern.get_buffer(1024, 1024, Babl.format("R'G'B' u8"))
+    extent = buffer.get_extent()
+    data = bytes(buffer.get(extent, 1.0, "R'G'B' u8", Gegl.AbyssPolicy.CLAMP))
+    return Style(image=Image(extent.width, extent.height, 3, data))
+
+
+def choose_style(config):
+    """The style the user picked, in order: an open image, a file, a pattern, a preset."""
+    from protocol.messages import Style
+
+    image = config.get_property("style-image")
+    if image is not None:
+        return style_from_image(image), image.get_name()
+    style_file = config.get_property("style-file")
+    if style_file is not None and style_file.get_path():
+        return style_from_file(style_file), os.path.basename(style_file.get_path())
+    pattern = config.get_property("style-pattern")
+    if pattern is not None and config.get_property("use-pattern"):
+        return style_from_pattern(pattern), pattern.get_name()
+    preset = config.get_property("style-preset") or "swirls"
+    return Style(preset=preset), preset
+
+
+def selection_region(image, layer):
+    """(x, y, w, h) in layer coordinates to send, and the selection mask over it (or None)."""
+    _, offset_x, offset_y = layer.get_offsets()
+    width, height = layer.get_width(), layer.get_height()
+    _, selected, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
+    if not selected:
+        return (0, 0, width, height), None
+    # Selection bounds are in image coordinates; clip them to the layer.
+    x1, y1 = max(x1 - offset_x, 0), max(y1 - offset_y, 0)
+    x2, y2 = min(x2 - offset_x, width), min(y2 - offset_y, height)
+    if x2 <= x1 or y2 <= y1:
+        raise PluginError("The selection does not touch the active layer.")
+    pad = int(max(x2 - x1, y2 - y1) * CONTEXT_FRACTION)
+    x1, y1 = max(x1 - pad, 0), max(y1 - pad, 0)
+    x2, y2 = min(x2 + pad, width), min(y2 + pad, height)
+    mask = read_pixels(image.get_selection(), x1 + offset_x, y1 + offset_y, x2 - x1, y2 - y1, "Y u8")
+    return (x1, y1, x2 - x1, y2 - y1), mask
+
+
+# --- layers ----------------------------------------------------------------------------
+
+class ResultLayers:
+    """The group above the source layer, and the layers the previews and the result become."""
+
+    def __init__(self, image, source, region, name, keep_previews):
+        self.image = image
+        self.x, self.y, self.width, self.height = region
+        _, offset_x, offset_y = source.get_offsets()
+        self.x += offset_x
+        self.y += offset_y
+        self.has_alpha = source.has_alpha()
+        self.keep_previews = keep_previews
+        self.group = Gimp.GroupLayer.new(image, f"Impasto: {name}")
+        image.insert_layer(self.group, source.get_parent(), image.get_item_position(source))
+        self.latest = None
+
+    def add(self, picture, name):
+        from protocol.messages import Image  # noqa: F401 - picture is one
+
+        kind = Gimp.ImageType.RGBA_IMAGE if picture.channels == 4 else Gimp.ImageType.RGB_IMAGE
+        layer = Gimp.Layer.new(self.image, name, picture.width, picture.height, kind, 100.0,
+                               Gimp.LayerMode.NORMAL)
+        self.image.insert_layer(layer, self.group, 0)
+        layer.set_offsets(self.x, self.y)
+        fmt = "R'G'B'A u8" if picture.channels == 4 else "R'G'B' u8"
+        buffer = layer.get_buffer()
+        buffer.set(Gegl.Rectangle.new(0, 0, picture.width, picture.height), fmt, picture.packed())
+        buffer.flush()
+        layer.update(0, 0, picture.width, picture.height)
+        if self.latest is not None and not self.keep_previews:
+            self.image.remove_layer(self.latest)
+        self.latest = layer
+        Gimp.displays_flush()
+        return layer
+
+
+# --- the procedure ---------------------------------------------------------------------
+
+def stylize(procedure, run_mode, image, drawables, config, data):
+    from protocol.client import DaemonError, DaemonUnavailable, new_job_id
+    from protocol.messages import PREVIEW, PROGRESS, RESULT, Image, JobParams, Submit
+
+    if run_mode == Gimp.RunMode.INTERACTIVE:
+        gi.require_version("GimpUi", "3.0")
+        from gi.repository import GimpUi
+
+        GimpUi.init("impasto")
+        dialog = GimpUi.ProcedureDialog.new(procedure, config, "Impasto Style Transfer")
+        dialog.fill(None)
+        if not dialog.run():
+            dialog.destroy()
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+        dialog.destroy()
+
+    def fail(message):
+        error = GLib.Error.new_literal(Gimp.PlugIn.error_quark(), message, 0)
+        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, error)
+
+    if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
+        return fail("Impasto works on one layer: select a single layer.")
+    layer = drawables[0]
+    if image.get_base_type() != Gimp.ImageBaseType.RGB:
+        return fail("Impasto works on RGB images: use Image > Mode > RGB first.")
+    if isinstance(layer, Gimp.GroupLayer):
+        return fail("Impasto cannot stylise a layer group: select one of its layers.")
+
+    settings = load_settings()
+    endpoint = config.get_property("endpoint") or os.environ.get("IMPASTO_ENDPOINT") or settings.get("endpoint")
+    if not endpoint:
+        from protocol.endpoint import default_endpoint
+
+        endpoint = default_endpoint()
+    quality = config.get_property("quality")
+    _, long_side, iterations = QUALITIES.get(quality, QUALITIES["normal"])
+
+    Gimp.progress_init("Impasto: connecting to the daemon…")
+    try:
+        region, mask = selection_region(image, layer)
+        style, style_name = choose_style(config)
+        client = connect(endpoint, settings, config.get_property("start-daemon"))
+    except PluginError as exc:
+        return fail(str(exc))
+    except GLib.Error as exc:
+        return fail(f"Impasto could not read the style: {exc.message}")
+
+    x, y, width, height = region
+    channels = 4 if layer.has_alpha() else 3
+    content = Image(width, height, channels,
+                    read_pixels(layer, x, y, width, height, "R'G'B'A u8" if channels == 4 else "R'G'B' u8"))
+    feather = max(1, round(max(width, height) * FEATHER_FRACTION)) if mask is not None else 0
+    params = JobParams(size=long_side, iterations=iterations, strength=config.get_property("strength"),
+                       seed=config.get_property("seed"), preview_every=max(5, iterations // 2),
+                       mask_feather=feather)
+    submit = Submit(new_job_id(), content, [style],
+                    params, Image(width, height, 1, mask) if mask is not None else None)
+
+    image.undo_group_start()
+    layers = ResultLayers(image, layer, region, style_name, config.get_property("keep-previews"))
+    previews = 0
+    try:
+        for reply in client.run_job(submit):
+            if reply.type == PROGRESS:
+                h = reply.header
+                Gimp.progress_set_text(f"Impasto: scale {h['scale']}/{h['scales']} ({h['width']}×{h['height']}), "
+                                       f"iteration {h['iteration']}/{h['total']}, about {round(h['eta'])} s left")
+                Gimp.progress_update(h["iteration"] / h["total"])
+            elif reply.type == PREVIEW:
+                previews += 1
+                layers.add(reply.image, f"Impasto preview {previews} (iteration {reply.header['iteration']})")
+            elif reply.type == RESULT:
+                layers.add(reply.image, f"Impasto {style_name}")
+    except (DaemonError, DaemonUnavailable) as exc:
+        image.undo_group_end()
+        return fail(f"Impasto: {exc}")
+    finally:
+        client.close()
+    image.undo_group_end()
+    Gimp.progress_end()
+    Gimp.displays_flush()
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+
+class Impasto(Gimp.PlugIn):
+    def do_query_procedures(self):
+        return [PROCEDURE]
+
+    def do_set_i18n(self, name):
+        return False
+
+    def do_create_procedure(self, name):
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, stylize, None)
+        procedure.set_image_types("RGB*")
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+        procedure.set_menu_label("Impasto Style Transfer…")
+        procedure.add_menu_path("<Image>/Filters/Artistic")
+        procedure.set_documentation(
+            "Paint the layer in the style of another picture",
+            "Neural style transfer (Gatys et al.) through the Impasto daemon. The result and its "
+            "progressive previews become new layers in a group above the layer; with a selection, only "
+            "the selection is stylised, with a soft edge.",
+            name)
+        procedure.set_attribution("Impasto", "Impasto", "2026")
+        flags = GObject.ParamFlags.READWRITE
+        procedure.add_string_argument("style-preset", "Style _preset",
+                                      "A built-in style (used when no image, file or pattern is given)",
+                                      "swirls", flags)
+        procedure.add_file_argument("style-file", "Style _file", "A painting to take the style from",
+                                    Gimp.FileChooserAction.OPEN, True, None, flags)
+        procedure.add_image_argument("style-image", "Style from open _image", "Another open image as the style",
+                                     True, flags)
+        procedure.add_boolean_argument("use-pattern", "Use the _pattern", "Take the style from the pattern",
+                                       False, flags)
+        procedure.add_pattern_argument("style-pattern", "Style patter_n", "A GIMP pattern as the style",
+                                       True, None, True, flags)
+        procedure.add_double_argument("strength", "_Strength", "0 keeps the photo, 1 is all painting",
+                                      0.0, 1.0, 0.5, flags)
+        choice = Gimp.Choice.new()
+        for index, (key, (label, _, _)) in enumerate(QUALITIES.items()):
+            choice.add(key, index, label, "")
+        procedure.add_choice_argument("quality", "_Quality", "Size worked at and number of iterations",
+                                      choice, "normal", flags)
+        procedure.add_int_argument("seed", "S_eed", "Same seed, same picture", 0, 2**31 - 1, 0, flags)
+        procedure.add_boolean_argument("keep-previews", "_Keep every preview",
+                                       "Keep each progressive result as a layer (else only the latest)",
+                                       True, flags)
+        procedure.add_boolean_argument("start-daemon", "Start the daemon",
+                                       "Start the Impasto daemon if it is not running", True, flags)
+        procedure.add_string_argument("endpoint", "Daemon endpoint", "Empty: the one the installer wrote",
+                                      "", flags)
+        return procedure
+
+
+Gimp.main(Impasto.__gtype__, sys.argv)

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Build, once, the Debian trixie chroot with GIMP 3 that the plug-in's end-to-end tests run in,
+# and print its path. Later calls find it complete and return at once: it is cached outside the
+# checkout ($IMPASTO_GIMP_CHROOT, default /var/cache/impasto/gimp-trixie), so fresh clones on
+# the same machine reuse it. Needs root (debootstrap, chroot, bind mounts).
+set -euo pipefail
+
+CHROOT=${IMPASTO_GIMP_CHROOT:-/var/cache/impasto/gimp-trixie}
+PACKAGES="gimp python3-gi gir1.2-gimp-3.0 python3-zmq python3-msgpack"
+
+if [ -f "$CHROOT/.impasto-complete" ]; then
+    echo "$CHROOT"
+    exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "build-chroot: needs root to build $CHROOT" >&2
+    exit 1
+fi
+if ! command -v debootstrap >/dev/null; then
+    echo "build-chroot: installing debootstrap" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2
+fi
+
+# The Debian mirror this machine's apt already uses (deb822 or one-line format), unless given.
+mirror=${IMPASTO_DEBIAN_MIRROR:-}
+if [ -z "$mirror" ]; then
+    mirror=$(awk '/^URIs:/ {uri=$2} /^Suites:/ && uri != "" && $2 !~ /-security$/ {print uri; exit}' \
+        /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+fi
+if [ -z "$mirror" ]; then
+    mirror=$(awk '$1 == "deb" && $3 !~ /-security$/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+fi
+if [ -z "$mirror" ]; then
+    echo "build-chroot: no Debian mirror found in apt's sources; set IMPASTO_DEBIAN_MIRROR" >&2
+    exit 1
+fi
+
+echo "build-chroot: debootstrap trixie into $CHROOT from $mirror (a few minutes, about 1.3 GB)" >&2
+partial="$CHROOT.partial"
+if mountpoint -q "$partial/proc" 2>/dev/null; then umount "$partial/proc"; fi
+rm -rf "$partial"
+mkdir -p "$(dirname "$CHROOT")"
+# A bare system first, then apt inside it: debootstrap's own resolver misses some of GIMP's
+# dependencies (virtual packages), apt's does not.
+debootstrap --variant=minbase trixie "$partial" "$mirror" >&2
+mount -t proc proc "$partial/proc"
+trap 'umount "$partial/proc" 2>/dev/null || true' EXIT
+chroot "$partial" apt-get update -qq >&2
+chroot "$partial" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $PACKAGES >&2
+chroot "$partial" apt-get clean
+umount "$partial/proc"
+trap - EXIT
+touch "$partial/.impasto-complete"
+mv "$partial" "$CHROOT"
+echo "$CHROOT"
