@@ -218,34 +218,34 @@ class Service:
                     if not self.queue:
                         return
                     job = self.running = self.queue.popleft()
-                try:
-                    self._run(job, outbox)
-                finally:
-                    with self.lock:
-                        self.running = None
-                    if torch.cuda.is_available():
-                        torch.cuda.empty_cache()
+                last = self._run(job, outbox)
+                # Off the books before the client hears the end, so a status it asks for next
+                # no longer counts this job.
+                with self.lock:
+                    self.running = None
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                outbox.send_multipart([job.identity, *last], copy=False)
         finally:
             outbox.close(linger=1000)
 
-    def _run(self, job: Job, outbox) -> None:
+    def _run(self, job: Job, outbox) -> list:
+        """Run one job, streaming progress and previews; returns its last message, unsent."""
         submit = job.submit
 
         def send(frames: list) -> None:
             outbox.send_multipart([job.identity, *frames], copy=False)
 
-        def finished_by_cancel() -> None:
+        def finished_by_cancel() -> list:
             if job.cancel_reason == m.CANCELLED:
                 log.info("job %s cancelled", submit.job)
-                send(m.simple_message(m.CANCELLED, job=submit.job))
-            else:
-                log.info("job %s stopped: %s", submit.job, job.cancel_reason)
-                send(m.error_message(job.cancel_reason, "the job was stopped: " + job.cancel_reason.replace("_", " "),
-                                     submit.job))
+                return m.simple_message(m.CANCELLED, job=submit.job)
+            log.info("job %s stopped: %s", submit.job, job.cancel_reason)
+            return m.error_message(job.cancel_reason, "the job was stopped: " + job.cancel_reason.replace("_", " "),
+                                   submit.job)
 
         if job.cancel.is_set():
-            finished_by_cancel()
-            return
+            return finished_by_cancel()
         log.info("job %s started", submit.job)
         started = time.monotonic()
         last_progress = [0.0]
@@ -268,17 +268,18 @@ class Service:
             content = pixels.to_tensor(submit.content)
             styles = [(style_tensor(style), style.weight) for style in submit.styles]
             result = self.engine.run(content, styles, submit.params, on_progress, on_preview, job.cancel.is_set)
-            send(m.image_message(m.RESULT, finish(result, submit), job=submit.job,
-                                 seconds=time.monotonic() - started))
             log.info("job %s done in %.1f s", submit.job, time.monotonic() - started)
+            return m.image_message(m.RESULT, finish(result, submit), job=submit.job,
+                                   seconds=time.monotonic() - started)
         except JobCancelled:
-            finished_by_cancel()
+            return finished_by_cancel()
         except torch.cuda.OutOfMemoryError:
             log.warning("job %s ran out of device memory", submit.job)
-            send(m.error_message(m.Code.OUT_OF_MEMORY, "the device ran out of memory; try a smaller size", submit.job))
+            return m.error_message(m.Code.OUT_OF_MEMORY, "the device ran out of memory; try a smaller size",
+                                   submit.job)
         except Exception as exc:
             log.error("job %s failed:\n%s", submit.job, traceback.format_exc())
-            send(m.error_message(m.Code.INTERNAL, f"the job failed: {exc}", submit.job))
+            return m.error_message(m.Code.INTERNAL, f"the job failed: {exc}", submit.job)
 
 
 def style_tensor(style: m.Style) -> torch.Tensor:
