@@ -281,6 +281,8 @@ def stylize(procedure, run_mode, image, drawables, config, data):
             elif reply.type == RESULT:
                 layers.add(reply.image, f"Impasto {style_name}")
     except (DaemonError, DaemonUnavailable) as exc:
+        if layers.latest is None:  # nothing came back: leave no empty group behind
+            image.remove_layer(layers.group)
         image.undo_group_end()
         return fail(f"Impasto: {exc}")
     finally:

@@ -176,3 +176,34 @@ def test_killed_plugin_has_its_job_cancelled(gimp, host_daemon) -> None:
         process.wait()
     assert "client gone" in host_daemon.log.read_text().replace("_", " ") or \
         "silent" in host_daemon.log.read_text()
+
+
+def test_daemon_dying_mid_run_ends_in_a_clear_message(gimp, host_daemon) -> None:
+    """A second daemon of the test's own on another socket, killed while the plug-in waits on it."""
+    endpoint = f"ipc://{gimp.folder}/doomed.sock"
+    doomed = DaemonProcess(endpoint, gimp.folder / "doomed.log")
+    spec = {**SELECTION_SPEC, "layer_width": 256, "layer_height": 192, "image_width": 256, "image_height": 192,
+            "layer_offsets": [0, 0], "selection": None,
+            "arguments": {**SELECTION_SPEC["arguments"], "quality": "fine", "endpoint": endpoint}}
+    gimp.prepare(spec)
+    process = subprocess.Popen(gimp.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        with Client(endpoint) as client:
+            deadline = time.monotonic() + 60
+            while client.hello()["queue"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.2)
+        doomed.process.kill()
+        killed = time.monotonic()
+        output = process.communicate(timeout=60)[0]
+        finished = time.monotonic() - killed
+    finally:
+        process.kill()
+        doomed.stop()
+    assert (gimp.folder / "result.json").exists(), output[-3000:]
+    result = json.loads((gimp.folder / "result.json").read_text())
+    assert result["status"] == "execution-error"
+    assert "stopped answering" in result.get("error", "")
+    assert result["original_unchanged"]
+    # Previews that arrived stay (the user's to keep); an empty group does not.
+    assert result["top_level"] == ["photo", "background"] or result["children"]
+    assert finished < 15  # the plug-in gives up within its 3 s timeout; GIMP then quits

@@ -85,7 +85,8 @@ if groups:
     result["children"] = [
         {"name": c.get_name(), "size": [c.get_width(), c.get_height()], "offsets": list(c.get_offsets()[1:])}
         for c in children]
-    final = children[0]
+if groups and result["children"]:
+    final = group.get_children()[0]
     _, fx, fy = final.get_offsets()
     fw, fh = final.get_width(), final.get_height()
     px, py = spec["layer_offsets"]
