@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--frames", type=Path, default=Path("impasto-demo-frames"))
     demo.add_argument("--preset", default="swirls")
     demo.add_argument("--size", type=int, default=384)
-    demo.add_argument("--iterations", type=int, default=100)
+    demo.add_argument("--iterations", type=int, default=m.JobParams().iterations, help="per scale")
     demo.add_argument("--preview-every", type=int, default=10)
     demo.set_defaults(run=cmd_demo)
     return parser
