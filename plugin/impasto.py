@@ -34,6 +34,9 @@ QUALITIES = {  # name: (label, long side worked at, iterations per scale)
     "normal": ("Normal", 768, 60),
     "fine": ("Fine (slow)", 1280, 120),
 }
+# The procedure's arguments, in the order the dialog shows them.
+ARGUMENTS = ("style-preset", "style-file", "style-image", "use-pattern", "style-pattern", "strength", "quality",
+             "seed", "keep-previews", "start-daemon", "endpoint")
 CONTEXT_FRACTION = 0.15  # context sent around a selection, as a share of its size
 FEATHER_FRACTION = 0.04  # soft edge inside a selection, as a share of its size
 
@@ -213,14 +216,28 @@ def stylize(procedure, run_mode, image, drawables, config, data):
 
     if run_mode == Gimp.RunMode.INTERACTIVE:
         gi.require_version("GimpUi", "3.0")
-        from gi.repository import GimpUi
+        gi.require_version("Gtk", "3.0")
+        from gi.repository import GimpUi, Gtk
 
         GimpUi.init("impasto")
         dialog = GimpUi.ProcedureDialog.new(procedure, config, "Impasto Style Transfer")
-        dialog.fill(None)
+        dialog.get_scale_entry("strength", 1.0)
+        dialog.fill([name for name in ARGUMENTS if name != "style-image"])
+        # GIMP 3.0's dialog draws no widget for an image argument: add a combo of open images.
+        images = GimpUi.ImageComboBox.new(None, None)
+        row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=12)
+        row.pack_start(Gtk.Label(label="Style from open image"), False, False, 0)
+        use_image = Gtk.CheckButton(label="use it")
+        row.pack_start(images, True, True, 0)
+        row.pack_start(use_image, False, False, 0)
+        dialog.get_content_area().pack_start(row, False, False, 6)
+        row.show_all()
         if not dialog.run():
             dialog.destroy()
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+        chosen, image_id = images.get_active()
+        if chosen and use_image.get_active():
+            config.set_property("style-image", Gimp.Image.get_by_id(image_id))
         dialog.destroy()
 
     def fail(message):
@@ -321,24 +338,24 @@ class Impasto(Gimp.PlugIn):
                                     Gimp.FileChooserAction.OPEN, True, None, flags)
         procedure.add_image_argument("style-image", "Style from open _image", "Another open image as the style",
                                      True, flags)
-        procedure.add_boolean_argument("use-pattern", "Use the _pattern", "Take the style from the pattern",
+        procedure.add_boolean_argument("use-pattern", "_Use the pattern", "Take the style from the pattern",
                                        False, flags)
-        procedure.add_pattern_argument("style-pattern", "Style patter_n", "A GIMP pattern as the style",
+        procedure.add_pattern_argument("style-pattern", "St_yle pattern", "A GIMP pattern as the style",
                                        True, None, True, flags)
-        procedure.add_double_argument("strength", "_Strength", "0 keeps the photo, 1 is all painting",
+        procedure.add_double_argument("strength", "S_trength", "0 keeps the photo, 1 is all painting",
                                       0.0, 1.0, 0.5, flags)
         choice = Gimp.Choice.new()
         for index, (key, (label, _, _)) in enumerate(QUALITIES.items()):
             choice.add(key, index, label, "")
         procedure.add_choice_argument("quality", "_Quality", "Size worked at and number of iterations",
                                       choice, "normal", flags)
-        procedure.add_int_argument("seed", "S_eed", "Same seed, same picture", 0, 2**31 - 1, 0, flags)
+        procedure.add_int_argument("seed", "Random see_d", "Same seed, same picture", 0, 2**31 - 1, 0, flags)
         procedure.add_boolean_argument("keep-previews", "_Keep every preview",
                                        "Keep each progressive result as a layer (else only the latest)",
                                        True, flags)
-        procedure.add_boolean_argument("start-daemon", "Start the daemon",
+        procedure.add_boolean_argument("start-daemon", "Start the daemon if _missing",
                                        "Start the Impasto daemon if it is not running", True, flags)
-        procedure.add_string_argument("endpoint", "Daemon endpoint", "Empty: the one the installer wrote",
+        procedure.add_string_argument("endpoint", "Daemon _endpoint", "Empty: the one the installer wrote",
                                       "", flags)
         return procedure
 

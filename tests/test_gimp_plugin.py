@@ -133,6 +133,23 @@ def test_whole_layer_without_alpha(gimp, host_daemon) -> None:
     assert result["inside_changed"] > 0.8 * result["inside_total"]
 
 
+@pytest.mark.parametrize("source", ["file", "pattern"])
+def test_style_from_a_file_or_a_pattern(gimp, host_daemon, source) -> None:
+    from daemon import artwork
+
+    arguments = {**SELECTION_SPEC["arguments"], "keep-previews": False}
+    if source == "file":
+        artwork.embers(96).save(gimp.folder / "painting.png")
+        arguments["style-file"] = str(gimp.folder / "painting.png")
+    else:
+        arguments["use-pattern"] = True  # the context's pattern, GIMP's default
+    result = gimp.run({**SELECTION_SPEC, "selection": None, "layer_offsets": [0, 0], "arguments": arguments})
+    assert result["status"] == "success", result
+    name = "painting.png" if source == "file" else result["group"].removeprefix("Impasto: ")
+    assert result["group"] == f"Impasto: {name}" and name != "swirls"
+    assert result["inside_changed"] > 0.8 * result["inside_total"]
+
+
 def test_greyscale_image_gets_a_clear_message(gimp, host_daemon) -> None:
     result = gimp.run({**SELECTION_SPEC, "grey": True, "selection": None})
     assert result["status"] != "success"

@@ -64,6 +64,10 @@ config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
 config.set_property("image", image)
 config.set_core_object_array("drawables", [photo])
 for name, value in spec.get("arguments", {}).items():
+    if name == "style-file":
+        from gi.repository import Gio
+
+        value = Gio.File.new_for_path(value)
     config.set_property(name, value)
 started = time.monotonic()
 values = procedure.run(config)
