@@ -261,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
                          f"Wasserstein (Heitz et al.) (default: {defaults.style_loss})")
     stylize.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="bf16 where the device has it "
                          f"(auto), or force one (default: {defaults.precision})")
+    stylize.add_argument("--keep-colors", choices=("none", "luminance", "match"),
+                         help="keep the photo's colours: transfer only luminance, or recolour the painting to the "
+                         "photo's palette first (default: none)")
+    stylize.add_argument("--recipe", choices=sorted(m.RECIPES), help="a classic tutorial's set-up; other options "
+                         "given override its values")
     stylize.add_argument("--content-weight", type=float, help=f"expert: default: {defaults.content_weight:g}")
     stylize.add_argument("--style-weight", type=float, help=f"expert: default: {defaults.style_weight:g}")
     stylize.add_argument("--tv-weight", type=float, help=f"total-variation (smoothness) weight, default: "

@@ -132,6 +132,54 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
     return dx.float().pow(2).mean() + dy.float().pow(2).mean()
 
 
+# --- colour ------------------------------------------------------------------------------
+
+# BT.601 luma and colour differences: Y carries what style transfer should change when the
+# photo's colours are to be kept (Gatys et al., 2016, "Preserving Color in Neural Artistic Style
+# Transfer").
+RGB_TO_YUV = torch.tensor([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]])
+YUV_TO_RGB = torch.linalg.inv(RGB_TO_YUV)
+
+
+def rgb_to_yuv(image: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("ij,njhw->nihw", RGB_TO_YUV.to(image), image)
+
+
+def yuv_to_rgb(image: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("ij,njhw->nihw", YUV_TO_RGB.to(image), image)
+
+
+def _symmetric_power(matrix: torch.Tensor, power: float) -> torch.Tensor:
+    values, vectors = torch.linalg.eigh(matrix)
+    return vectors @ torch.diag(values.clamp_min(1e-6) ** power) @ vectors.T
+
+
+def match_colors(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """The style image recoloured so its pixels' mean and covariance are the content's.
+
+    The affine map A(x − μₛ) + μ꜀ with A = Σ꜀^½ Σₛ^−½ (Gatys et al., 2016, colour histogram
+    matching); the painting's strokes and textures stay, its palette becomes the photo's.
+    """
+    def stats(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels = image[0].flatten(1).double()
+        mean = pixels.mean(1, keepdim=True)
+        centred = pixels - mean
+        return mean, centred @ centred.T / pixels.shape[1] + 1e-5 * torch.eye(3, dtype=torch.double)
+
+    style_mean, style_cov = stats(style)
+    content_mean, content_cov = stats(content)
+    transform = _symmetric_power(content_cov, 0.5) @ _symmetric_power(style_cov, -0.5)
+    pixels = transform @ (style[0].flatten(1).double() - style_mean) + content_mean
+    return pixels.reshape(style.shape).to(style.dtype).clamp(0, 1)
+
+
+def luminance_only(style: torch.Tensor, content_luma: torch.Tensor) -> torch.Tensor:
+    """The style's luma, shifted and scaled to the content's mean and spread, as a grey image."""
+    luma = rgb_to_yuv(style)[:, :1]
+    luma = (luma - luma.mean()) / (luma.std() + 1e-6) * content_luma.std() + content_luma.mean()
+    return luma.clamp(0, 1).expand(-1, 3, -1, -1)
+
+
 # --- scales and sizes --------------------------------------------------------------------
 
 def working_size(width: int, height: int, long_side: int) -> tuple[int, int]:
@@ -256,6 +304,23 @@ class StyleTransfer:
         generator = torch.Generator().manual_seed(params.seed)
         content = content.to(self.device)
         width, height = working_size(content.shape[-1], content.shape[-2], params.size)
+        recolour: Callable[[torch.Tensor], torch.Tensor] = lambda image: image  # noqa: E731
+        if params.keep_colors == "match":
+            styles = [(match_colors(style.to(self.device), content), weight) for style, weight in styles]
+        elif params.keep_colors == "luminance":
+            # Optimise a grey picture against grey paintings, then give it the photo's colours back.
+            content_yuv = rgb_to_yuv(resize(content, width, height))
+            styles = [(luminance_only(style.to(self.device), content_yuv[:, :1]), weight) for style, weight in styles]
+            content = content_yuv[:, :1].expand(-1, 3, -1, -1).contiguous()
+
+            def recolour(image: torch.Tensor) -> torch.Tensor:
+                h, w = image.shape[-2:]
+                colour = F.interpolate(content_yuv[:, 1:], size=(h, w), mode="bilinear", align_corners=False)
+                return yuv_to_rgb(torch.cat([rgb_to_yuv(image)[:, :1], colour], dim=1)).clamp(0, 1)
+
+            if on_preview is not None:
+                show = on_preview
+                on_preview = lambda image, progress: show(recolour(image), progress)  # noqa: E731
         sides = scale_sides(max(width, height), params.first_scale)
         sizes = [working_size(width, height, side) for side in sides]
         total = params.iterations * len(sizes)
@@ -289,7 +354,7 @@ class StyleTransfer:
 
             image = self._optimise(image, scale_content, styles, params, generator, report, should_stop)
             done += params.iterations
-        return image.detach().clamp(0, 1)
+        return recolour(image.detach().clamp(0, 1))
 
     def _optimise(self, image: torch.Tensor, content: torch.Tensor, styles: list[tuple[torch.Tensor, float]],
                   params: JobParams, generator: torch.Generator,

@@ -10,6 +10,7 @@ are raw pixel buffers that the header describes. Every header carries `proto` an
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -71,6 +72,24 @@ HEARTBEAT_INTERVAL_S = 1.0
 PEER_TIMEOUT_S = 3.0
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+_STYLE_CONVS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+
+# The set-ups of the tutorials users learn from, by name (single scale, as they ran).
+RECIPES: dict[str, dict[str, Any]] = {
+    # TensorFlow's Gatys implementations: average pooling, Adam, content conv4_2.
+    "tf-gatys": {"pooling": "avg", "optimizer": "adam", "content_layer": "conv4_2",
+                 "style_layers": dict.fromkeys(_STYLE_CONVS, 1.0), "first_scale": 0, "tv_weight": 0.0},
+    # The Keras example: scipy-style L-BFGS, content conv5_2.
+    "keras-lbfgs": {"optimizer": "lbfgs", "content_layer": "conv5_2",
+                    "style_layers": dict.fromkeys(_STYLE_CONVS, 1.0), "first_scale": 0},
+    # The PyTorch course: Adam from the content image, style layers weighted 1, 0.75, 0.2, 0.2, 0.2.
+    "pytorch-course": {"optimizer": "adam", "init": "content", "content_layer": "conv4_2",
+                       "style_layers": dict(zip(_STYLE_CONVS, (1.0, 0.75, 0.2, 0.2, 0.2), strict=True)),
+                       "first_scale": 0},
+    # TensorFlow 2's tutorial: Adam with total variation, content conv5_2.
+    "tf2-tutorial": {"optimizer": "adam", "content_layer": "conv5_2", "tv_weight": 30.0,
+                     "style_layers": dict.fromkeys(_STYLE_CONVS, 1.0), "first_scale": 0},
+}
 
 
 # --- images -------------------------------------------------------------------------------
@@ -170,6 +189,8 @@ class JobParams:
     seed: int = field(default=0, metadata={"allowed": Range(0, 2**63 - 1)})
     preview_every: int = field(default=10, metadata={"allowed": Range(0, 20000)})
     mask_feather: float = field(default=0.0, metadata={"allowed": Range(0.0, 1024.0)})  # pixels, inward
+    keep_colors: str = field(default="none", metadata={"allowed": ("none", "luminance", "match")})
+    recipe: str = field(default="", metadata={"allowed": ("", *RECIPES)})
 
     def to_wire(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -186,7 +207,9 @@ class JobParams:
         if unknown:
             raise ProtocolError(Code.BAD_REQUEST, f"unknown parameters: {', '.join(unknown)}")
         values = {name: _check_param(name, known[name], value) for name, value in raw.items()}
-        return cls(**values)
+        # A recipe gives the values its keys were not given explicitly.
+        recipe = copy.deepcopy(RECIPES.get(values.get("recipe", ""), {}))
+        return cls(**{**recipe, **values})
 
 
 def _check_param(name: str, spec: Any, value: Any) -> Any:

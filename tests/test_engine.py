@@ -190,3 +190,32 @@ def test_gram_targets_blend_two_styles(vgg19) -> None:
     mixed = target([(small(1), 3.0), (small(2), 1.0)])
     assert torch.allclose(mixed, 0.75 * target([(small(1), 1.0)]) + 0.25 * target([(small(2), 1.0)]),
                           rtol=1e-4, atol=1e-3)
+
+
+def colour_image(seed: int, tint: tuple[float, float, float]) -> torch.Tensor:
+    return (small(seed, 48, 64) * 0.5 + torch.tensor(tint).view(1, 3, 1, 1) * 0.5).clamp(0, 1)
+
+
+def test_luminance_transfer_keeps_the_photos_chroma(vgg19) -> None:
+    content, style = colour_image(1, (0.9, 0.2, 0.1)), colour_image(2, (0.1, 0.3, 0.9))
+    previews = []
+    params = JobParams(size=64, iterations=8, keep_colors="luminance", preview_every=4, strength=0.8)
+    result = engine.StyleTransfer(vgg19).run(content, [(style, 1.0)], params,
+                                             on_preview=lambda image, p: previews.append(image))
+    chroma = engine.rgb_to_yuv(result)[:, 1:]
+    expected = engine.rgb_to_yuv(content)[:, 1:]
+    assert (chroma - expected).abs().mean() < 0.02  # only clamping to 0..1 may move it
+    assert (engine.rgb_to_yuv(result)[:, :1] - engine.rgb_to_yuv(content)[:, :1]).abs().mean() > 0.01
+    assert previews and (engine.rgb_to_yuv(previews[0])[:, 1:] - expected).abs().mean() < 0.02
+
+
+def test_colour_matching_recolours_the_painting(vgg19) -> None:
+    content, style = colour_image(1, (0.9, 0.2, 0.1)), colour_image(2, (0.1, 0.3, 0.9))
+    matched = engine.match_colors(style, content)
+    assert (matched.mean((2, 3)) - content.mean((2, 3))).abs().max() < 0.03
+    means = {}
+    for keep in ("none", "match"):
+        params = JobParams(size=64, iterations=10, keep_colors=keep, preview_every=0, strength=0.9, init="noise")
+        means[keep] = engine.StyleTransfer(vgg19).run(content, [(style, 1.0)], params).mean((2, 3))
+    target = content.mean((2, 3))
+    assert (means["match"] - target).abs().sum() < (means["none"] - target).abs().sum()

@@ -131,3 +131,17 @@ def test_protocol_module_needs_no_torch() -> None:
 
     code = "import sys, protocol.messages, protocol.client; sys.exit('torch' in sys.modules or 'numpy' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_recipe_sets_what_it_says_and_explicit_values_win() -> None:
+    params = m.JobParams.from_wire({"recipe": "pytorch-course"})
+    assert params.optimizer == "adam" and params.init == "content" and params.content_layer == "conv4_2"
+    assert list(params.style_layers.values()) == [1.0, 0.75, 0.2, 0.2, 0.2]
+    assert m.JobParams.from_wire({"recipe": "tf-gatys"}).pooling == "avg"
+    assert m.JobParams.from_wire({"recipe": "keras-lbfgs"}).content_layer == "conv5_2"
+    assert m.JobParams.from_wire({"recipe": "tf2-tutorial"}).tv_weight > 0
+    assert m.JobParams.from_wire({"recipe": "keras-lbfgs", "optimizer": "adam"}).optimizer == "adam"
+    # What goes over the wire re-reads the same.
+    assert m.JobParams.from_wire(params.to_wire()) == params
+    with pytest.raises(m.ProtocolError):
+        m.JobParams.from_wire({"recipe": "../etc"})

@@ -219,7 +219,8 @@ def test_cli_stylize_writes_result_and_frames(daemon, tmp_path, content_image, s
     out = subprocess.run(
         [sys.executable, "-m", "cli.main", "stylize", str(tmp_path / "photo.png"), "--style",
          f"{tmp_path / 'painting.png'}:0.7", "--style", "swirls:0.3", "--size", "64", "--iterations", "12",
-         "--preview-every", "4", "--frames", str(tmp_path / "frames"), "-o", str(tmp_path / "out.png")],
+         "--preview-every", "4", "--frames", str(tmp_path / "frames"), "--keep-colors", "luminance",
+         "--recipe", "tf2-tutorial", "-o", str(tmp_path / "out.png")],
         capture_output=True, text=True, env=cli_env(daemon.endpoint), timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert PILImage.open(tmp_path / "out.png").size == (80, 60)
