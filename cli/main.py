@@ -15,6 +15,7 @@ from PIL import Image as PILImage
 from protocol import messages as m
 from protocol.client import Client, DaemonError, DaemonUnavailable, new_job_id
 from protocol.endpoint import default_endpoint, ipc_path
+from protocol.security import ClientKeys, make_keys
 
 EXIT_DAEMON = 3  # could not talk to the daemon
 EXIT_JOB = 4  # the daemon refused or failed the job
@@ -107,6 +108,30 @@ def format_seconds(seconds: float) -> str:
 
 # --- commands ----------------------------------------------------------------------------
 
+def connect(args: argparse.Namespace, timeout: float = m.PEER_TIMEOUT_S) -> Client:
+    """A client for `--endpoint`, with CURVE keys when a remote daemon needs them."""
+    keys = None
+    client_key = getattr(args, "client_key", None) or os.environ.get("IMPASTO_CLIENT_KEY")
+    server_key = getattr(args, "server_key", None) or os.environ.get("IMPASTO_SERVER_KEY")
+    if client_key or server_key:
+        if not (client_key and server_key):
+            raise SystemExit("impasto: CURVE needs both --client-key and --server-key")
+        keys = ClientKeys.load(Path(client_key), Path(server_key))
+    return Client(args.endpoint, timeout=timeout, keys=keys)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    paths = make_keys(args.folder)
+    print(f"keys in {args.folder}\n"
+          "on the daemon's machine:\n"
+          f"  impasto-daemon --endpoint tcp://0.0.0.0:5555 --curve-secret {paths['server_secret']} "
+          f"--curve-clients {paths['clients']}\n"
+          f"on the client's machine, with copies of {paths['server']} and {paths['client_secret']}:\n"
+          "  impasto --endpoint tcp://DAEMON-HOST:5555 --server-key server.key --client-key client.key_secret status\n"
+          "  (or set IMPASTO_SERVER_KEY and IMPASTO_CLIENT_KEY); allow more clients by adding their .key files "
+          f"to {paths['clients']}")
+    return 0
+
 def run_job(client: Client, submit: m.Submit, output: Path, frames: Path | None, quiet: bool = False) -> int:
     bar = ProgressBar()
     replies = client.run_job(submit)
@@ -153,12 +178,12 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         print(f"impasto: cannot read {args.content}: {exc}", file=sys.stderr)
         return 2
     submit = m.Submit(new_job_id(), content, args.style, params_from(args))
-    with Client(args.endpoint) as client:
+    with connect(args) as client:
         return run_job(client, submit, args.output, args.frames, args.quiet)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    with Client(args.endpoint) as client:
+    with connect(args) as client:
         started = time.monotonic()
         hello = client.hello()
         rtt = (time.monotonic() - started) * 1000
@@ -170,14 +195,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    with Client(args.endpoint) as client:
+    with connect(args) as client:
         for preset in client.presets():
             print(f"{preset['name']:<16} {preset['description']}")
     return 0
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    with Client(args.endpoint) as client:
+    with connect(args) as client:
         client.request(m.SHUTDOWN)
     print("the daemon is stopping", file=sys.stderr)
     return 0
@@ -221,7 +246,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"frames go to {args.frames}/", file=sys.stderr)
     params = m.JobParams(size=args.size, iterations=args.iterations, preview_every=args.preview_every)
     submit = m.Submit(new_job_id(), array_to_image(np.asarray(landscape)), [m.Style(preset=args.preset)], params)
-    with Client(args.endpoint) as client:
+    with connect(args) as client:
         code = run_job(client, submit, args.output, args.frames)
     if code == 0:
         print("the daemon keeps running, so the next job starts at once: try\n"
@@ -237,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     # --endpoint may also follow the command (`impasto stylize --endpoint ...`).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--endpoint", default=argparse.SUPPRESS, help="the daemon's ZeroMQ endpoint")
+    common.add_argument("--server-key", default=argparse.SUPPRESS, help="a remote daemon's CURVE public key file")
+    common.add_argument("--client-key", default=argparse.SUPPRESS, help="this client's CURVE secret key file")
     commands = parser.add_subparsers(dest="command", required=True)
 
     defaults = m.JobParams()
@@ -285,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
                             ("presets", cmd_presets, "list the daemon's style presets"),
                             ("stop", cmd_stop, "ask the daemon to finish and exit")):
         commands.add_parser(name, parents=[common], help=text).set_defaults(run=run)
+
+    keys = commands.add_parser("keys", help="make CURVE keys for a daemon on another machine")
+    keys.add_argument("folder", type=Path)
+    keys.set_defaults(run=cmd_keys)
 
     demo = commands.add_parser("demo", parents=[common],
                                help="start the daemon if needed and stylise a built-in picture")

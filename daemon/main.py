@@ -13,9 +13,12 @@ from pathlib import Path
 
 import torch
 import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
 
 from protocol import messages as m
 from protocol.endpoint import default_endpoint, ipc_path, make_private_dir
+from protocol.security import TransportRefused, check_transport
 
 from .engine import StyleTransfer
 from .model import WeightsError, default_weights_path, load_vgg19
@@ -94,8 +97,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-queue", type=int, default=16, help="jobs waiting at most; more get 'busy' (default: 16)")
     parser.add_argument("--max-pixels", type=int, default=m.MAX_PIXELS,
                         help="largest image accepted, in pixels (default: %(default)s)")
-    parser.add_argument("--client-timeout", type=float, default=m.PEER_TIMEOUT_S,
+    parser.add_argument("--client-timeout", type=float, default=m.CLIENT_TIMEOUT_S,
                         help="cancel a job whose client sent nothing for this many seconds (default: %(default)s)")
+    parser.add_argument("--curve-secret", type=Path,
+                        help="the daemon's CURVE secret key file (`impasto keys DIR` makes one); needed for tcp")
+    parser.add_argument("--curve-clients", type=Path,
+                        help="folder of the public key files (*.key) of the clients allowed to connect")
+    parser.add_argument("--insecure-loopback", action="store_true",
+                        help="allow tcp on a loopback address without CURVE (any local user can then connect)")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
                         help="how much to log to stderr (default: info)")
     return parser.parse_args(argv)
@@ -109,13 +118,35 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
 
+    curve = args.curve_secret is not None
+    if curve != (args.curve_clients is not None):
+        print("impasto-daemon: --curve-secret and --curve-clients go together", file=sys.stderr)
+        return 2
     try:
+        check_transport(args.endpoint, curve, args.insecure_loopback)
         lock = claim_endpoint(args.endpoint)
-    except (AlreadyRunning, PermissionError) as exc:
+    except (AlreadyRunning, PermissionError, TransportRefused) as exc:
         print(f"impasto-daemon: {exc}", file=sys.stderr)
         return 2
     context = zmq.Context()
     socket = context.socket(zmq.ROUTER)
+    authenticator = None
+    if curve:
+        try:
+            public, secret = zmq.auth.load_certificate(str(args.curve_secret))
+        except (OSError, ValueError) as exc:
+            print(f"impasto-daemon: cannot read {args.curve_secret}: {exc}", file=sys.stderr)
+            return 2
+        if secret is None or not args.curve_clients.is_dir():
+            print("impasto-daemon: --curve-secret needs a .key_secret file and --curve-clients a folder",
+                  file=sys.stderr)
+            return 2
+        # Checks every connecting client's public key against the folder (ZAP, RFC 27).
+        authenticator = ThreadAuthenticator(context)
+        authenticator.start()
+        authenticator.configure_curve(domain="*", location=str(args.curve_clients))
+        socket.curve_publickey, socket.curve_secretkey, socket.curve_server = public, secret, True
+        log.info("CURVE on: clients allowed from %s", args.curve_clients)
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.MAXMSGSIZE, m.MAX_MESSAGE_BYTES)
     socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a reply to a vanished client raises, not vanishes
@@ -149,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         service.serve()
     finally:
         socket.close(linger=0)
+        if authenticator is not None:
+            authenticator.stop()
         context.term()
         path = ipc_path(args.endpoint)
         if lock is not None and path is not None and path.exists():

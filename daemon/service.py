@@ -45,7 +45,7 @@ class Job:
 class Service:
     def __init__(self, engine: StyleTransfer, socket, context, *, device_name: str, model_name: str,
                  max_queue: int = 16, max_pixels: int = m.MAX_PIXELS,
-                 client_timeout: float = m.PEER_TIMEOUT_S) -> None:
+                 client_timeout: float = m.CLIENT_TIMEOUT_S) -> None:
         self.engine = engine
         self.socket = socket  # a bound ROUTER
         self.context = context

@@ -17,6 +17,7 @@ import zmq
 
 from . import messages as m
 from .endpoint import default_endpoint
+from .security import ClientKeys
 
 
 class DaemonUnavailable(ConnectionError):
@@ -34,9 +35,10 @@ class DaemonError(RuntimeError):
 
 class Client:
     def __init__(self, endpoint: str | None = None, timeout: float = m.PEER_TIMEOUT_S,
-                 context: zmq.Context | None = None) -> None:
+                 context: zmq.Context | None = None, keys: ClientKeys | None = None) -> None:
         self.endpoint = endpoint or os.environ.get("IMPASTO_ENDPOINT") or default_endpoint()
         self.timeout = timeout
+        self.keys = keys  # CURVE, for a daemon on another machine
         self._context = context or zmq.Context.instance()
         self._socket: zmq.Socket | None = None
 
@@ -46,6 +48,8 @@ class Client:
             socket = self._context.socket(zmq.DEALER)
             socket.setsockopt(zmq.LINGER, 0)
             socket.setsockopt(zmq.MAXMSGSIZE, m.MAX_MESSAGE_BYTES)
+            if self.keys is not None:
+                self.keys.apply(socket)
             socket.connect(self.endpoint)
             self._socket = socket
         return self._socket

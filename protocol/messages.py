@@ -66,9 +66,10 @@ ERROR, CANCELLED = "error", "cancelled"
 REPLY_TYPES = (HELLO, PRESETS, HEARTBEAT, SHUTDOWN, ACCEPTED, PROGRESS, PREVIEW, RESULT, ERROR, CANCELLED)
 
 # Clients with a job send a heartbeat at least this often; the daemon answers each one.
-HEARTBEAT_INTERVAL_S = 1.0
-# A job whose client has been silent this long is cancelled; a client that has heard nothing
-# from the daemon for this long gives up on it.
+HEARTBEAT_INTERVAL_S = 0.5
+# The daemon cancels a job whose client has been silent this long (a killed GIMP plug-in's job
+# is stopped within 2 s); a client gives up on a daemon silent for PEER_TIMEOUT_S.
+CLIENT_TIMEOUT_S = 1.75
 PEER_TIMEOUT_S = 3.0
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")

@@ -48,9 +48,10 @@ def vgg19():
 
 
 class DaemonProcess:
-    def __init__(self, endpoint: str, log: Path, *args: str) -> None:
+    def __init__(self, endpoint: str, log: Path, *args: str, keys=None) -> None:
         self.endpoint = endpoint
         self.log = log
+        self.keys = keys
         self.process = subprocess.Popen(
             [sys.executable, "-m", "daemon.main", "--endpoint", endpoint, "--log-level", "debug", *args],
             stdout=subprocess.DEVNULL, stderr=open(log, "wb"), cwd=ROOT)  # noqa: SIM115
@@ -61,7 +62,7 @@ class DaemonProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"daemon exited early:\n{self.log.read_text()}")
-            with Client(self.endpoint, timeout=0.5) as client:
+            with Client(self.endpoint, timeout=0.5, keys=self.keys) as client:
                 try:
                     client.hello()
                     return

@@ -187,7 +187,7 @@ def test_killed_plugin_has_its_job_cancelled(gimp, host_daemon) -> None:
                 time.sleep(0.1)
             assert client.hello()["queue"] == 0
             print(f"job cancelled {time.monotonic() - killed:.1f} s after the plug-in was killed")
-            assert time.monotonic() - killed < 5
+            assert time.monotonic() - killed < 2.5
     finally:
         process.kill()
         process.wait()

@@ -1,0 +1,78 @@
+"""Who may connect: transport rules, and CURVE with a real daemon on loopback tcp."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from protocol.client import Client, DaemonUnavailable
+from protocol.security import ClientKeys, TransportRefused, check_transport, make_keys
+
+from .conftest import ROOT, DaemonProcess, cli_env
+
+
+@pytest.mark.parametrize("endpoint, curve, insecure, allowed", [
+    ("ipc:///tmp/x/d.sock", False, False, True),
+    ("tcp://127.0.0.1:5555", False, False, False),
+    ("tcp://127.0.0.1:5555", False, True, True),
+    ("tcp://localhost:5555", False, True, True),
+    ("tcp://[::1]:5555", False, True, True),
+    ("tcp://0.0.0.0:5555", False, True, False),
+    ("tcp://192.168.1.20:5555", False, False, False),
+    ("tcp://eth0:5555", False, True, False),
+    ("tcp://0.0.0.0:5555", True, False, True),
+])
+def test_transport_rules(endpoint, curve, insecure, allowed) -> None:
+    if allowed:
+        check_transport(endpoint, curve, insecure)
+    else:
+        with pytest.raises(TransportRefused):
+            check_transport(endpoint, curve, insecure)
+
+
+def test_daemon_refuses_an_open_network_endpoint_before_binding() -> None:
+    out = subprocess.run([sys.executable, "-m", "daemon.main", "--endpoint", "tcp://0.0.0.0:5599"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 2 and "CURVE" in out.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def curve_daemon(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("curve")
+    paths = make_keys(folder / "keys")
+    keys = ClientKeys.load(paths["client_secret"], paths["server"])
+    process = DaemonProcess(f"tcp://127.0.0.1:{free_port()}", folder / "daemon.log", "--curve-secret",
+                            str(paths["server_secret"]), "--curve-clients", str(paths["clients"]), keys=keys)
+    yield process, paths, keys
+    process.stop()
+
+
+def test_the_right_keys_are_served(curve_daemon) -> None:
+    process, paths, keys = curve_daemon
+    with Client(process.endpoint, keys=keys) as client:
+        assert client.hello()["model"] == "vgg19-caffe"
+    cli = subprocess.run([sys.executable, "-m", "cli.main", "--endpoint", process.endpoint, "status",
+                          "--server-key", str(paths["server"]), "--client-key", str(paths["client_secret"])],
+                         capture_output=True, text=True, env=cli_env(process.endpoint), timeout=30, cwd=ROOT)
+    assert cli.returncode == 0, cli.stderr
+
+
+def test_a_client_without_an_allowed_key_is_refused(curve_daemon, tmp_path) -> None:
+    process, paths, _ = curve_daemon
+    stranger = make_keys(tmp_path / "other")  # a key pair the daemon never heard of
+    keys = ClientKeys.load(stranger["client_secret"], paths["server"])
+    with Client(process.endpoint, timeout=1.5, keys=keys) as client, pytest.raises(DaemonUnavailable):
+        client.hello()
+    with Client(process.endpoint, timeout=1.5) as client, pytest.raises(DaemonUnavailable):
+        client.hello()  # no CURVE at all
+    with Client(process.endpoint, keys=curve_daemon[2]) as client:
+        assert client.hello()["queue"] == 0  # and the daemon goes on serving its own
