@@ -1,0 +1,151 @@
+"""Fault and load soak against a real daemon; prints figures, asserts nothing.
+
+1. N clients, each a separate process, SIGKILLed mid-job one after another: how many jobs are
+   still running 2 s after the last kill, and the daemon's RSS against its start.
+2. The daemon SIGKILLed under a connected client: how long until the client reports it.
+3. C concurrent clients × J jobs each: do all complete, in submission order per client?
+
+    .venv/bin/python bench/soak.py [--kills 100] [--clients 8] [--jobs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from daemon import artwork  # noqa: E402
+from protocol import messages as m  # noqa: E402
+from protocol.client import Client, DaemonUnavailable, new_job_id  # noqa: E402
+
+CLIENT = """
+import sys
+sys.path.insert(0, {root!r})
+from protocol import messages as m
+from protocol.client import Client, new_job_id
+import numpy as np
+from daemon import artwork
+picture = np.ascontiguousarray(np.asarray(artwork.landscape(160, 120)))
+content = m.Image(160, 120, 3, picture.tobytes())
+submit = m.Submit(new_job_id(), content, [m.Style(preset="swirls")], m.JobParams(iterations=5000, preview_every=5))
+for reply in Client({endpoint!r}).run_job(submit):
+    if reply.type == m.PROGRESS:
+        print("running", flush=True)
+"""
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_daemon(folder: Path) -> tuple[subprocess.Popen, str]:
+    endpoint = f"ipc://{folder}/d.sock"
+    process = subprocess.Popen([sys.executable, "-m", "daemon.main", "--endpoint", endpoint, "--log-level", "warning"],
+                               cwd=ROOT)
+    while True:
+        with Client(endpoint, timeout=0.5) as client:
+            try:
+                client.hello()
+                return process, endpoint
+            except DaemonUnavailable:
+                if process.poll() is not None:
+                    sys.exit("daemon did not start")
+
+
+def small_submit(iterations: int) -> m.Submit:
+    import numpy as np
+
+    picture = np.ascontiguousarray(np.asarray(artwork.landscape(64, 48)))
+    return m.Submit(new_job_id(), m.Image(64, 48, 3, picture.tobytes()), [m.Style(preset="embers")],
+                    m.JobParams(iterations=iterations, preview_every=0))
+
+
+def kill_clients(endpoint: str, daemon: subprocess.Popen, count: int) -> None:
+    with Client(endpoint) as client:  # one job first, so the RSS baseline has seen a job
+        list(client.run_job(small_submit(5)))
+    start_rss = rss_mib(daemon.pid)
+    script = CLIENT.format(root=str(ROOT), endpoint=endpoint)
+    started = time.monotonic()
+    for _ in range(count):
+        client = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        client.stdout.readline()  # "running": its job is on the device
+        client.kill()
+        client.wait()
+    last_kill = time.monotonic()
+    time.sleep(2)
+    with Client(endpoint) as client:
+        left = client.hello()["queue"]
+    end_rss = rss_mib(daemon.pid)
+    print(f"{count} clients killed mid-job in {last_kill - started:.0f} s; jobs still queued or running 2 s after "
+          f"the last kill: {left}; daemon RSS {start_rss:.0f} MiB → {end_rss:.0f} MiB "
+          f"({(end_rss / start_rss - 1) * 100:+.1f}%)", flush=True)
+
+
+def concurrent_clients(endpoint: str, clients: int, jobs: int) -> None:
+    order: dict[int, list[str]] = {}
+    submitted: dict[int, list[str]] = {}
+
+    def run(index: int) -> None:
+        order[index], submitted[index] = [], []
+        with Client(endpoint) as client:
+            for _ in range(jobs):
+                submit = small_submit(10)
+                submitted[index].append(submit.job)
+                for reply in client.run_job(submit):
+                    if reply.type == m.RESULT:
+                        order[index].append(reply.job)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done = sum(len(v) for v in order.values())
+    in_order = all(order[i] == submitted[i] for i in order)
+    print(f"{clients} clients × {jobs} jobs: {done}/{clients * jobs} completed in {time.monotonic() - started:.0f} s, "
+          f"per-client order kept: {in_order}", flush=True)
+
+
+def kill_daemon(endpoint: str, daemon: subprocess.Popen) -> None:
+    with Client(endpoint) as client:
+        replies = client.run_job(small_submit(20000))
+        next(replies)
+        daemon.kill()
+        killed = time.monotonic()
+        try:
+            for _ in replies:
+                pass
+        except DaemonUnavailable as exc:
+            print(f"daemon SIGKILLed: the client reported it after {time.monotonic() - killed:.1f} s ({exc})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kills", type=int, default=100)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--jobs", type=int, default=3)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="impasto-soak-"))
+    daemon, endpoint = start_daemon(folder)
+    try:
+        kill_clients(endpoint, daemon, args.kills)
+        concurrent_clients(endpoint, args.clients, args.jobs)
+        kill_daemon(endpoint, daemon)
+    finally:
+        daemon.kill()
+        daemon.wait()
+
+
+if __name__ == "__main__":
+    main()
