@@ -304,7 +304,9 @@ class StyleTransfer:
         generator = torch.Generator().manual_seed(params.seed)
         content = content.to(self.device)
         width, height = working_size(content.shape[-1], content.shape[-2], params.size)
-        recolour: Callable[[torch.Tensor], torch.Tensor] = lambda image: image  # noqa: E731
+        def recolour(image: torch.Tensor) -> torch.Tensor:
+            return image
+
         if params.keep_colors == "match":
             styles = [(match_colors(style.to(self.device), content), weight) for style, weight in styles]
         elif params.keep_colors == "luminance":
@@ -313,14 +315,16 @@ class StyleTransfer:
             styles = [(luminance_only(style.to(self.device), content_yuv[:, :1]), weight) for style, weight in styles]
             content = content_yuv[:, :1].expand(-1, 3, -1, -1).contiguous()
 
-            def recolour(image: torch.Tensor) -> torch.Tensor:
+            def recolour(image: torch.Tensor) -> torch.Tensor:  # the photo's colours, the image's luma
                 h, w = image.shape[-2:]
                 colour = F.interpolate(content_yuv[:, 1:], size=(h, w), mode="bilinear", align_corners=False)
                 return yuv_to_rgb(torch.cat([rgb_to_yuv(image)[:, :1], colour], dim=1)).clamp(0, 1)
 
             if on_preview is not None:
-                show = on_preview
-                on_preview = lambda image, progress: show(recolour(image), progress)  # noqa: E731
+                def show_in_colour(image: torch.Tensor, progress: Progress, show: PreviewCallback = on_preview) -> None:
+                    show(recolour(image), progress)
+
+                on_preview = show_in_colour
         sides = scale_sides(max(width, height), params.first_scale)
         sizes = [working_size(width, height, side) for side in sides]
         total = params.iterations * len(sizes)

@@ -189,8 +189,6 @@ class ResultLayers:
         self.latest = None
 
     def add(self, picture, name):
-        from protocol.messages import Image  # noqa: F401 - picture is one
-
         kind = Gimp.ImageType.RGBA_IMAGE if picture.channels == 4 else Gimp.ImageType.RGB_IMAGE
         layer = Gimp.Layer.new(self.image, name, picture.width, picture.height, kind, 100.0,
                                Gimp.LayerMode.NORMAL)
