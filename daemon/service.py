@@ -172,15 +172,25 @@ class Service:
                  submit.content.height)
         self._send(identity, m.simple_message(m.ACCEPTED, job=submit.job, position=position))
 
-    def _cancel(self, identity: bytes, job_id: str, reason: str = m.CANCELLED) -> None:
+    def _cancel(self, identity: bytes, job_id: str) -> None:
         with self.lock:
-            for job in [*self.queue, *([self.running] if self.running else [])]:
-                if job.identity == identity and job.submit.job == job_id:
-                    job.cancel_reason = reason
-                    job.cancel.set()
-                    self.lock.notify()
-                    return
+            jobs = [*self.queue, *([self.running] if self.running else [])]
+        for job in jobs:
+            if job.identity == identity and job.submit.job == job_id:
+                self._stop(job, m.CANCELLED)
+                return
         raise m.ProtocolError(m.Code.UNKNOWN_JOB, f"no job {job_id!r} is queued or running", job_id)
+
+    def _stop(self, job: Job, reason: str) -> None:
+        """Flag a running job for the worker; take a queued one off the queue and answer at once."""
+        with self.lock:
+            job.cancel_reason = reason
+            job.cancel.set()
+            queued = job in self.queue
+            if queued:
+                self.queue.remove(job)
+        if queued:
+            self._send(job.identity, stopped_message(job))
 
     def _cancel_silent_clients(self) -> None:
         """Cancel the jobs of clients whose heartbeats stopped (killed, crashed, unplugged)."""
@@ -191,8 +201,7 @@ class Service:
             silent = now - self.last_seen.get(job.identity, now)
             if silent > self.client_timeout and not job.cancel.is_set():
                 log.info("client of job %s silent for %.1f s; cancelling it", job.submit.job, silent)
-                job.cancel_reason = m.Code.CLIENT_GONE
-                job.cancel.set()
+                self._stop(job, m.Code.CLIENT_GONE)
         active = {job.identity for job in jobs}
         for identity in [i for i, seen in self.last_seen.items() if i not in active and now - seen > 60]:
             del self.last_seen[identity]
@@ -238,16 +247,8 @@ class Service:
         def send(frames: list) -> None:
             outbox.send_multipart([job.identity, *frames], copy=False)
 
-        def finished_by_cancel() -> list:
-            if job.cancel_reason == m.CANCELLED:
-                log.info("job %s cancelled", submit.job)
-                return m.simple_message(m.CANCELLED, job=submit.job)
-            log.info("job %s stopped: %s", submit.job, job.cancel_reason)
-            return m.error_message(job.cancel_reason, "the job was stopped: " + job.cancel_reason.replace("_", " "),
-                                   submit.job)
-
         if job.cancel.is_set():
-            return finished_by_cancel()
+            return stopped_message(job)
         log.info("job %s started", submit.job)
         started = time.monotonic()
         last_progress = [0.0]
@@ -274,7 +275,7 @@ class Service:
             return m.image_message(m.RESULT, finish(result, submit), job=submit.job,
                                    seconds=time.monotonic() - started)
         except JobCancelled:
-            return finished_by_cancel()
+            return stopped_message(job)
         except torch.cuda.OutOfMemoryError:
             log.warning("job %s ran out of device memory", submit.job)
             return m.error_message(m.Code.OUT_OF_MEMORY, "the device ran out of memory; try a smaller size",
@@ -282,6 +283,16 @@ class Service:
         except Exception as exc:
             log.error("job %s failed:\n%s", submit.job, traceback.format_exc())
             return m.error_message(m.Code.INTERNAL, f"the job failed: {exc}", submit.job)
+
+
+def stopped_message(job: Job) -> list:
+    """The last message of a job that was cancelled, or stopped for `job.cancel_reason`."""
+    if job.cancel_reason == m.CANCELLED:
+        log.info("job %s cancelled", job.submit.job)
+        return m.simple_message(m.CANCELLED, job=job.submit.job)
+    log.info("job %s stopped: %s", job.submit.job, job.cancel_reason)
+    return m.error_message(job.cancel_reason, "the job was stopped: " + job.cancel_reason.replace("_", " "),
+                           job.submit.job)
 
 
 def _libc_malloc_trim() -> Callable[[int], int] | None:

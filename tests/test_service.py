@@ -275,3 +275,18 @@ def test_a_killed_daemon_can_be_replaced(fresh_daemon) -> None:
             assert client.hello()["queue"] == 0
     finally:
         assert replacement.stop() == 0
+
+
+def test_cancelling_a_queued_job_answers_at_once(daemon, content_image, style_image) -> None:
+    with Client(daemon.endpoint) as first, Client(daemon.endpoint) as second:
+        running = first.run_job(make_submit(content_image, style_image, iterations=10000, preview_every=0))
+        next(running)
+        queued = make_submit(content_image, style_image, iterations=5)
+        replies = second.run_job(queued)
+        assert next(replies).header["position"] == 1
+        asked = time.monotonic()
+        second.cancel(queued.job)
+        assert [r.type for r in replies][-1] == m.CANCELLED
+        assert time.monotonic() - asked < 0.5  # not after the running job
+        assert first.hello()["queue"] == 1
+        running.close()  # cancels the first
