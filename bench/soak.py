@@ -62,17 +62,17 @@ def start_daemon(folder: Path) -> tuple[subprocess.Popen, str]:
                     sys.exit("daemon did not start")
 
 
-def small_submit(iterations: int) -> m.Submit:
+def small_submit(iterations: int, width: int = 64, height: int = 48) -> m.Submit:
     import numpy as np
 
-    picture = np.ascontiguousarray(np.asarray(artwork.landscape(64, 48)))
-    return m.Submit(new_job_id(), m.Image(64, 48, 3, picture.tobytes()), [m.Style(preset="embers")],
+    picture = np.ascontiguousarray(np.asarray(artwork.landscape(width, height)))
+    return m.Submit(new_job_id(), m.Image(width, height, 3, picture.tobytes()), [m.Style(preset="embers")],
                     m.JobParams(iterations=iterations, preview_every=0))
 
 
 def kill_clients(endpoint: str, daemon: subprocess.Popen, count: int) -> None:
-    with Client(endpoint) as client:  # one job first, so the RSS baseline has seen a job
-        list(client.run_job(small_submit(5)))
+    with Client(endpoint) as client:  # the baseline: after one finished job like the ones to be killed
+        list(client.run_job(small_submit(20, 160, 120)))
     start_rss = rss_mib(daemon.pid)
     script = CLIENT.format(root=str(ROOT), endpoint=endpoint)
     started = time.monotonic()
