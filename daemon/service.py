@@ -43,6 +43,8 @@ class Job:
     submit: m.Submit
     cancel: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str = m.CANCELLED
+    previews_in_flight: int = 0  # sent, not yet acknowledged by the client
+    previews_skipped: int = 0
 
 
 class Service:
@@ -128,6 +130,8 @@ class Service:
                 m.HELLO, daemon=VERSION, device=self.device_name, model=self.model_name,
                 queue=self._queue_length(), max_pixels=self.max_pixels, presets=presets.names()))
         elif request.type == m.HEARTBEAT:
+            if request.seen is not None:
+                self._acknowledge(identity, request.job)
             self._send(identity, m.simple_message(m.HEARTBEAT))
         elif request.type == m.PRESETS:
             self._send_presets(identity)
@@ -180,6 +184,12 @@ class Service:
                 self._stop(job, m.CANCELLED)
                 return
         raise m.ProtocolError(m.Code.UNKNOWN_JOB, f"no job {job_id!r} is queued or running", job_id)
+
+    def _acknowledge(self, identity: bytes, job_id: str) -> None:
+        with self.lock:
+            job = self.running
+            if job is not None and job.identity == identity and job.submit.job == job_id:
+                job.previews_in_flight = max(0, job.previews_in_flight - 1)
 
     def _stop(self, job: Job, reason: str) -> None:
         """Flag a running job for the worker; take a queued one off the queue and answer at once."""
@@ -264,6 +274,11 @@ class Service:
                 losses=progress.losses, elapsed=progress.elapsed, eta=progress.eta))
 
         def on_preview(image: torch.Tensor, progress: Progress) -> None:
+            with self.lock:
+                if job.previews_in_flight >= m.PREVIEWS_IN_FLIGHT:
+                    job.previews_skipped += 1  # the client is behind: it gets a fresher one later
+                    return
+                job.previews_in_flight += 1
             send(m.image_message(m.PREVIEW, finish(image, submit), job=submit.job,
                                  iteration=progress.iteration, total=progress.total, scale=progress.scale))
 
@@ -271,7 +286,8 @@ class Service:
             content = pixels.to_tensor(submit.content)
             styles = [(style_tensor(style), style.weight) for style in submit.styles]
             result = self.engine.run(content, styles, submit.params, on_progress, on_preview, job.cancel.is_set)
-            log.info("job %s done in %.1f s", submit.job, time.monotonic() - started)
+            log.info("job %s done in %.1f s (%d previews skipped for a slow client)", submit.job,
+                     time.monotonic() - started, job.previews_skipped)
             return m.image_message(m.RESULT, finish(result, submit), job=submit.job,
                                    seconds=time.monotonic() - started)
         except JobCancelled:

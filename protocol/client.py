@@ -137,6 +137,9 @@ class Client:
                     finished = True
                     raise DaemonError(reply.header.get("code", "?"), reply.header.get("message", ""))
                 finished = reply.type in (m.RESULT, m.CANCELLED)
+                if reply.type == m.PREVIEW:  # taken in: the daemon may send the next one
+                    self.send(m.simple_message(m.HEARTBEAT, job=submit.job, seen=reply.header["iteration"]))
+                    last_beat = now
                 yield reply
                 if finished:
                     return

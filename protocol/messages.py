@@ -65,6 +65,9 @@ ACCEPTED, PROGRESS, PREVIEW, RESULT = "accepted", "progress", "preview", "result
 ERROR, CANCELLED = "error", "cancelled"
 REPLY_TYPES = (HELLO, PRESETS, HEARTBEAT, SHUTDOWN, ACCEPTED, PROGRESS, PREVIEW, RESULT, ERROR, CANCELLED)
 
+# A job sends at most this many previews the client has not acknowledged (heartbeat `seen`), so
+# a slow client gets fewer, fresher previews instead of a growing backlog.
+PREVIEWS_IN_FLIGHT = 2
 # Clients with a job send a heartbeat at least this often; the daemon answers each one.
 HEARTBEAT_INTERVAL_S = 0.5
 # The daemon cancels a job whose client has been silent this long (a killed GIMP plug-in's job
@@ -290,6 +293,7 @@ class Request:
     type: str
     job: str | None = None
     submit: Submit | None = None
+    seen: int | None = None  # HEARTBEAT: the iteration of the last preview the client has taken in
 
 
 def encode(header: dict[str, Any], images: list[Image] = ()) -> list:
@@ -359,6 +363,11 @@ def parse_request(frames: list, max_pixels: int = MAX_PIXELS) -> Request:
         raise ProtocolError(Code.BAD_REQUEST, f"unknown request type {kind!r}")
     if kind == CANCEL:
         return Request(kind, job=_job_id(header))
+    if kind == HEARTBEAT and "job" in header:
+        seen = header.get("seen")
+        if seen is not None and not _is_int(seen):
+            raise ProtocolError(Code.BAD_REQUEST, "'seen' must be an integer")
+        return Request(kind, job=_job_id(header), seen=seen)
     if kind != SUBMIT:
         return Request(kind)
     job = _job_id(header)

@@ -290,3 +290,32 @@ def test_cancelling_a_queued_job_answers_at_once(daemon, content_image, style_im
         assert time.monotonic() - asked < 0.5  # not after the running job
         assert first.hello()["queue"] == 1
         running.close()  # cancels the first
+
+
+def test_a_slow_client_gets_fresh_previews_not_a_backlog(daemon, content_image, style_image) -> None:
+    """A client that takes in no preview gets two, then none until it acknowledges one."""
+    socket = raw_dealer(daemon.endpoint)
+    submit = make_submit(content_image, style_image, iterations=10000, preview_every=1)
+    try:
+        socket.send_multipart(m.submit_message(submit))
+        previews: list[int] = []
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # heartbeats to stay alive, but no acknowledgement
+            socket.send_multipart(m.simple_message(m.HEARTBEAT, job=submit.job))
+            while socket.poll(100):
+                reply = m.parse_reply(socket.recv_multipart())
+                if reply.type == m.PREVIEW:
+                    previews.append(reply.header["iteration"])
+        assert len(previews) == m.PREVIEWS_IN_FLIGHT
+        socket.send_multipart(m.simple_message(m.HEARTBEAT, job=submit.job, seen=previews[-1]))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(previews) == m.PREVIEWS_IN_FLIGHT:
+            if socket.poll(100):
+                reply = m.parse_reply(socket.recv_multipart())
+                if reply.type == m.PREVIEW:
+                    previews.append(reply.header["iteration"])
+        assert len(previews) == m.PREVIEWS_IN_FLIGHT + 1
+        assert previews[-1] > previews[-2] + 1  # a fresh one, not the next in line
+        socket.send_multipart(m.simple_message(m.CANCEL, job=submit.job))
+    finally:
+        socket.close()
