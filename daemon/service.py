@@ -28,7 +28,7 @@ import zmq
 from protocol import messages as m
 
 from . import pixels, presets
-from .engine import JobCancelled, Progress, StyleTransfer
+from .engine import JobCancelled, Progress, StyleTransfer, available_bytes, predicted_peak_bytes
 
 log = logging.getLogger("impasto.daemon")
 
@@ -50,7 +50,7 @@ class Job:
 class Service:
     def __init__(self, engine: StyleTransfer, socket, context, *, device_name: str, model_name: str,
                  max_queue: int = 16, max_pixels: int = m.MAX_PIXELS,
-                 client_timeout: float = m.CLIENT_TIMEOUT_S) -> None:
+                 client_timeout: float = m.CLIENT_TIMEOUT_S, memory_limit: int = 0) -> None:
         self.engine = engine
         self.socket = socket  # a bound ROUTER
         self.context = context
@@ -59,6 +59,7 @@ class Service:
         self.max_queue = max_queue
         self.max_pixels = max_pixels
         self.client_timeout = client_timeout
+        self.memory_limit = memory_limit  # bytes a job may add; 0: what the device has free
         self.queue: collections.deque[Job] = collections.deque()
         self.running: Job | None = None
         self.lock = threading.Condition()
@@ -162,6 +163,12 @@ class Service:
             if style.preset is not None and style.preset not in presets.BUILT_IN:
                 raise m.ProtocolError(m.Code.UNKNOWN_PRESET, f"no preset named {style.preset!r}; "
                                       f"known: {', '.join(presets.names())}", submit.job)
+        needed = predicted_peak_bytes(submit.content.width, submit.content.height, submit.params,
+                                      self.engine.device)
+        limit = self.memory_limit or available_bytes(self.engine.device)
+        if needed > limit:
+            raise m.ProtocolError(m.Code.TOO_LARGE, f"this job would need about {needed / 2**30:.1f} GiB and "
+                                  f"{limit / 2**30:.1f} GiB is available: lower its size", submit.job)
         with self.lock:
             jobs = [*self.queue, *([self.running] if self.running else [])]
             if any(job.identity == identity and job.submit.job == submit.job for job in jobs):

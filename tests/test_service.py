@@ -16,7 +16,7 @@ from PIL import Image as PILImage
 from protocol import messages as m
 from protocol.client import Client, DaemonError, DaemonUnavailable
 
-from .conftest import ROOT, SHARED_IMAGES, cli_env, make_submit
+from .conftest import ROOT, SHARED_IMAGES, DaemonProcess, cli_env, make_submit
 
 
 def replies_of(client: Client, submit: m.Submit) -> list[m.Reply]:
@@ -319,3 +319,16 @@ def test_a_slow_client_gets_fresh_previews_not_a_backlog(daemon, content_image, 
         socket.send_multipart(m.simple_message(m.CANCEL, job=submit.job))
     finally:
         socket.close()
+
+
+def test_a_job_predicted_not_to_fit_is_refused_before_it_starts(tmp_path, content_image, style_image) -> None:
+    tight = DaemonProcess(f"ipc://{tmp_path}/d.sock", tmp_path / "daemon.log", "--memory-limit", "0.2")
+    try:
+        with Client(tight.endpoint) as client:
+            with pytest.raises(DaemonError) as caught:
+                replies_of(client, make_submit(content_image, style_image, size=512))
+            assert caught.value.code == m.Code.TOO_LARGE and "GiB" in caught.value.message
+            assert client.hello()["queue"] == 0
+    finally:
+        tight.stop()
+    assert "started" not in tight.log.read_text()  # refused at the door, nothing allocated
