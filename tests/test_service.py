@@ -332,3 +332,20 @@ def test_a_job_predicted_not_to_fit_is_refused_before_it_starts(tmp_path, conten
     finally:
         tight.stop()
     assert "started" not in tight.log.read_text()  # refused at the door, nothing allocated
+
+
+def test_a_full_queue_answers_busy(tmp_path, content_image, style_image) -> None:
+    small = DaemonProcess(f"ipc://{tmp_path}/d.sock", tmp_path / "daemon.log", "--max-queue", "1")
+    try:
+        with Client(small.endpoint) as first, Client(small.endpoint) as second, Client(small.endpoint) as third:
+            running = first.run_job(make_submit(content_image, style_image, iterations=10000, preview_every=0))
+            next(running)
+            waiting = second.run_job(make_submit(content_image, style_image, iterations=3))
+            assert next(waiting).header["position"] == 1
+            with pytest.raises(DaemonError) as caught:
+                replies_of(third, make_submit(content_image, style_image, iterations=3))
+            assert caught.value.code == m.Code.BUSY
+            running.close()
+            assert [r.type for r in waiting][-1] == m.RESULT  # the queued one is still served
+    finally:
+        small.stop()
