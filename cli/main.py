@@ -196,8 +196,21 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_presets(args: argparse.Namespace) -> int:
     with connect(args) as client:
-        for preset in client.presets():
-            print(f"{preset['name']:<16} {preset['description']}")
+        if args.action == "add":
+            try:
+                image = load_image(args.image)
+            except OSError as exc:
+                print(f"impasto: cannot read {args.image}: {exc}", file=sys.stderr)
+                return 2
+            params = {"strength": args.strength} if args.strength is not None else {}
+            client.add_preset(args.name, image, args.description or f"from {args.image.name}", params)
+            print(f"added preset {args.name!r}", file=sys.stderr)
+        elif args.action == "remove":
+            client.remove_preset(args.name)
+            print(f"removed preset {args.name!r}", file=sys.stderr)
+        else:
+            for preset in client.presets():
+                print(f"{preset['name']:<16} {preset.get('source', ''):<9} {preset['description']}")
     return 0
 
 
@@ -309,9 +322,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, run, text in (("status", cmd_status, "show the daemon's version, device and queue"),
                             ("ping", cmd_status, "same as status"),
-                            ("presets", cmd_presets, "list the daemon's style presets"),
                             ("stop", cmd_stop, "ask the daemon to finish and exit")):
         commands.add_parser(name, parents=[common], help=text).set_defaults(run=run)
+
+    presets = commands.add_parser("presets", parents=[common], help="list, add or remove style presets")
+    actions = presets.add_subparsers(dest="action")
+    add = actions.add_parser("add", help="store an image as a named style on the daemon")
+    add.add_argument("name", help="lowercase letters, digits, '-' and '_'")
+    add.add_argument("image", type=Path)
+    add.add_argument("--description")
+    add.add_argument("--strength", type=float, help="the strength recommended with this style")
+    actions.add_parser("remove", help="delete a user preset").add_argument("name")
+    actions.add_parser("list", help="the default")
+    presets.set_defaults(run=cmd_presets)
 
     keys = commands.add_parser("keys", help="make CURVE keys for a daemon on another machine")
     keys.add_argument("folder", type=Path)

@@ -22,6 +22,7 @@ from protocol.security import TransportRefused, check_transport
 
 from .engine import StyleTransfer
 from .model import WeightsError, default_weights_path, load_vgg19
+from .presets import PresetStore
 from .service import VERSION, Service
 
 log = logging.getLogger("impasto.daemon")
@@ -97,6 +98,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-queue", type=int, default=16, help="jobs waiting at most; more get 'busy' (default: 16)")
     parser.add_argument("--max-pixels", type=int, default=m.MAX_PIXELS,
                         help="largest image accepted, in pixels (default: %(default)s)")
+    parser.add_argument("--presets-dir", type=Path, default=None,
+                        help="where user presets are kept (default: $XDG_DATA_HOME/impasto/presets)")
     parser.add_argument("--memory-limit", type=float, default=0,
                         help="GiB a job may use; a job predicted to need more is refused before it starts "
                              "(default: 0, the memory the device has free at the time)")
@@ -175,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("warmed up in %.2f s", time.monotonic() - started)
     service = Service(engine, socket, context, device_name=describe_device(device),
                       model_name=f"vgg19-{model.lineage}", max_queue=args.max_queue, max_pixels=args.max_pixels,
-                      client_timeout=args.client_timeout, memory_limit=int(args.memory_limit * 2**30))
+                      client_timeout=args.client_timeout, memory_limit=int(args.memory_limit * 2**30),
+                      presets=PresetStore(args.presets_dir))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: service.stop())
     log.info("impasto-daemon %s ready on %s", VERSION, args.endpoint)

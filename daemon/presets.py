@@ -1,25 +1,35 @@
 """Named styles the daemon can use without the client sending pixels.
 
-For now the built-in ones, drawn by `artwork`; a preset name is only ever looked up in this
-table, never treated as a path.
+Built-in presets are drawn by `artwork`; user presets live under the XDG data dir, one folder
+each (`style.png`, `preset.json`). A name is checked against NAME_PATTERN and only ever looked
+up in these tables, so a client can never make the daemon read or write another path.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from protocol import messages as m
+
 from . import artwork
 
 THUMBNAIL_SIDE = 64
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 @dataclass(frozen=True)
-class Preset:
+class BuiltIn:
     name: str
     description: str
     draw: Callable[[], Image.Image]
@@ -28,24 +38,99 @@ class Preset:
 BUILT_IN = {
     preset.name: preset
     for preset in (
-        Preset("swirls", "Night-sky swirls in blues and yellows (drawn by Impasto)", artwork.swirls),
-        Preset("embers", "Warm red and orange hatching (drawn by Impasto)", artwork.embers),
+        BuiltIn("swirls", "Night-sky swirls in blues and yellows (drawn by Impasto)", artwork.swirls),
+        BuiltIn("embers", "Warm red and orange hatching (drawn by Impasto)", artwork.embers),
     )
 }
 
 
-def names() -> list[str]:
-    return sorted(BUILT_IN)
+def default_folder() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "impasto" / "presets"
 
 
-@cache
-def image(name: str) -> np.ndarray:
-    """The preset's style image as an (H, W, 3) uint8 array; KeyError for an unknown name."""
-    return np.asarray(BUILT_IN[name].draw().convert("RGB"))
+class PresetStore:
+    """Built-in and user presets; safe to call from the service's two threads."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder or default_folder()
+        self._lock = threading.Lock()
+        self._images: dict[str, tuple[float, np.ndarray]] = {}  # name -> (file mtime, pixels)
+
+    def _user_folder(self, name: str) -> Path:
+        return self.folder / name
+
+    def names(self) -> list[str]:
+        user = [p.name for p in self.folder.iterdir() if NAME_PATTERN.match(p.name) and (p / "style.png").is_file()] \
+            if self.folder.is_dir() else []
+        return sorted({*BUILT_IN, *user})
+
+    def __contains__(self, name: str) -> bool:
+        if name in BUILT_IN:
+            return True
+        return bool(NAME_PATTERN.match(name)) and (self._user_folder(name) / "style.png").is_file()
+
+    def describe(self, name: str) -> dict:
+        if name in BUILT_IN:
+            return {"name": name, "description": BUILT_IN[name].description, "source": "built-in", "params": {}}
+        info = json.loads((self._user_folder(name) / "preset.json").read_text())
+        return {"name": name, "description": info.get("description", ""), "source": "user",
+                "params": info.get("params", {})}
+
+    def image(self, name: str) -> np.ndarray:
+        """The preset's style image as (H, W, 3) uint8; KeyError for an unknown name."""
+        if name not in self:
+            raise KeyError(name)
+        if name in BUILT_IN:
+            stamp, path = 0.0, None
+        else:
+            path = self._user_folder(name) / "style.png"
+            stamp = path.stat().st_mtime
+        with self._lock:
+            cached = self._images.get(name)
+        if cached is not None and cached[0] == stamp:  # a changed file is read again
+            return cached[1]
+        picture = BUILT_IN[name].draw() if path is None else Image.open(path)
+        pixels = np.asarray(picture.convert("RGB"))
+        with self._lock:
+            self._images[name] = (stamp, pixels)
+        return pixels
+
+    def thumbnail(self, name: str) -> np.ndarray:
+        picture = Image.fromarray(self.image(name))
+        picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        return np.asarray(picture)
+
+    def add(self, name: str, pixels: np.ndarray, description: str, params: dict) -> None:
+        """Store a user preset, replacing one of the same name; written whole or not at all."""
+        check_name(name)
+        if name in BUILT_IN:
+            raise m.ProtocolError(m.Code.BAD_REQUEST, f"{name!r} is a built-in preset; choose another name")
+        m.JobParams.from_wire(params)  # recommended parameters must be valid ones
+        self.folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".adding-", dir=self.folder))
+        Image.fromarray(pixels).save(staging / "style.png")
+        (staging / "preset.json").write_text(json.dumps({"description": description, "params": params}))
+        target = self._user_folder(name)
+        with self._lock:
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+            self._images.pop(name, None)
+
+    def remove(self, name: str) -> None:
+        check_name(name)
+        if name in BUILT_IN:
+            raise m.ProtocolError(m.Code.BAD_REQUEST, f"{name!r} is built in and cannot be removed")
+        target = self._user_folder(name)
+        if not (target / "style.png").is_file():
+            raise m.ProtocolError(m.Code.UNKNOWN_PRESET, f"no user preset named {name!r}")
+        with self._lock:
+            shutil.rmtree(target)
+            self._images.pop(name, None)
 
 
-@cache
-def thumbnail(name: str) -> np.ndarray:
-    picture = Image.fromarray(image(name))
-    picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-    return np.asarray(picture)
+def check_name(name: object) -> None:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise m.ProtocolError(m.Code.BAD_REQUEST, "a preset name is 1..64 lowercase letters, digits, '-' or '_', "
+                              "starting with a letter or digit")

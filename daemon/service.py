@@ -27,8 +27,9 @@ import zmq
 
 from protocol import messages as m
 
-from . import pixels, presets
+from . import pixels
 from .engine import JobCancelled, Progress, StyleTransfer, available_bytes, predicted_peak_bytes
+from .presets import PresetStore
 
 log = logging.getLogger("impasto.daemon")
 
@@ -50,7 +51,8 @@ class Job:
 class Service:
     def __init__(self, engine: StyleTransfer, socket, context, *, device_name: str, model_name: str,
                  max_queue: int = 16, max_pixels: int = m.MAX_PIXELS,
-                 client_timeout: float = m.CLIENT_TIMEOUT_S, memory_limit: int = 0) -> None:
+                 client_timeout: float = m.CLIENT_TIMEOUT_S, memory_limit: int = 0,
+                 presets: PresetStore | None = None) -> None:
         self.engine = engine
         self.socket = socket  # a bound ROUTER
         self.context = context
@@ -60,6 +62,7 @@ class Service:
         self.max_pixels = max_pixels
         self.client_timeout = client_timeout
         self.memory_limit = memory_limit  # bytes a job may add; 0: what the device has free
+        self.presets = presets or PresetStore()
         self.queue: collections.deque[Job] = collections.deque()
         self.running: Job | None = None
         self.lock = threading.Condition()
@@ -129,7 +132,7 @@ class Service:
         if request.type == m.HELLO:
             self._send(identity, m.simple_message(
                 m.HELLO, daemon=VERSION, device=self.device_name, model=self.model_name,
-                queue=self._queue_length(), max_pixels=self.max_pixels, presets=presets.names()))
+                queue=self._queue_length(), max_pixels=self.max_pixels, presets=self.presets.names()))
         elif request.type == m.HEARTBEAT:
             if request.seen is not None:
                 self._acknowledge(identity, request.job)
@@ -140,6 +143,15 @@ class Service:
             self._enqueue(identity, request.submit)
         elif request.type == m.CANCEL:
             self._cancel(identity, request.job)
+        elif request.type == m.PRESET_ADD:
+            upload = request.preset
+            array = pixels.to_array(upload.image)[..., :3]
+            self.presets.add(upload.name, np.ascontiguousarray(array), upload.description, upload.params)
+            log.info("user preset %s added (%dx%d)", upload.name, upload.image.width, upload.image.height)
+            self._send(identity, m.simple_message(m.PRESET_ADD, name=upload.name))
+        elif request.type == m.PRESET_REMOVE:
+            self.presets.remove(request.preset.name)
+            self._send(identity, m.simple_message(m.PRESET_REMOVE, name=request.preset.name))
         elif request.type == m.SHUTDOWN:
             log.info("shutdown requested by a client")
             self._send(identity, m.simple_message(m.SHUTDOWN))
@@ -147,11 +159,10 @@ class Service:
 
     def _send_presets(self, identity: bytes) -> None:
         entries, images = [], []
-        for name in presets.names():
-            thumb = pixels.from_array(presets.thumbnail(name))
+        for name in self.presets.names():
+            thumb = pixels.from_array(self.presets.thumbnail(name))
             images.append(thumb)
-            entries.append({"name": name, "description": presets.BUILT_IN[name].description,
-                            "thumbnail": thumb.describe(len(images))})
+            entries.append({**self.presets.describe(name), "thumbnail": thumb.describe(len(images))})
         self._send(identity, m.encode({"type": m.PRESETS, "presets": entries}, images))
 
     def _queue_length(self) -> int:
@@ -160,9 +171,9 @@ class Service:
 
     def _enqueue(self, identity: bytes, submit: m.Submit) -> None:
         for style in submit.styles:
-            if style.preset is not None and style.preset not in presets.BUILT_IN:
+            if style.preset is not None and style.preset not in self.presets:
                 raise m.ProtocolError(m.Code.UNKNOWN_PRESET, f"no preset named {style.preset!r}; "
-                                      f"known: {', '.join(presets.names())}", submit.job)
+                                      f"known: {', '.join(self.presets.names())}", submit.job)
         needed = predicted_peak_bytes(submit.content.width, submit.content.height, submit.params,
                                       self.engine.device)
         limit = self.memory_limit or available_bytes(self.engine.device)
@@ -191,6 +202,12 @@ class Service:
                 self._stop(job, m.CANCELLED)
                 return
         raise m.ProtocolError(m.Code.UNKNOWN_JOB, f"no job {job_id!r} is queued or running", job_id)
+
+    def style_tensor(self, style: m.Style) -> torch.Tensor:
+        if style.preset is not None:
+            array = self.presets.image(style.preset)
+            return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float() / 255
+        return pixels.to_tensor(style.image)
 
     def _acknowledge(self, identity: bytes, job_id: str) -> None:
         with self.lock:
@@ -291,7 +308,7 @@ class Service:
 
         try:
             content = pixels.to_tensor(submit.content)
-            styles = [(style_tensor(style), style.weight) for style in submit.styles]
+            styles = [(self.style_tensor(style), style.weight) for style in submit.styles]
             result = self.engine.run(content, styles, submit.params, on_progress, on_preview, job.cancel.is_set)
             log.info("job %s done in %.1f s (%d previews skipped for a slow client)", submit.job,
                      time.monotonic() - started, job.previews_skipped)
@@ -341,10 +358,6 @@ def release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def style_tensor(style: m.Style) -> torch.Tensor:
-    if style.preset is not None:
-        return torch.from_numpy(presets.image(style.preset).copy()).permute(2, 0, 1).unsqueeze(0).float() / 255
-    return pixels.to_tensor(style.image)
 
 
 def finish(image: torch.Tensor, submit: m.Submit) -> m.Image:

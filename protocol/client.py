@@ -76,9 +76,9 @@ class Client:
         frames = [frame.buffer for frame in socket.recv_multipart(copy=False)]
         return m.parse_reply(frames)
 
-    def request(self, kind: str, **fields: object) -> m.Reply:
-        """One request, one reply (hello, presets, shutdown)."""
-        self.send(m.simple_message(kind, **fields))
+    def request(self, kind: str, images: tuple[m.Image, ...] = (), **fields: object) -> m.Reply:
+        """One request, one reply (hello, presets, preset_add, preset_remove, shutdown)."""
+        self.send(m.encode({"type": kind, **fields}, list(images)))
         deadline = time.monotonic() + self.timeout
         while (left := deadline - time.monotonic()) > 0:
             reply = self.receive(left)
@@ -98,6 +98,13 @@ class Client:
 
     def presets(self) -> list[dict]:
         return self.request(m.PRESETS).header.get("presets", [])
+
+    def add_preset(self, name: str, image: m.Image, description: str = "", params: dict | None = None) -> None:
+        self.request(m.PRESET_ADD, (image,), name=name, image=image.describe(1), description=description,
+                     params=params or {})
+
+    def remove_preset(self, name: str) -> None:
+        self.request(m.PRESET_REMOVE, name=name)
 
     def cancel(self, job: str) -> None:
         self.send(m.simple_message(m.CANCEL, job=job))

@@ -60,10 +60,13 @@ class ProtocolError(Exception):
 # Request and reply types.
 HELLO, SUBMIT, CANCEL, PRESETS = "hello", "submit", "cancel", "presets"
 HEARTBEAT, SHUTDOWN = "heartbeat", "shutdown"
-REQUEST_TYPES = (HELLO, SUBMIT, CANCEL, PRESETS, HEARTBEAT, SHUTDOWN)
+PRESET_ADD, PRESET_REMOVE = "preset_add", "preset_remove"
+REQUEST_TYPES = (HELLO, SUBMIT, CANCEL, PRESETS, HEARTBEAT, SHUTDOWN, PRESET_ADD, PRESET_REMOVE)
 ACCEPTED, PROGRESS, PREVIEW, RESULT = "accepted", "progress", "preview", "result"
 ERROR, CANCELLED = "error", "cancelled"
-REPLY_TYPES = (HELLO, PRESETS, HEARTBEAT, SHUTDOWN, ACCEPTED, PROGRESS, PREVIEW, RESULT, ERROR, CANCELLED)
+REPLY_TYPES = (HELLO, PRESETS, HEARTBEAT, SHUTDOWN, PRESET_ADD, PRESET_REMOVE, ACCEPTED, PROGRESS, PREVIEW, RESULT,
+               ERROR, CANCELLED)
+MAX_DESCRIPTION_LENGTH = 200
 
 # A job sends at most this many previews the client has not acknowledged (heartbeat `seen`), so
 # a slow client gets fewer, fresher previews instead of a growing backlog.
@@ -294,6 +297,15 @@ class Request:
     job: str | None = None
     submit: Submit | None = None
     seen: int | None = None  # HEARTBEAT: the iteration of the last preview the client has taken in
+    preset: PresetUpload | None = None  # PRESET_ADD; PRESET_REMOVE sets only its name
+
+
+@dataclass
+class PresetUpload:
+    name: str
+    image: Image | None = None
+    description: str = ""
+    params: dict[str, Any] = field(default_factory=dict)  # recommended, already validated
 
 
 def encode(header: dict[str, Any], images: list[Image] = ()) -> list:
@@ -368,6 +380,8 @@ def parse_request(frames: list, max_pixels: int = MAX_PIXELS) -> Request:
         if seen is not None and not _is_int(seen):
             raise ProtocolError(Code.BAD_REQUEST, "'seen' must be an integer")
         return Request(kind, job=_job_id(header), seen=seen)
+    if kind in (PRESET_ADD, PRESET_REMOVE):
+        return Request(kind, preset=_preset_upload(header, frames, max_pixels, with_image=kind == PRESET_ADD))
     if kind != SUBMIT:
         return Request(kind)
     job = _job_id(header)
@@ -386,6 +400,23 @@ def parse_request(frames: list, max_pixels: int = MAX_PIXELS) -> Request:
         exc.job = job
         raise
     return Request(kind, job=job, submit=Submit(job, content, styles, params, mask))
+
+
+def _preset_upload(header: dict[str, Any], frames: list, max_pixels: int, with_image: bool) -> PresetUpload:
+    name = header.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_LENGTH:
+        raise ProtocolError(Code.BAD_REQUEST, "'name' must be a preset name")
+    if not with_image:
+        return PresetUpload(name)
+    description = header.get("description", "")
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_LENGTH:
+        raise ProtocolError(Code.BAD_REQUEST, f"'description' must be text of at most {MAX_DESCRIPTION_LENGTH}")
+    params = header.get("params") or {}
+    JobParams.from_wire(params)  # refuses anything a job would refuse
+    image = _image_from(header.get("image"), frames, "preset image", max_pixels)
+    if image.channels == 1:
+        raise ProtocolError(Code.BAD_IMAGE, "a preset image must be RGB or RGBA")
+    return PresetUpload(name, image, description, dict(params))
 
 
 # --- building messages -------------------------------------------------------------------

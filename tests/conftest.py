@@ -53,7 +53,8 @@ class DaemonProcess:
         self.log = log
         self.keys = keys
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daemon.main", "--endpoint", endpoint, "--log-level", "debug", *args],
+            [sys.executable, "-m", "daemon.main", "--endpoint", endpoint, "--log-level", "debug",
+             "--presets-dir", str(log.parent / "presets"), *args],
             stdout=subprocess.DEVNULL, stderr=open(log, "wb"), cwd=ROOT)  # noqa: SIM115
         self.wait_ready()
 

@@ -349,3 +349,31 @@ def test_a_full_queue_answers_busy(tmp_path, content_image, style_image) -> None
             assert [r.type for r in waiting][-1] == m.RESULT  # the queued one is still served
     finally:
         small.stop()
+
+
+def test_user_presets_are_added_used_listed_and_removed(daemon, tmp_path, content_image, style_image) -> None:
+    write_png(tmp_path / "painting.png", style_image)
+    env = cli_env(daemon.endpoint)
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "cli.main", "presets", *args], capture_output=True, text=True,
+                              env=env, timeout=60, cwd=ROOT)
+
+    assert cli("add", "my-oil", str(tmp_path / "painting.png"), "--strength", "0.7").returncode == 0
+    listing = cli().stdout
+    assert "my-oil" in listing and "user" in listing and "swirls" in listing
+    with Client(daemon.endpoint) as client:
+        entry = next(p for p in client.presets() if p["name"] == "my-oil")
+        assert entry["params"] == {"strength": 0.7} and entry["thumbnail"]["width"] <= 64
+        submit = make_submit(content_image, None, iterations=3, preview_every=0)
+        submit.styles = [m.Style(preset="my-oil")]
+        assert replies_of(client, submit)[-1].type == m.RESULT
+        for bad in ("../evil", "a/b", "UPPER", "x" * 65, "swirls"):
+            with pytest.raises(DaemonError) as caught:
+                client.add_preset(bad, style_image)
+            assert caught.value.code == m.Code.BAD_REQUEST
+    assert cli("remove", "my-oil").returncode == 0
+    assert "my-oil" not in cli("list").stdout
+    removed = cli("remove", "my-oil")
+    assert removed.returncode == 4 and "no user preset" in removed.stderr
+    assert not (daemon.log.parent / "presets" / "evil").exists()
