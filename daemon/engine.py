@@ -34,6 +34,7 @@ from torch import nn
 from protocol.messages import JobParams
 
 from .model import VGG19
+from .targets import TargetCache, image_digest
 
 EPS = 1e-8
 # strength 0.5 keeps the weights as given; each 0.1 either way multiplies style by √10.
@@ -77,10 +78,10 @@ class ContentLoss(nn.Module):
 class GramStyleLoss(nn.Module):
     """How far the image's Gram matrix at one layer is from the painting's (Gatys et al., eq. 4)."""
 
-    def __init__(self, style_features: list[tuple[torch.Tensor, float]], generator: torch.Generator) -> None:
+    def __init__(self, style_grams: list[tuple[torch.Tensor, float]]) -> None:
         super().__init__()
-        total = sum(weight for _, weight in style_features)
-        target = sum(gram_matrix(feats) * (weight / total) for feats, weight in style_features)
+        total = sum(weight for _, weight in style_grams)
+        target = sum(gram * (weight / total) for gram, weight in style_grams)
         self.register_buffer("target", target.detach())
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -120,9 +121,6 @@ class SlicedWassersteinStyleLoss(nn.Module):
         if style.shape[1] != positions:
             style = F.interpolate(style[None], size=positions, mode="linear", align_corners=True)[0]
         return (image - style).pow(2).mean() / self.scale
-
-
-STYLE_LOSSES = {"gram": GramStyleLoss, "sliced": SlicedWassersteinStyleLoss}
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:
@@ -277,9 +275,11 @@ PreviewCallback = Callable[[torch.Tensor, Progress], None]
 class StyleTransfer:
     """Owns nothing but a loaded VGG19; each `run` is one independent job."""
 
-    def __init__(self, model: VGG19, device: torch.device | str = "cpu") -> None:
+    def __init__(self, model: VGG19, device: torch.device | str = "cpu", cache: TargetCache | None = None) -> None:
         self.model = model
         self.device = torch.device(device)
+        self.cache = cache if cache is not None else TargetCache()  # memory only, unless given a folder
+        self._digests: dict[int, str] = {}  # style image → pixel hash, for the job in progress
 
     def warm_up(self) -> None:
         """A tiny job, so the first real one does not pay for kernel selection and allocation.
@@ -307,12 +307,29 @@ class StyleTransfer:
         side = max(16, round(long_side * params.style_scale))
         for image, weight in styles:
             h, w = image.shape[-2:]
-            sw, sh = (max(1, round(w * side / max(w, h))), max(1, round(h * side / max(w, h))))
-            features = self.features(resize(image, sw, sh), set(params.style_layers), params)
-            for layer, feats in features.items():
-                per_layer[layer].append((feats.float(), weight))
-        loss_type = STYLE_LOSSES[params.style_loss]
-        return {layer: loss_type(feats, generator) for layer, feats in per_layer.items()}
+            size = (max(1, round(w * side / max(w, h))), max(1, round(h * side / max(w, h))))
+            if params.style_loss == "gram":
+                for layer, gram in self._style_grams(image, size, params).items():
+                    per_layer[layer].append((gram.to(self.device), weight))
+            else:
+                features = self.features(resize(image, *size), set(params.style_layers), params)
+                for layer, feats in features.items():
+                    per_layer[layer].append((feats.float(), weight))
+        if params.style_loss == "gram":
+            return {layer: GramStyleLoss(grams) for layer, grams in per_layer.items()}
+        return {layer: SlicedWassersteinStyleLoss(feats, generator) for layer, feats in per_layer.items()}
+
+    def _style_grams(self, image: torch.Tensor, size: tuple[int, int], params: JobParams) -> dict[str, torch.Tensor]:
+        """One painting's Gram matrices at `size`, from the cache when it has seen them."""
+        digest = self._digests.get(id(image)) or self._digests.setdefault(id(image), image_digest(image))
+        key = self.cache.key(digest, size, sorted(params.style_layers), params.pooling,
+                             use_bf16(params.precision, self.device), self.model.lineage, "replicate")
+        grams = self.cache.get(key)
+        if grams is None:
+            features = self.features(resize(image, *size), set(params.style_layers), params)
+            grams = {layer: gram_matrix(feats.float()) for layer, feats in features.items()}
+            self.cache.put(key, grams)
+        return grams
 
     def run(
         self,
@@ -328,6 +345,7 @@ class StyleTransfer:
         `styles` pairs each style image (same layout) with its share of the blend.
         """
         started = time.monotonic()
+        self._digests = {}
         torch.manual_seed(params.seed)
         generator = torch.Generator().manual_seed(params.seed)
         content = content.to(self.device)

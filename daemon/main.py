@@ -24,6 +24,8 @@ from .engine import StyleTransfer
 from .model import WeightsError, default_weights_path, load_vgg19
 from .presets import PresetStore
 from .service import VERSION, Service
+from .targets import TargetCache
+from .targets import default_folder as default_cache_folder
 
 log = logging.getLogger("impasto.daemon")
 
@@ -100,6 +102,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="largest image accepted, in pixels (default: %(default)s)")
     parser.add_argument("--presets-dir", type=Path, default=None,
                         help="where user presets are kept (default: $XDG_DATA_HOME/impasto/presets)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="where style targets are cached on disk (default: $XDG_CACHE_HOME/impasto/targets)")
     parser.add_argument("--memory-limit", type=float, default=0,
                         help="GiB a job may use; a job predicted to need more is refused before it starts "
                              "(default: 0, the memory the device has free at the time)")
@@ -172,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("VGG19 (%s weights from %s) loaded on %s in %.2f s", model.lineage, weights, describe_device(device),
              time.monotonic() - started)
 
-    engine = StyleTransfer(model, device)
+    engine = StyleTransfer(model, device, cache=TargetCache(args.cache_dir or default_cache_folder()))
     started = time.monotonic()
     engine.warm_up()
     log.info("warmed up in %.2f s", time.monotonic() - started)

@@ -54,7 +54,7 @@ class DaemonProcess:
         self.keys = keys
         self.process = subprocess.Popen(
             [sys.executable, "-m", "daemon.main", "--endpoint", endpoint, "--log-level", "debug",
-             "--presets-dir", str(log.parent / "presets"), *args],
+             "--presets-dir", str(log.parent / "presets"), "--cache-dir", str(log.parent / "cache"), *args],
             stdout=subprocess.DEVNULL, stderr=open(log, "wb"), cwd=ROOT)  # noqa: SIM115
         self.wait_ready()
 

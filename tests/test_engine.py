@@ -31,8 +31,8 @@ def test_losses_vanish_at_their_targets() -> None:
     generator = torch.Generator().manual_seed(0)
     assert engine.ContentLoss(features)(features) == 0
     assert engine.ContentLoss(features)(other) > 0
-    for loss_type in engine.STYLE_LOSSES.values():
-        loss = loss_type([(features, 1.0)], generator)
+    for loss in (engine.GramStyleLoss([(engine.gram_matrix(features), 1.0)]),
+                 engine.SlicedWassersteinStyleLoss([(features, 1.0)], generator)):
         assert loss(features) < 1e-6
         assert loss(other) > 1e-3
     assert engine.total_variation(torch.full((1, 3, 4, 4), 0.3)) == 0
@@ -219,3 +219,25 @@ def test_colour_matching_recolours_the_painting(vgg19) -> None:
         means[keep] = engine.StyleTransfer(vgg19).run(content, [(style, 1.0)], params).mean((2, 3))
     target = content.mean((2, 3))
     assert (means["match"] - target).abs().sum() < (means["none"] - target).abs().sum()
+
+
+def test_style_targets_are_cached_and_a_changed_image_misses(vgg19, tmp_path) -> None:
+    from daemon.targets import TargetCache
+
+    params = JobParams(size=48, iterations=1, preview_every=0)
+    style = small(2)
+    first = engine.StyleTransfer(vgg19, cache=TargetCache(tmp_path))
+    first.run(small(1), [(style, 1.0)], params)
+    assert (first.cache.hits, first.cache.misses) == (0, 1)
+    first.run(small(1), [(style, 1.0)], params)
+    assert first.cache.hits == 1
+    # A new daemon finds them on disk.
+    second = engine.StyleTransfer(vgg19, cache=TargetCache(tmp_path))
+    second.run(small(1), [(style.clone(), 1.0)], params)
+    assert (second.cache.hits, second.cache.misses) == (1, 0)
+    changed = style.clone()
+    changed[0, 0, 0, 0] = 1 - changed[0, 0, 0, 0]
+    second.run(small(1), [(changed, 1.0)], params)
+    assert second.cache.misses == 1
+    second.run(small(1), [(style, 1.0)], JobParams(**{**params.to_wire(), "pooling": "avg"}))
+    assert second.cache.misses == 2  # another setting, another target
