@@ -74,12 +74,16 @@ def connect(endpoint, settings, start_daemon):
                           f"here ({command[0] if command else 'no daemon command configured'} not found). "
                           "Start it with `impasto-daemon`, or run Impasto's installer again.")
     Gimp.progress_set_text("Starting the Impasto daemon (loading VGG19)…")
-    log_path = os.path.join(os.path.dirname(endpoint[len("ipc://"):]) if endpoint.startswith("ipc://")
-                            else HERE, "impasto-daemon.log")
-    with open(log_path, "ab") as log:
-        # A session of its own: GIMP kills a plug-in's process group when it ends.
-        subprocess.Popen([*command, "--endpoint", endpoint], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                         start_new_session=True)
+    folder = os.path.dirname(endpoint[len("ipc://"):]) if endpoint.startswith("ipc://") else HERE
+    log_path = os.path.join(folder, "impasto-daemon.log")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)  # the daemon's socket folder, private to the user
+        with open(log_path, "ab") as log:
+            # A session of its own: GIMP kills a plug-in's process group when it ends.
+            subprocess.Popen([*command, "--endpoint", endpoint], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                             start_new_session=True)
+    except OSError as exc:
+        raise PluginError(f"Could not start the Impasto daemon ({' '.join(command)}): {exc}") from None
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         Gimp.progress_pulse()
