@@ -224,3 +224,31 @@ def test_daemon_dying_mid_run_ends_in_a_clear_message(gimp, host_daemon) -> None
     # Previews that arrived stay (the user's to keep); an empty group does not.
     assert result["top_level"] == ["photo", "background"] or result["children"]
     assert finished < 15  # the plug-in gives up within its 3 s timeout; GIMP then quits
+
+
+def test_plugin_starts_the_daemon_when_none_runs(gimp, tmp_path_factory) -> None:
+    """The project and its Python are bind-mounted into the chroot at their own paths, so the daemon
+    command the installer wrote works there; the plug-in must start it and finish the job."""
+    prefix = Path(sys.base_prefix)
+    binds = [(ROOT, gimp.chroot / str(ROOT).lstrip("/")), (prefix, gimp.chroot / str(prefix).lstrip("/"))]
+    mounted = []
+    endpoint = f"ipc://{gimp.folder}/started/d.sock"
+    try:
+        for source, target in binds:
+            target.mkdir(parents=True, exist_ok=True)
+            mount("--bind", str(source), str(target))
+            mounted.append(target)
+        spec = {**SELECTION_SPEC, "selection": None, "layer_offsets": [0, 0],
+                "arguments": {**SELECTION_SPEC["arguments"], "start-daemon": True, "endpoint": endpoint,
+                              "keep-previews": False}}
+        result = gimp.run(spec, timeout=240)
+        assert result["status"] == "success", result
+        assert result["children"] and result["inside_changed"] > 0.8 * result["inside_total"]
+        with Client(endpoint) as client:
+            assert client.hello()["queue"] == 0  # it stays up for the next run
+            client.request("shutdown")
+    finally:
+        subprocess.run(["pkill", "-f", f"endpoint {endpoint}"])
+        time.sleep(1)
+        for target in reversed(mounted):
+            subprocess.run(["umount", "-l", str(target)])
