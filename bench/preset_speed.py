@@ -9,7 +9,6 @@ painting pays for VGG19 on it and later uses (a preset, or the same file again) 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,9 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import start_daemon  # noqa: E402
 from bench.service_speed import pictures  # noqa: E402
 from protocol import messages as m  # noqa: E402
-from protocol.client import Client, DaemonUnavailable, new_job_id  # noqa: E402
+from protocol.client import Client, new_job_id  # noqa: E402
 
 
 def first_preview(client: Client, content: m.Image, style: m.Style, size: int) -> float:
@@ -42,18 +42,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=384)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="impasto-preset-bench-"))
-    endpoint = f"ipc://{folder}/d.sock"
-    daemon = subprocess.Popen([sys.executable, "-m", "daemon.main", "--endpoint", endpoint, "--log-level", "warning",
-                               "--presets-dir", str(folder / "presets"), "--cache-dir", str(folder / "cache")],
-                              cwd=ROOT)
+    daemon, endpoint, _ = start_daemon(folder, "--log-level", "warning")
     try:
-        while True:
-            with Client(endpoint, timeout=0.5) as client:
-                try:
-                    client.hello()
-                    break
-                except DaemonUnavailable:
-                    pass
         content, style, label = pictures(args.size)
         print(f"{label}: style image {style.width}x{style.height}, content {content.width}x{content.height}")
         with Client(endpoint) as client:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,9 +21,10 @@ from PIL import Image as PILImage
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import start_daemon  # noqa: E402
 from daemon import artwork  # noqa: E402
 from protocol import messages as m  # noqa: E402
-from protocol.client import Client, DaemonUnavailable, new_job_id  # noqa: E402
+from protocol.client import Client, new_job_id  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "images"
 
@@ -75,22 +75,11 @@ def main() -> None:
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="impasto-bench-"))
-    endpoint = f"ipc://{folder}/d.sock"
-    log = folder / "daemon.log"
     started = time.monotonic()
-    daemon = subprocess.Popen([sys.executable, "-m", "daemon.main", "--endpoint", endpoint],
-                              stderr=open(log, "wb"), cwd=ROOT)  # noqa: SIM115
+    daemon, endpoint, hello = start_daemon(folder)
     try:
-        while True:
-            with Client(endpoint, timeout=0.5) as client:
-                try:
-                    hello = client.hello()
-                    break
-                except DaemonUnavailable:
-                    if daemon.poll() is not None:
-                        sys.exit(log.read_text())
         ready = time.monotonic() - started
-        load = re.search(r"loaded on .* in ([\d.]+) s", log.read_text())
+        load = re.search(r"loaded on .* in ([\d.]+) s", (folder / "daemon.log").read_text())
         print(f"device: {hello['device']}; pictures: {pictures(64)[2]}")
         print(f"daemon start to ready: {ready:.2f} s (VGG19 load {load.group(1) if load else '?'} s)")
         print(f"{'size':>5} {'optimizer':>9} {'s/iter':>8} {'1st preview, 1 scale':>21} "

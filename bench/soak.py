@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import start_daemon  # noqa: E402
 from daemon import artwork  # noqa: E402
 from protocol import messages as m  # noqa: E402
 from protocol.client import Client, DaemonUnavailable, new_job_id  # noqa: E402
@@ -46,20 +47,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def start_daemon(folder: Path) -> tuple[subprocess.Popen, str]:
-    endpoint = f"ipc://{folder}/d.sock"
-    process = subprocess.Popen([sys.executable, "-m", "daemon.main", "--endpoint", endpoint, "--log-level", "warning"],
-                               cwd=ROOT)
-    while True:
-        with Client(endpoint, timeout=0.5) as client:
-            try:
-                client.hello()
-                return process, endpoint
-            except DaemonUnavailable:
-                if process.poll() is not None:
-                    sys.exit("daemon did not start")
 
 
 def small_submit(iterations: int, width: int = 64, height: int = 48) -> m.Submit:
@@ -137,7 +124,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=3)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="impasto-soak-"))
-    daemon, endpoint = start_daemon(folder)
+    daemon, endpoint, _ = start_daemon(folder, "--log-level", "warning")
     try:
         kill_clients(endpoint, daemon, args.kills)
         concurrent_clients(endpoint, args.clients, args.jobs)

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from protocol import messages as m
-from protocol.client import Client, DaemonError, DaemonUnavailable, new_job_id
+from protocol.client import Client, DaemonError, DaemonUnavailable, new_job_id, wait_for_daemon
 from protocol.endpoint import default_endpoint, ipc_path
 from protocol.security import ClientKeys, make_keys
 
@@ -236,16 +236,11 @@ def ensure_daemon(endpoint: str, wait: float = 120.0) -> None:
     with open(log_path, "ab") as log:
         subprocess.Popen([sys.executable, "-m", "daemon.main", "--endpoint", endpoint],
                          stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        with Client(endpoint, timeout=1.0) as client:
-            try:
-                hello = client.hello()
-                print(f"daemon ready on {hello['device']}", file=sys.stderr)
-                return
-            except DaemonUnavailable:
-                continue
-    raise DaemonUnavailable(f"impasto-daemon did not come up within {wait:g} s; see {log_path}")
+    try:
+        hello = wait_for_daemon(endpoint, wait)
+    except DaemonUnavailable:
+        raise DaemonUnavailable(f"impasto-daemon did not come up within {wait:g} s; see {log_path}") from None
+    print(f"daemon ready on {hello['device']}", file=sys.stderr)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -155,5 +155,22 @@ class Client:
                 self.cancel(submit.job)
 
 
+def wait_for_daemon(endpoint: str, wait: float, keys: ClientKeys | None = None,
+                    still_starting: Callable[[], bool] = lambda: True) -> dict:
+    """Poll `hello` until the daemon at `endpoint` answers; returns its hello.
+
+    Raises DaemonUnavailable after `wait` seconds, or as soon as `still_starting()` turns false
+    (say, the daemon's process has exited).
+    """
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and still_starting():
+        with Client(endpoint, timeout=0.5, keys=keys) as client:
+            try:
+                return client.hello()
+            except DaemonUnavailable:
+                continue
+    raise DaemonUnavailable(f"no Impasto daemon answered at {endpoint} within {wait:g} s")
+
+
 def new_job_id() -> str:
     return uuid.uuid4().hex

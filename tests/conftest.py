@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 
 from daemon import artwork
 from protocol import messages as m
-from protocol.client import Client, DaemonUnavailable, new_job_id
+from protocol.client import Client, DaemonUnavailable, new_job_id, wait_for_daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_IMAGES = ROOT.parent / "shared" / "images"
@@ -59,17 +58,10 @@ class DaemonProcess:
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daemon exited early:\n{self.log.read_text()}")
-            with Client(self.endpoint, timeout=0.5, keys=self.keys) as client:
-                try:
-                    client.hello()
-                    return
-                except DaemonUnavailable:
-                    pass
-        raise RuntimeError(f"daemon not ready within {timeout} s:\n{self.log.read_text()}")
+        try:
+            wait_for_daemon(self.endpoint, timeout, self.keys, still_starting=lambda: self.process.poll() is None)
+        except DaemonUnavailable:
+            raise RuntimeError(f"daemon not ready within {timeout} s:\n{self.log.read_text()}") from None
 
     def stop(self) -> int:
         if self.process.poll() is None:
