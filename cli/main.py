@@ -68,6 +68,20 @@ def parse_style(spec: str) -> m.Style:
     return m.Style(weight=weight, preset=target)
 
 
+def parse_preset(spec: str) -> m.Style:
+    """`NAME` or `NAME:WEIGHT`: always a preset, never a file."""
+    name, sep, tail = spec.rpartition(":")
+    try:
+        weight = float(tail) if sep else 1.0
+    except ValueError:
+        sep = ""
+    if not sep:
+        name, weight = spec, 1.0
+    if weight <= 0:
+        raise argparse.ArgumentTypeError(f"preset weight must be positive in {spec!r}")
+    return m.Style(weight=weight, preset=name)
+
+
 # --- progress ----------------------------------------------------------------------------
 
 class ProgressBar:
@@ -166,20 +180,47 @@ def run_job(client: Client, submit: m.Submit, output: Path, frames: Path | None,
     return EXIT_JOB
 
 
-def params_from(args: argparse.Namespace) -> m.JobParams:
-    wire = {name: getattr(args, name) for name in m.JobParams().to_wire() if getattr(args, name, None) is not None}
-    return m.JobParams.from_wire(wire)
+def params_from(args: argparse.Namespace, recommended: dict | None = None) -> m.JobParams:
+    """The job's settings: those given on the command line, over a preset's `recommended` ones."""
+    given = {name: getattr(args, name) for name in m.JobParams().to_wire() if getattr(args, name, None) is not None}
+    return m.JobParams.from_wire({**(recommended or {}), **given})
+
+
+def load_mask(path: Path, content: m.Image) -> m.Image:
+    """A grey image the content's size: white is stylised, black kept, grey blended."""
+    picture = PILImage.open(path)
+    if picture.size != (content.width, content.height):
+        raise ValueError(f"the mask is {picture.size[0]}x{picture.size[1]}, the photo "
+                         f"{content.width}x{content.height}: they must match")
+    return array_to_image(np.asarray(picture.convert("L"))[..., None])
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
+    styles = [*(args.style or []), *(args.preset or [])]
+    if not styles:
+        print("impasto: give a style: --style FILE|PRESET or --preset NAME", file=sys.stderr)
+        return 2
     try:
         content = load_image(args.content, keep_alpha=True)
     except OSError as exc:
         print(f"impasto: cannot read {args.content}: {exc}", file=sys.stderr)
         return 2
-    submit = m.Submit(new_job_id(), content, args.style, params_from(args))
+    try:
+        mask = load_mask(args.mask, content) if args.mask else None
+    except (OSError, ValueError) as exc:
+        print(f"impasto: cannot use the mask {args.mask}: {exc}", file=sys.stderr)
+        return 2
     with connect(args) as client:
+        recommended: dict = {}
+        for style in args.preset or []:  # a preset's recommended settings, unless given here
+            entry = next((p for p in client.presets() if p["name"] == style.preset), None)
+            if entry is None:
+                print(f"impasto: no preset named {style.preset!r} (see `impasto presets`)", file=sys.stderr)
+                return EXIT_JOB
+            recommended.update(entry.get("params") or {})
+        submit = m.Submit(new_job_id(), content, styles, params_from(args, recommended), mask)
         return run_job(client, submit, args.output, args.frames, args.quiet)
+
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -277,9 +318,16 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = m.JobParams()
     stylize = commands.add_parser("stylize", parents=[common], help="stylise an image")
     stylize.add_argument("content", type=Path, help="the photo to stylise")
-    stylize.add_argument("--style", action="append", type=parse_style, required=True,
+    stylize.add_argument("--style", action="append", type=parse_style,
                          metavar="FILE|PRESET[:WEIGHT]",
                          help="a style image or preset name, with an optional blend weight; repeat to mix styles")
+    stylize.add_argument("--preset", action="append", type=parse_preset, metavar="NAME[:WEIGHT]",
+                         help="a named style (see `impasto presets`), with its recommended settings unless given "
+                         "here; mixes with --style")
+    stylize.add_argument("--mask", type=Path, help="a grey image the photo's size: white is stylised, black kept "
+                         "exactly, grey blended")
+    stylize.add_argument("--mask-feather", type=float, help="soften the mask's edge over this many pixels, inside "
+                         f"the mask (default: {defaults.mask_feather:g})")
     stylize.add_argument("-o", "--output", type=Path, required=True, help="where to write the result (PNG)")
     stylize.add_argument("--frames", type=Path, help="folder to save progressive previews in")
     stylize.add_argument("--size", type=int, help=f"long side to work at, in pixels (default: {defaults.size}); "
@@ -312,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("--seed", type=int, help=f"random seed (default: {defaults.seed})")
     stylize.add_argument("--preview-every", type=int, help=f"a preview every N iterations, 0 for none "
                          f"(default: {defaults.preview_every})")
+    stylize.add_argument("--tile-pixels", type=int, help="the most pixels the network sees at once; larger "
+                         "pictures run in overlapping tiles (default: as many as the daemon's memory allows)")
     stylize.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     stylize.set_defaults(run=cmd_stylize)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -33,7 +33,8 @@ from torch import nn
 
 from protocol.messages import JobParams
 
-from .model import VGG19
+from . import tiles
+from .model import LAYER_STRIDE, VGG19
 from .targets import TargetCache, image_digest
 
 EPS = 1e-8
@@ -65,14 +66,21 @@ def relative_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class ContentLoss(nn.Module):
-    """How far the image's features at one layer are from the photo's (Gatys et al., eq. 1)."""
+    """How far the image's features at one layer are from the photo's (Gatys et al., eq. 1).
 
-    def __init__(self, target: torch.Tensor) -> None:
+    The target holds the whole photo's features; a tile compares its core with its part of
+    them, over the whole target's norm, so the tiles' terms add up to the picture's.
+    """
+
+    def __init__(self, target: torch.Tensor, stride: int = 1) -> None:
         super().__init__()
-        self.register_buffer("target", target.detach().float())
+        self.register_buffer("target", target.detach())
+        self.stride = stride
+        self.norm = float(target.float().pow(2).sum()) + EPS
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return relative_error(features, self.target)
+    def forward(self, features: torch.Tensor, tile: tiles.Tile | None = None) -> torch.Tensor:
+        target = self.target if tile is None else tile.core_in_whole(self.target, self.stride)
+        return (features.float() - target.float()).pow(2).sum() / self.norm
 
 
 class GramStyleLoss(nn.Module):
@@ -85,7 +93,21 @@ class GramStyleLoss(nn.Module):
         self.register_buffer("target", target.detach())
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return relative_error(gram_matrix(features), self.target)
+        return self.of_gram(gram_matrix(features))
+
+    def of_gram(self, gram: torch.Tensor) -> torch.Tensor:
+        return relative_error(gram, self.target)
+
+    def tile_part(self, features: torch.Tensor, share: float, picture_gram: torch.Tensor) -> torch.Tensor:
+        """A tile's stand-in for this loss, whose gradient is the whole picture's loss gradient.
+
+        The picture's Gram is its tiles' Grams weighted by their `share` of the positions, so with
+        the slope dL/dG taken at `picture_gram` and held fixed, ⟨slope, share·G_tile⟩ has the
+        picture's gradient on this tile's features. Its value means nothing; `of_gram` gives the
+        loss.
+        """
+        slope = 2 * (picture_gram - self.target) / (self.target.pow(2).sum() + EPS)
+        return (slope * gram_matrix(features).float()).sum() * share
 
 
 class SlicedWassersteinStyleLoss(nn.Module):
@@ -123,11 +145,20 @@ class SlicedWassersteinStyleLoss(nn.Module):
         return (image - style).pow(2).mean() / self.scale
 
 
-def total_variation(image: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference between neighbouring pixels (0..1 units): penalises speckle."""
+def total_variation(image: torch.Tensor, tile: tiles.Tile | None = None, pixels: int = 0) -> torch.Tensor:
+    """Squared differences between neighbouring pixels (0..1 units) per value: penalises speckle.
+
+    For a tile's crop, only the differences that start in its core count, and they are divided
+    by the whole picture's `pixels`, so the tiles' terms add up to the picture's.
+    """
     dx = image[..., :, 1:] - image[..., :, :-1]
     dy = image[..., 1:, :] - image[..., :-1, :]
-    return dx.float().pow(2).mean() + dy.float().pow(2).mean()
+    if tile is not None:
+        rows = slice(tile.core.y0 - tile.crop.y0, tile.core.y1 - tile.crop.y0)
+        cols = slice(tile.core.x0 - tile.crop.x0, tile.core.x1 - tile.crop.x0)
+        dx, dy = dx[..., rows, cols], dy[..., rows, cols]
+    values = image.shape[-3] * (pixels or image.shape[-2] * image.shape[-1])
+    return (dx.float().pow(2).sum() + dy.float().pow(2).sum()) / values
 
 
 # --- colour ------------------------------------------------------------------------------
@@ -219,18 +250,50 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     return bf16_supported(device)
 
 
-# Peak memory of a job grows with the pixels of its largest scale: VGG19's activations kept for
-# the backward pass, their gradients, the style image's features. Measured on the CPU at
-# 1024×768 (bf16 2160, fp32 3060 bytes per pixel, with the style at the same size), plus margin.
+# Peak memory of a job. One crop in the network costs BYTES_PER_PIXEL: VGG19's activations kept
+# for the backward pass and their gradients (measured on the CPU at 1024×768, bf16 2160 and
+# fp32 3060 bytes per pixel, plus margin). The picture being optimised is kept whole beside it:
+# the image, its gradient, Adam's two moments, the average, the photo at this scale and the
+# previous one, and the photo's features at the content layer (WHOLE_BYTES_PER_PIXEL).
 BYTES_PER_PIXEL = {"bf16": 2600, "fp32": 3600}
+WHOLE_BYTES_PER_PIXEL = {"bf16": 120, "fp32": 140}
 FIXED_BYTES = 300 * 2**20
+# In tiles, the sliced loss keeps about this many of the painting's positions per layer.
+SLICED_POSITIONS = 512 * 512
 
 
-def predicted_peak_bytes(width: int, height: int, params: JobParams, device: torch.device) -> int:
-    """What a job on a `width`×`height` content is expected to add to the daemon's memory."""
+class DoesNotFit(Exception):
+    """Not even the smallest tiles of this job fit in the memory it may use."""
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    max_crop_pixels: int  # the largest crop VGG19 may see at once
+    peak_bytes: int  # what the job is expected to add to the process's memory
+    counts: tuple[int, int]  # tiles across and down at the largest scale
+
+
+def memory_plan(width: int, height: int, params: JobParams, device: torch.device, limit: int) -> MemoryPlan:
+    """How a job on a `width`×`height` photo runs within `limit` bytes: whole, or in tiles.
+
+    Raises DoesNotFit, with the memory the job would need at least, when it cannot.
+    """
     w, h = working_size(width, height, params.size)
     precision = "bf16" if use_bf16(params.precision, device) else "fp32"
-    return int(w * h * max(1.0, params.style_scale) ** 2 * BYTES_PER_PIXEL[precision]) + FIXED_BYTES
+    whole = FIXED_BYTES + w * h * WHOLE_BYTES_PER_PIXEL[precision]
+    room = max(0, (limit - whole) // BYTES_PER_PIXEL[precision])
+    max_crop = min(room, params.tile_pixels) if params.tile_pixels else room
+    counts = tiles.counts_for(w, h, max_crop)
+    if counts is None:
+        needed = whole + min(w * h, tiles.SMALLEST_CROP) * BYTES_PER_PIXEL[precision]
+        if params.tile_pixels and params.tile_pixels < room:
+            raise DoesNotFit(f"tile_pixels {params.tile_pixels} is below the smallest tile, "
+                             f"{tiles.SMALLEST_CROP} pixels")
+        raise DoesNotFit(f"this job would need at least {needed / 2**30:.1f} GiB and {limit / 2**30:.1f} GiB is "
+                         "available: lower its size")
+    # The style image is seen whole too when it fits, at the content's size times style_scale.
+    crop = min(max_crop, round(w * h * max(1.0, params.style_scale) ** 2))
+    return MemoryPlan(max_crop, whole + crop * BYTES_PER_PIXEL[precision], counts)
 
 
 def available_bytes(device: torch.device) -> int:
@@ -295,13 +358,44 @@ class StyleTransfer:
                             enabled=use_bf16(params.precision, self.device)):
             return self.model(image.to(self.device), layers, params.pooling, edge="replicate")
 
+    def tiled_features(self, image: torch.Tensor, layers: set[str], params: JobParams,
+                       max_crop_pixels: int) -> Iterator[tuple[tiles.Tile, dict[str, torch.Tensor]]]:
+        """VGG19's features of `image`, whole when it fits in `max_crop_pixels`, else tile by tile.
+
+        Yields each tile with its core's features at every layer; call under no_grad.
+        """
+        height, width = image.shape[-2:]
+        counts = tiles.counts_for(width, height, max_crop_pixels)
+        if counts is None:
+            raise DoesNotFit(f"a {width}x{height} picture does not fit in tiles of {max_crop_pixels} pixels")
+        for tile in tiles.grid(width, height, counts):
+            features = self.features(tile.cut(image), layers, params)
+            yield tile, {layer: tile.core_of(feats, LAYER_STRIDE[layer]) for layer, feats in features.items()}
+
+    @torch.no_grad()
+    def content_target(self, content: torch.Tensor, params: JobParams, max_crop_pixels: int) -> torch.Tensor:
+        """The photo's features at the content layer, put together from its tiles' cores."""
+        layer, stride = params.content_layer, LAYER_STRIDE[params.content_layer]
+        height, width = content.shape[-2:]
+        whole: torch.Tensor | None = None
+        for tile, features in self.tiled_features(content, {layer}, params, max_crop_pixels):
+            core = features[layer]
+            if whole is None:
+                if tile.core == tile.crop:
+                    return core
+                whole = core.new_empty((*core.shape[:2], height // stride, width // stride))
+            tile.core_in_whole(whole, stride).copy_(core)
+        assert whole is not None
+        return whole
+
     @torch.no_grad()
     def style_losses(self, styles: list[tuple[torch.Tensor, float]], params: JobParams, long_side: int,
-                     generator: torch.Generator) -> dict[str, nn.Module]:
+                     generator: torch.Generator, max_crop_pixels: int = tiles.UNLIMITED) -> dict[str, nn.Module]:
         """The style term of each layer, with its targets computed once for this scale.
 
         Each style image is scaled so its long side is `long_side` × `style_scale`, which keeps
-        brush strokes the same size relative to the picture at every scale.
+        brush strokes the same size relative to the picture at every scale. Targets always come
+        from the whole painting, in tiles when it is too large to be seen at once.
         """
         per_layer: dict[str, list[tuple[torch.Tensor, float]]] = {layer: [] for layer in params.style_layers}
         side = max(16, round(long_side * params.style_scale))
@@ -309,27 +403,56 @@ class StyleTransfer:
             h, w = image.shape[-2:]
             size = (max(1, round(w * side / max(w, h))), max(1, round(h * side / max(w, h))))
             if params.style_loss == "gram":
-                for layer, gram in self._style_grams(image, size, params).items():
-                    per_layer[layer].append((gram.to(self.device), weight))
+                targets = self._style_grams(image, size, params, max_crop_pixels)
             else:
-                features = self.features(resize(image, *size), set(params.style_layers), params)
-                for layer, feats in features.items():
-                    per_layer[layer].append((feats.float(), weight))
+                targets = self._style_samples(resize(image, *size), params, max_crop_pixels, generator)
+            for layer, target in targets.items():
+                per_layer[layer].append((target.to(self.device), weight))
         if params.style_loss == "gram":
             return {layer: GramStyleLoss(grams) for layer, grams in per_layer.items()}
         return {layer: SlicedWassersteinStyleLoss(feats, generator) for layer, feats in per_layer.items()}
 
-    def _style_grams(self, image: torch.Tensor, size: tuple[int, int], params: JobParams) -> dict[str, torch.Tensor]:
-        """One painting's Gram matrices at `size`, from the cache when it has seen them."""
+    def _style_grams(self, image: torch.Tensor, size: tuple[int, int], params: JobParams,
+                     max_crop_pixels: int) -> dict[str, torch.Tensor]:
+        """One painting's Gram matrices at `size`, from the cache when it has seen them.
+
+        In tiles, each core's Gram counts in proportion to its positions, which gives the Gram
+        of the whole painting's features.
+        """
         digest = self._digests.get(id(image)) or self._digests.setdefault(id(image), image_digest(image))
         key = self.cache.key(digest, size, sorted(params.style_layers), params.pooling,
                              use_bf16(params.precision, self.device), self.model.lineage, "replicate")
         grams = self.cache.get(key)
         if grams is None:
-            features = self.features(resize(image, *size), set(params.style_layers), params)
-            grams = {layer: gram_matrix(feats.float()) for layer, feats in features.items()}
+            sums: dict[str, torch.Tensor] = {}
+            positions: dict[str, int] = dict.fromkeys(params.style_layers, 0)
+            for _, features in self.tiled_features(resize(image, *size), set(params.style_layers), params,
+                                                   max_crop_pixels):
+                for layer, feats in features.items():
+                    count = feats.shape[-2] * feats.shape[-1]
+                    if count:
+                        gram = gram_matrix(feats.float()) * count
+                        sums[layer] = sums[layer] + gram if layer in sums else gram
+                        positions[layer] += count
+            grams = {layer: total / positions[layer] for layer, total in sums.items()}
             self.cache.put(key, grams)
         return grams
+
+    def _style_samples(self, image: torch.Tensor, params: JobParams, max_crop_pixels: int,
+                       generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The painting's features for the sliced loss, as (1, C, 1, positions); in tiles, a sample."""
+        height, width = image.shape[-2:]
+        samples: dict[str, list[torch.Tensor]] = {layer: [] for layer in params.style_layers}
+        for tile, features in self.tiled_features(image, set(params.style_layers), params, max_crop_pixels):
+            for layer, feats in features.items():
+                flat = feats.float().flatten(2)
+                if tile.core != tile.crop:  # tiled: keep about SLICED_POSITIONS of the whole
+                    stride = LAYER_STRIDE[layer]
+                    share = SLICED_POSITIONS / max(1, (height // stride) * (width // stride))
+                    keep = min(flat.shape[-1], math.ceil(flat.shape[-1] * share))
+                    flat = flat[..., torch.randperm(flat.shape[-1], generator=generator)[:keep].to(flat.device)]
+                samples[layer].append(flat)
+        return {layer: torch.cat(parts, dim=-1)[:, :, None] for layer, parts in samples.items()}
 
     def run(
         self,
@@ -339,17 +462,26 @@ class StyleTransfer:
         on_progress: ProgressCallback | None = None,
         on_preview: PreviewCallback | None = None,
         should_stop: Callable[[], bool] = lambda: False,
+        memory_limit: int | None = None,
     ) -> torch.Tensor:
         """Stylise `content` (1, 3, H, W, RGB in 0..1) and return the image at working size.
 
-        `styles` pairs each style image (same layout) with its share of the blend.
+        `styles` pairs each style image (same layout) with its share of the blend. Within
+        `memory_limit` bytes (None: no limit), scales too large to be seen whole run in tiles;
+        so does any picture larger than `params.tile_pixels`.
         """
         started = time.monotonic()
         self._digests = {}
         torch.manual_seed(params.seed)
         generator = torch.Generator().manual_seed(params.seed)
-        content = content.to(self.device)
         width, height = working_size(content.shape[-1], content.shape[-2], params.size)
+        if memory_limit is not None:
+            max_crop = memory_plan(content.shape[-1], content.shape[-2], params, self.device,
+                                   memory_limit).max_crop_pixels
+        else:
+            max_crop = params.tile_pixels or tiles.UNLIMITED
+        content = content.to(self.device)
+
         def recolour(image: torch.Tensor) -> torch.Tensor:
             return image
 
@@ -402,69 +534,131 @@ class StyleTransfer:
                         iteration % params.preview_every == 0 or last_of_scale):
                     on_preview(current, progress)
 
-            image = self._optimise(image, scale_content, styles, params, generator, report, should_stop)
+            image = self._optimise(image, scale_content, styles, params, generator, report, should_stop, max_crop)
             done += params.iterations
         return recolour(image.detach().clamp(0, 1))
 
     def _optimise(self, image: torch.Tensor, content: torch.Tensor, styles: list[tuple[torch.Tensor, float]],
                   params: JobParams, generator: torch.Generator,
                   report: Callable[[int, dict[str, float], torch.Tensor], None],
-                  should_stop: Callable[[], bool]) -> torch.Tensor:
-        """One scale: `params.iterations` steps from `image`; returns the (averaged) result."""
+                  should_stop: Callable[[], bool], max_crop_pixels: int) -> torch.Tensor:
+        """One scale: `params.iterations` steps from `image`; returns the (averaged) result.
+
+        The loss and its gradient are summed over tiles (one tile when the picture fits whole),
+        whose cuts move every iteration. Tiled scales use Adam whatever was asked: L-BFGS's
+        curvature estimate assumes one fixed objective, and moving the cuts changes it a little.
+        """
+        height, width = image.shape[-2:]
+        counts = tiles.counts_for(width, height, max_crop_pixels)
+        if counts is None:
+            raise DoesNotFit(f"a {width}x{height} picture does not fit in tiles of {max_crop_pixels} pixels")
+        tiled = counts != (1, 1)
         content_weight, style_weight = effective_weights(params)
-        with torch.no_grad():
-            content_target = self.features(content, {params.content_layer}, params)[params.content_layer]
-        content_loss = ContentLoss(content_target)
-        style_losses = self.style_losses(styles, params, max(content.shape[-2:]), generator)
+        content_loss = ContentLoss(self.content_target(content, params, max_crop_pixels),
+                                   LAYER_STRIDE[params.content_layer])
+        style_losses = self.style_losses(styles, params, max(width, height), generator, max_crop_pixels)
         layer_weight_sum = sum(params.style_layers.values()) or 1.0
         layers = {params.content_layer, *params.style_layers}
+        # In tiles, the Gram loss is the whole picture's: each iteration first measures the
+        # picture's Gram, summed from its tiles' (forward only), then each tile follows that loss's
+        # slope (see GramStyleLoss.tile_part). Using the previous iteration's Gram instead saves
+        # the measuring pass, but the lag let tiled runs drift from whole ones (18% of the change
+        # a job makes, against 0.1%).
+        picture_grams: dict[str, torch.Tensor] = {}
+        whole_picture_gram = tiled and params.style_loss == "gram"
+
+        def total(terms: dict[str, torch.Tensor]) -> torch.Tensor:
+            return content_weight * terms["content"] + style_weight * terms["style"] + params.tv_weight * terms["tv"]
+
+        def tile_terms(crop: torch.Tensor, tile: tiles.Tile, grams: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            """The loss's terms that this tile's core contributes to the whole picture's."""
+            features = {layer: tile.core_of(feats, LAYER_STRIDE[layer])
+                        for layer, feats in self.features(crop, layers, params).items()}
+            style = torch.zeros((), device=crop.device)
+            for layer, loss in style_losses.items():
+                feats = features[layer]
+                share = feats.shape[-2] * feats.shape[-1] / ((height // LAYER_STRIDE[layer]) *
+                                                              (width // LAYER_STRIDE[layer]))
+                if not whole_picture_gram:
+                    part = loss(feats) * share
+                elif picture_grams:
+                    part = loss.tile_part(feats, share, picture_grams[layer])
+                else:
+                    part = torch.zeros((), device=crop.device)
+                if whole_picture_gram and share:
+                    gram = gram_matrix(feats.detach()) * share
+                    grams[layer] = grams[layer] + gram if layer in grams else gram
+                style = style + params.style_layers[layer] * part
+            terms = {"content": content_loss(features[params.content_layer], tile),
+                     "style": style / layer_weight_sum,
+                     "tv": total_variation(crop, tile, width * height)}
+            terms["total"] = total(terms)
+            return terms
 
         image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
 
-        def losses() -> dict[str, torch.Tensor]:
-            features = self.features(image, layers, params)
-            style = sum(params.style_layers[layer] * loss(features[layer]) for layer, loss in style_losses.items())
-            terms = {"content": content_loss(features[params.content_layer]),
-                     "style": style / layer_weight_sum,
-                     "tv": total_variation(image)}
-            terms["total"] = (content_weight * terms["content"] + style_weight * terms["style"]
-                              + params.tv_weight * terms["tv"])
-            return terms
+        def evaluate(grid: list[tiles.Tile], loss_scale: float | None) -> dict[str, torch.Tensor]:
+            """The terms over the whole picture; with a `loss_scale`, also its gradient in image.grad."""
+            totals: dict[str, torch.Tensor] = {}
+            grams: dict[str, torch.Tensor] = {}
+            for tile in grid:
+                if should_stop():
+                    raise JobCancelled
+                crop = tile.cut(image.detach()).clone().requires_grad_(loss_scale is not None)
+                with torch.set_grad_enabled(loss_scale is not None):
+                    terms = tile_terms(crop, tile, grams)
+                if loss_scale is not None:
+                    (terms["total"] * loss_scale).backward()
+                    tile.cut(image.grad).add_(crop.grad)
+                for name, value in terms.items():
+                    totals[name] = totals[name] + value.detach() if name in totals else value.detach()
+            if whole_picture_gram and loss_scale is None:  # measuring: the style term from the picture's Gram
+                totals["style"] = sum(params.style_layers[layer] * style_losses[layer].of_gram(gram)
+                                      for layer, gram in grams.items()) / layer_weight_sum
+                totals["total"] = total(totals)
+                picture_grams.update(grams)
+            return totals
 
+        def new_grid() -> list[tiles.Tile]:
+            return tiles.grid(width, height, counts, generator=generator if tiled else None)
+
+        # L-BFGS's first step (1/|g|₁) and its tolerances assume a loss near 1.
+        loss_scale = 1.0 / max(float(evaluate(new_grid(), None)["total"]), 1e-12)
         last_terms: dict[str, torch.Tensor] = {}
-        with torch.no_grad():
-            # L-BFGS's first step (1/|g|₁) and its tolerances assume a loss near 1.
-            loss_scale = 1.0 / max(float(losses()["total"]), 1e-12)
+        grid = new_grid()
 
         def closure() -> torch.Tensor:
-            if should_stop():
-                raise JobCancelled
-            optimizer.zero_grad(set_to_none=True)
-            terms = losses()
-            objective = terms["total"] * loss_scale
-            objective.backward()
-            last_terms.update(terms)
-            return objective
+            image.grad = torch.zeros_like(image)
+            if whole_picture_gram:
+                with torch.no_grad():
+                    last_terms.update(evaluate(grid, None))
+                evaluate(grid, loss_scale)
+            else:
+                last_terms.update(evaluate(grid, loss_scale))
+            return last_terms["total"] * loss_scale
 
+        use_lbfgs = params.optimizer == "lbfgs" and not tiled
         average = image.detach().clone()
-        if params.optimizer == "lbfgs":
+        if use_lbfgs:
             # One L-BFGS iteration per step() so we can report, preview and cancel in between.
             # No line search: with max_iter=1 torch would allow it a single evaluation.
             optimizer: torch.optim.Optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=1, history_size=50)
         else:
             optimizer = torch.optim.Adam([image], lr=params.learning_rate, betas=(0.9, 0.99))
-        decay = params.average_decay if params.optimizer == "adam" else 0.0
+        decay = 0.0 if use_lbfgs else params.average_decay
 
         for iteration in range(1, params.iterations + 1):
+            if tiled:
+                grid = new_grid()
             optimizer.step(closure)
             with torch.no_grad():
-                if params.optimizer == "adam":
+                if not use_lbfgs:
                     # L-BFGS is left unclamped: clamping would contradict the curvature it has learnt.
                     image.clamp_(0, 1)
                 # Bias-corrected exponential average of the iterates: early on, mostly the latest.
                 weight = (1 - decay) / (1 - decay ** iteration)
                 average.mul_(1 - weight).add_(image.detach(), alpha=weight)
-            losses_now = {name: float(value.detach()) for name, value in last_terms.items()}
+            losses_now = {name: float(value) for name, value in last_terms.items()}
             if not all(math.isfinite(v) for v in losses_now.values()):
                 raise FloatingPointError(f"the loss became {losses_now['total']} at iteration {iteration}")
             report(iteration, losses_now, average)

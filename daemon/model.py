@@ -43,6 +43,9 @@ def _layer_names() -> list[str]:
 LAYER_NAMES: tuple[str, ...] = tuple(_layer_names())
 CONV_NAMES: tuple[str, ...] = tuple(n for n in LAYER_NAMES if n.startswith("conv"))
 LAYER_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
+# How many input pixels one feature steps over: each pooling halves the resolution.
+LAYER_STRIDE = {name: 2 ** sum(n.startswith("pool") for n in LAYER_NAMES[: i + 1])
+                for i, name in enumerate(LAYER_NAMES)}
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCHVISION_MEAN = (0.485, 0.456, 0.406)

@@ -28,7 +28,7 @@ import zmq
 from protocol import messages as m
 
 from . import pixels
-from .engine import JobCancelled, Progress, StyleTransfer, available_bytes, predicted_peak_bytes
+from .engine import DoesNotFit, JobCancelled, Progress, StyleTransfer, available_bytes, memory_plan
 from .presets import PresetStore
 
 log = logging.getLogger("impasto.daemon")
@@ -174,12 +174,11 @@ class Service:
             if style.preset is not None and style.preset not in self.presets:
                 raise m.ProtocolError(m.Code.UNKNOWN_PRESET, f"no preset named {style.preset!r}; "
                                       f"known: {', '.join(self.presets.names())}", submit.job)
-        needed = predicted_peak_bytes(submit.content.width, submit.content.height, submit.params,
-                                      self.engine.device)
-        limit = self.memory_limit or available_bytes(self.engine.device)
-        if needed > limit:
-            raise m.ProtocolError(m.Code.TOO_LARGE, f"this job would need about {needed / 2**30:.1f} GiB and "
-                                  f"{limit / 2**30:.1f} GiB is available: lower its size", submit.job)
+        try:  # refused at the door if not even the smallest tiles would fit
+            memory_plan(submit.content.width, submit.content.height, submit.params, self.engine.device,
+                        self.job_memory_limit())
+        except DoesNotFit as exc:
+            raise m.ProtocolError(m.Code.TOO_LARGE, str(exc), submit.job) from None
         with self.lock:
             jobs = [*self.queue, *([self.running] if self.running else [])]
             if any(job.identity == identity and job.submit.job == submit.job for job in jobs):
@@ -193,6 +192,13 @@ class Service:
         log.info("job %s queued at position %d (%dx%d)", submit.job, position, submit.content.width,
                  submit.content.height)
         self._send(identity, m.simple_message(m.ACCEPTED, job=submit.job, position=position))
+
+    def job_memory_limit(self) -> int:
+        """Bytes a job may add: --memory-limit, else most of what the device has free now.
+
+        A fifth stays free for the rest of the machine and for the error in our predictions.
+        """
+        return self.memory_limit or int(available_bytes(self.engine.device) * 0.8)
 
     def _cancel(self, identity: bytes, job_id: str) -> None:
         with self.lock:
@@ -309,13 +315,16 @@ class Service:
         try:
             content = pixels.to_tensor(submit.content)
             styles = [(self.style_tensor(style), style.weight) for style in submit.styles]
-            result = self.engine.run(content, styles, submit.params, on_progress, on_preview, job.cancel.is_set)
+            result = self.engine.run(content, styles, submit.params, on_progress, on_preview, job.cancel.is_set,
+                                     memory_limit=self.job_memory_limit())
             log.info("job %s done in %.1f s (%d previews skipped for a slow client)", submit.job,
                      time.monotonic() - started, job.previews_skipped)
             return m.image_message(m.RESULT, finish(result, submit), job=submit.job,
                                    seconds=time.monotonic() - started)
         except JobCancelled:
             return stopped_message(job)
+        except DoesNotFit as exc:  # memory grew short since the job was accepted
+            return m.error_message(m.Code.TOO_LARGE, str(exc), submit.job)
         except torch.cuda.OutOfMemoryError:
             log.warning("job %s ran out of device memory", submit.job)
             return m.error_message(m.Code.OUT_OF_MEMORY, "the device ran out of memory; try a smaller size",

@@ -193,6 +193,9 @@ class JobParams:
     init: str = field(default="content", metadata={"allowed": ("content", "noise")})
     pooling: str = field(default="max", metadata={"allowed": ("max", "avg")})
     precision: str = field(default="auto", metadata={"allowed": ("auto", "bf16", "fp32")})
+    # The most pixels VGG19 sees at once; larger pictures run in overlapping tiles. 0: as many as
+    # the daemon's memory allows.
+    tile_pixels: int = field(default=0, metadata={"allowed": Range(0, MAX_PIXELS)})
     seed: int = field(default=0, metadata={"allowed": Range(0, 2**63 - 1)})
     preview_every: int = field(default=10, metadata={"allowed": Range(0, 20000)})
     mask_feather: float = field(default=0.0, metadata={"allowed": Range(0.0, 1024.0)})  # pixels, inward

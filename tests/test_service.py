@@ -9,6 +9,7 @@ import threading
 import time
 
 import msgpack
+import numpy as np
 import pytest
 import zmq
 from PIL import Image as PILImage
@@ -228,6 +229,40 @@ def test_cli_stylize_writes_result_and_frames(daemon, tmp_path, content_image, s
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [
         "frame-00004.png", "frame-00008.png"]
     assert "12/12" in out.stderr and "wrote" in out.stderr
+
+
+def test_cli_preset_and_mask(daemon, tmp_path, content_image, style_image) -> None:
+    """--preset brings the preset's recommended settings; --mask keeps the black half exact."""
+    write_png(tmp_path / "photo.png", content_image)
+    mask = np.zeros((60, 80), np.uint8)
+    mask[:, 40:] = 255
+    PILImage.fromarray(mask).save(tmp_path / "mask.png")
+    PILImage.fromarray(mask[:30]).save(tmp_path / "small-mask.png")
+    with Client(daemon.endpoint) as client:
+        client.add_preset("quick", style_image, "five iterations", {"iterations": 5, "first_scale": 0})
+
+    def stylize(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "cli.main", "stylize", str(tmp_path / "photo.png"), *args,
+                               "-o", str(tmp_path / "out.png")],
+                              capture_output=True, text=True, env=cli_env(daemon.endpoint), timeout=120, cwd=ROOT)
+
+    out = stylize("--preset", "quick", "--mask", str(tmp_path / "mask.png"), "--size", "64")
+    assert out.returncode == 0, out.stderr
+    assert "5/5" in out.stderr
+    photo = np.asarray(PILImage.open(tmp_path / "photo.png")).astype(int)
+    result = np.asarray(PILImage.open(tmp_path / "out.png")).astype(int)
+    assert np.array_equal(result[:, :40], photo[:, :40])
+    assert np.abs(result[:, 40:] - photo[:, 40:]).mean() > 2
+    wrong = stylize("--preset", "quick", "--mask", str(tmp_path / "small-mask.png"))
+    assert wrong.returncode == 2 and "must match" in wrong.stderr
+    unknown = stylize("--preset", "no-such-style")
+    assert unknown.returncode == 4 and "no preset named" in unknown.stderr
+
+
+def test_tiles_below_the_smallest_are_refused(daemon, content_image, style_image) -> None:
+    with Client(daemon.endpoint) as client, pytest.raises(DaemonError) as caught:
+        replies_of(client, make_submit(content_image, style_image, tile_pixels=1000))
+    assert caught.value.code == m.Code.TOO_LARGE and "smallest tile" in caught.value.message
 
 
 def test_cli_ctrl_c_cancels_the_job(daemon, tmp_path, content_image, style_image) -> None:
