@@ -83,7 +83,15 @@ def peak_rss_mib(pid: int) -> float:
     return usage.ru_maxrss / 1024
 
 
-def run_pastiche(content: Path, style: Path, size: int, steps: int, every: int, out: Path) -> dict:
+def run_pastiche(content: Path, style: Path, size: int, steps: int, every: int, out: Path, reuse: bool) -> dict:
+    """pastiche's run, or with `reuse` the one already in `out` for the same settings (it is deterministic)."""
+    meta_file = out / "run.json"
+    settings = [str(content), str(style), size, steps, every]
+    if reuse and meta_file.is_file():
+        meta = json.loads(meta_file.read_text())
+        if meta["settings"] == settings:
+            return {"frames": [(t, out / name) for t, name in meta["frames"]], "rss": meta["rss"],
+                    "total": meta["total"], "steps": steps}
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     process = subprocess.Popen(
@@ -93,7 +101,10 @@ def run_pastiche(content: Path, style: Path, size: int, steps: int, every: int, 
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rss = peak_rss_mib(process.pid)
     frames = sorted((p.stat().st_mtime - started, p) for p in out.glob("*.png") if p.name != "final.png")
-    return {"frames": frames, "rss": rss, "total": max(t for t, _ in frames), "steps": steps}
+    total = max(t for t, _ in frames)
+    meta_file.write_text(json.dumps({"settings": settings, "rss": rss, "total": total,
+                                     "frames": [(t, p.name) for t, p in frames]}))
+    return {"frames": frames, "rss": rss, "total": total, "steps": steps}
 
 
 def run_impasto_child(args: argparse.Namespace) -> None:
@@ -145,6 +156,8 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=10, help="a frame every N iterations")
     parser.add_argument("--params", default="{}", help="JSON of Impasto JobParams fields (default: the defaults)")
     parser.add_argument("--out", type=Path, default=None, help="keep frames here (default: a temporary folder)")
+    parser.add_argument("--reuse-pastiche", action="store_true",
+                        help="with --out: score pastiche's frames from an earlier run with the same settings there")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -158,7 +171,8 @@ def main() -> None:
 
     impasto = run_impasto(args, out / "impasto")
     print(f"impasto done in {impasto['total']:.1f} s", flush=True)
-    pastiche = run_pastiche(args.content, args.style, args.size, args.pastiche_steps, args.every, out / "pastiche")
+    pastiche = run_pastiche(args.content, args.style, args.size, args.pastiche_steps, args.every, out / "pastiche",
+                            args.reuse_pastiche)
     print(f"pastiche done in {pastiche['total']:.1f} s", flush=True)
 
     model = load_vgg19()

@@ -105,8 +105,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="where style targets are cached on disk (default: $XDG_CACHE_HOME/impasto/targets)")
     parser.add_argument("--memory-limit", type=float, default=0,
-                        help="GiB a job may use; a job predicted to need more is refused before it starts "
-                             "(default: 0, the memory the device has free at the time)")
+                        help="GiB a job may use: larger pictures run in tiles that fit, and a job that cannot "
+                             "fit even in the smallest tiles is refused before it starts (default: 0, 80%% of the "
+                             "memory the device has free at the time)")
     parser.add_argument("--client-timeout", type=float, default=m.CLIENT_TIMEOUT_S,
                         help="cancel a job whose client sent nothing for this many seconds (default: %(default)s)")
     parser.add_argument("--curve-secret", type=Path,

@@ -31,12 +31,14 @@ def test_cores_cover_the_picture_once_and_crops_stay_in_budget(width: int, heigh
             assert min(core.x1 - core.x0, core.y1 - core.y0) >= tiles.ALIGN
         assert covered.min() == covered.max() == 1
         layouts.add(tuple(tile.core for tile in grid))
-    assert len(layouts) > 10  # the cuts move
+    # The cuts move, wherever a sixteenth of a core spans a step of the ALIGN grid.
+    movable = min(width / counts[0], height / counts[1]) * tiles.JITTER >= tiles.ALIGN
+    assert len(layouts) > (10 if movable else 1)
 
 
 def test_tile_counts() -> None:
     assert tiles.counts_for(400, 300, 120_000) == (1, 1)
-    assert tiles.counts_for(4000, 3000, 40_000) is None  # below any interior crop
+    assert tiles.counts_for(4000, 3000, 20_000) is None  # below any interior crop
     across, down = tiles.counts_for(4000, 3000, 2_000_000)
     assert across * down <= 16  # 12 MP in crops of 2 MP: no needless tiles
 
@@ -48,7 +50,7 @@ def smooth_picture(width: int, height: int, seed: int) -> torch.Tensor:
 
 
 def test_core_features_match_the_whole_pictures(vgg19) -> None:
-    """With the margin, a core's deep features are within a few percent of the whole picture's."""
+    """With the margin, a core's features are the whole picture's (relu5_1 within 0.1%)."""
     picture = smooth_picture(384, 144, seed=1)
     stylist = engine.StyleTransfer(vgg19)
     params = JobParams(precision="fp32")
@@ -56,14 +58,14 @@ def test_core_features_match_the_whole_pictures(vgg19) -> None:
     whole = stylist.content_target(picture, params, tiles.UNLIMITED)
     tiled = stylist.content_target(picture, params, 50_000)
     assert whole.shape == tiled.shape == (1, 512, 18, 48)
-    assert float((tiled - whole).norm() / whole.norm()) < 0.05
+    assert float((tiled - whole).norm() / whole.norm()) < 1e-4
     generator = torch.Generator()
     whole_losses = stylist.style_losses([(picture, 1.0)], params, 384, generator, tiles.UNLIMITED)
     stylist.cache.memory.clear()
     tiled_losses = stylist.style_losses([(picture, 1.0)], params, 384, generator, 50_000)
     for layer, loss in whole_losses.items():
         gram, tiled_gram = loss.target, tiled_losses[layer].target
-        assert float((tiled_gram - gram).norm() / gram.norm()) < 0.05, layer
+        assert float((tiled_gram - gram).norm() / gram.norm()) < 1e-3, layer
 
 
 def test_core_of_cuts_exactly_the_cores_features() -> None:
