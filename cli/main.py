@@ -222,7 +222,6 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         return run_job(client, submit, args.output, args.frames, args.quiet)
 
 
-
 def cmd_status(args: argparse.Namespace) -> int:
     with connect(args) as client:
         started = time.monotonic()

@@ -561,17 +561,22 @@ class StyleTransfer:
         layers = {params.content_layer, *params.style_layers}
         # In tiles, the Gram loss is the whole picture's: each iteration first measures the
         # picture's Gram, summed from its tiles' (forward only), then each tile follows that loss's
-        # slope (see GramStyleLoss.tile_part). Using the previous iteration's Gram instead saves
-        # the measuring pass, but the lag let tiled runs drift from whole ones (18% of the change
-        # a job makes, against 0.1%).
+        # slope (see GramStyleLoss.tile_part). Using the previous iteration's Gram instead would
+        # save the measuring pass, but the lag let a tiled run drift from the whole one by 18% of
+        # what the job changed, against 0.1% (512×192 in two tiles, 8 iterations a scale).
         picture_grams: dict[str, torch.Tensor] = {}
         whole_picture_gram = tiled and params.style_loss == "gram"
 
         def total(terms: dict[str, torch.Tensor]) -> torch.Tensor:
             return content_weight * terms["content"] + style_weight * terms["style"] + params.tv_weight * terms["tv"]
 
-        def tile_terms(crop: torch.Tensor, tile: tiles.Tile, grams: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-            """The loss's terms that this tile's core contributes to the whole picture's."""
+        def tile_terms(crop: torch.Tensor, tile: tiles.Tile,
+                       grams: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+            """The loss's terms that this tile's core contributes to the whole picture's.
+
+            Given `grams`, this pass measures the picture's Gram: each tile adds its share, and
+            the style term is left to the caller.
+            """
             features = {layer: tile.core_of(feats, LAYER_STRIDE[layer])
                         for layer, feats in self.features(crop, layers, params).items()}
             style = torch.zeros((), device=crop.device)
@@ -579,16 +584,15 @@ class StyleTransfer:
                 feats = features[layer]
                 share = feats.shape[-2] * feats.shape[-1] / ((height // LAYER_STRIDE[layer]) *
                                                               (width // LAYER_STRIDE[layer]))
+                if not share:  # a core narrower than this layer's stride
+                    continue
                 if not whole_picture_gram:
-                    part = loss(feats) * share
-                elif picture_grams:
-                    part = loss.tile_part(feats, share, picture_grams[layer])
-                else:
-                    part = torch.zeros((), device=crop.device)
-                if whole_picture_gram and share:
-                    gram = gram_matrix(feats.detach()) * share
+                    style = style + params.style_layers[layer] * loss(feats) * share
+                elif grams is not None:
+                    gram = gram_matrix(feats) * share
                     grams[layer] = grams[layer] + gram if layer in grams else gram
-                style = style + params.style_layers[layer] * part
+                else:
+                    style = style + params.style_layers[layer] * loss.tile_part(feats, share, picture_grams[layer])
             terms = {"content": content_loss(features[params.content_layer], tile),
                      "style": style / layer_weight_sum,
                      "tv": total_variation(crop, tile, width * height)}
@@ -600,19 +604,20 @@ class StyleTransfer:
         def evaluate(grid: list[tiles.Tile], loss_scale: float | None) -> dict[str, torch.Tensor]:
             """The terms over the whole picture; with a `loss_scale`, also its gradient in image.grad."""
             totals: dict[str, torch.Tensor] = {}
+            measuring = whole_picture_gram and loss_scale is None
             grams: dict[str, torch.Tensor] = {}
             for tile in grid:
                 if should_stop():
                     raise JobCancelled
                 crop = tile.cut(image.detach()).clone().requires_grad_(loss_scale is not None)
                 with torch.set_grad_enabled(loss_scale is not None):
-                    terms = tile_terms(crop, tile, grams)
+                    terms = tile_terms(crop, tile, grams if measuring else None)
                 if loss_scale is not None:
                     (terms["total"] * loss_scale).backward()
                     tile.cut(image.grad).add_(crop.grad)
                 for name, value in terms.items():
                     totals[name] = totals[name] + value.detach() if name in totals else value.detach()
-            if whole_picture_gram and loss_scale is None:  # measuring: the style term from the picture's Gram
+            if measuring:  # the style term from the picture's Gram
                 totals["style"] = sum(params.style_layers[layer] * style_losses[layer].of_gram(gram)
                                       for layer, gram in grams.items()) / layer_weight_sum
                 totals["total"] = total(totals)

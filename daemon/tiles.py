@@ -72,22 +72,22 @@ def counts_for(width: int, height: int, max_crop_pixels: int, margin: int = MARG
     """How many tiles across and down keep every crop within `max_crop_pixels`.
 
     (1, 1) when the picture fits whole; None when not even the smallest tiles fit. Among the
-    layouts that fit, the one with the fewest tiles (each tile costs its margin again).
+    layouts that fit, the one that makes VGG19 see the fewest pixels in all (margins are seen
+    once per tile that has them).
     """
     if width * height <= max_crop_pixels:
         return 1, 1
-    best: tuple[int, int] | None = None
+    best, best_cost = None, math.inf
     for across in range(1, max(1, width // ALIGN) + 1):
         crop_width = _largest_crop(width, across, margin)
         rows_fit = max_crop_pixels // crop_width
-        if rows_fit < min(height, 2 * margin + ALIGN):
-            continue
         down = next((d for d in range(1, max(1, height // ALIGN) + 1)
                      if _largest_crop(height, d, margin) <= rows_fit), None)
-        if down is not None and (best is None or across * down < best[0] * best[1]):
-            best = (across, down)
-        if best is not None and across > best[0] * best[1]:
-            break  # more columns than the best layout has tiles: no better one ahead
+        if down is None:
+            continue
+        cost = across * crop_width * down * _largest_crop(height, down, margin)
+        if cost < best_cost:
+            best, best_cost = (across, down), cost
     return best
 
 

@@ -11,9 +11,11 @@ import time
 import msgpack
 import numpy as np
 import pytest
+import torch
 import zmq
 from PIL import Image as PILImage
 
+from daemon import engine
 from protocol import messages as m
 from protocol.client import Client, DaemonError, DaemonUnavailable
 
@@ -367,6 +369,23 @@ def test_a_job_predicted_not_to_fit_is_refused_before_it_starts(tmp_path, conten
     finally:
         tight.stop()
     assert "started" not in tight.log.read_text()  # refused at the door, nothing allocated
+
+
+def test_a_job_too_large_to_run_whole_runs_in_tiles(tmp_path, style_image) -> None:
+    """Under a memory limit a 384x288 job does not fit whole; the daemon tiles it instead of refusing."""
+    limit_gib = 0.5  # tiles under bf16 (2600 bytes a pixel) and fp32 (3600) alike
+    params = m.JobParams(size=384, first_scale=0, iterations=1, preview_every=0)
+    plan = engine.memory_plan(384, 288, params, torch.device("cpu"), int(limit_gib * 2**30))
+    assert plan.counts != (1, 1)
+    tight = DaemonProcess(f"ipc://{tmp_path}/d.sock", tmp_path / "daemon.log", "--memory-limit", str(limit_gib))
+    try:
+        content = m.Image(384, 288, 3, np.random.default_rng(0).integers(0, 256, (288, 384, 3), np.uint8).tobytes())
+        submit = m.Submit("tiled", content, [m.Style(image=style_image)], params)
+        with Client(tight.endpoint) as client:
+            replies = replies_of(client, submit)
+        assert replies[-1].type == m.RESULT and (replies[-1].image.width, replies[-1].image.height) == (384, 288)
+    finally:
+        tight.stop()
 
 
 def test_a_full_queue_answers_busy(tmp_path, content_image, style_image) -> None:
