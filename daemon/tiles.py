@@ -95,7 +95,9 @@ def _largest_crop(length: int, count: int, margin: int) -> int:
     """The widest crop `count` jittered cores of a `length`-pixel side can need."""
     if count == 1:
         return length
-    core = math.ceil(length / count * (1 + 2 * JITTER) / ALIGN) * ALIGN
+    # Each cut moves by up to JITTER of a core and then by up to half an ALIGN step to the grid,
+    # so a core is at most the largest multiple of ALIGN within nominal·(1 + 2·JITTER) + ALIGN.
+    core = (math.floor(length / count * (1 + 2 * JITTER) / ALIGN) + 1) * ALIGN
     margins = margin if count == 2 else 2 * margin  # two cores are both at an edge: context on one side
     return min(length, core + margins)
 

@@ -36,6 +36,29 @@ def test_cores_cover_the_picture_once_and_crops_stay_in_budget(width: int, heigh
     assert len(layouts) > (10 if movable else 1)
 
 
+def test_no_crop_ever_exceeds_its_budget() -> None:
+    generator = torch.Generator().manual_seed(2)
+    for width in range(300, 3000, 97):
+        height = width * 3 // 4
+        for budget in (tiles.SMALLEST_CROP, 100_000, max(tiles.SMALLEST_CROP, width * height // 3)):
+            counts = tiles.counts_for(width, height, budget)
+            assert counts is not None
+            for _ in range(10):
+                grid = tiles.grid(width, height, counts, generator=generator)
+                assert max(tile.crop.pixels for tile in grid) <= budget
+
+
+def test_largest_crop_bounds_every_core_the_cuts_can_make() -> None:
+    """The crop bound the layouts are planned with holds for every layout the moving cuts make,
+    also where a jittered core falls exactly on the grid (896 px in 3 cores: 336 px)."""
+    generator = torch.Generator().manual_seed(0)
+    for length, count in ((896, 3), (1000, 4), (4000, 13), (600, 2)):
+        widest = max(tile.core.x1 - tile.core.x0 for _ in range(2000)
+                     for tile in tiles.grid(length, 64, (count, 1), generator=generator))
+        interior_margins = tiles.MARGIN if count == 2 else 2 * tiles.MARGIN
+        assert widest + interior_margins <= tiles._largest_crop(length, count, tiles.MARGIN)
+
+
 def test_tile_counts() -> None:
     assert tiles.counts_for(400, 300, 120_000) == (1, 1)
     assert tiles.counts_for(4000, 3000, 20_000) is None  # below any interior crop
