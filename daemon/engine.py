@@ -266,6 +266,14 @@ class DoesNotFit(Exception):
     """Not even the smallest tiles of this job fit in the memory it may use."""
 
 
+def tile_counts(width: int, height: int, max_crop_pixels: int) -> tuple[int, int]:
+    """Tiles across and down for a picture (see tiles.counts_for); DoesNotFit when none fit."""
+    counts = tiles.counts_for(width, height, max_crop_pixels)
+    if counts is None:
+        raise DoesNotFit(f"a {width}x{height} picture does not fit in tiles of {max_crop_pixels} pixels")
+    return counts
+
+
 @dataclass(frozen=True)
 class MemoryPlan:
     max_crop_pixels: int  # the largest crop VGG19 may see at once
@@ -365,10 +373,7 @@ class StyleTransfer:
         Yields each tile with its core's features at every layer; call under no_grad.
         """
         height, width = image.shape[-2:]
-        counts = tiles.counts_for(width, height, max_crop_pixels)
-        if counts is None:
-            raise DoesNotFit(f"a {width}x{height} picture does not fit in tiles of {max_crop_pixels} pixels")
-        for tile in tiles.grid(width, height, counts):
+        for tile in tiles.grid(width, height, tile_counts(width, height, max_crop_pixels)):
             features = self.features(tile.cut(image), layers, params)
             yield tile, {layer: tile.core_of(feats, LAYER_STRIDE[layer]) for layer, feats in features.items()}
 
@@ -549,9 +554,7 @@ class StyleTransfer:
         curvature estimate assumes one fixed objective, and moving the cuts changes it a little.
         """
         height, width = image.shape[-2:]
-        counts = tiles.counts_for(width, height, max_crop_pixels)
-        if counts is None:
-            raise DoesNotFit(f"a {width}x{height} picture does not fit in tiles of {max_crop_pixels} pixels")
+        counts = tile_counts(width, height, max_crop_pixels)
         tiled = counts != (1, 1)
         content_weight, style_weight = effective_weights(params)
         content_loss = ContentLoss(self.content_target(content, params, max_crop_pixels),
@@ -627,8 +630,10 @@ class StyleTransfer:
         def new_grid() -> list[tiles.Tile]:
             return tiles.grid(width, height, counts, generator=generator if tiled else None)
 
-        # L-BFGS's first step (1/|g|₁) and its tolerances assume a loss near 1.
-        loss_scale = 1.0 / max(float(evaluate(new_grid(), None)["total"]), 1e-12)
+        use_lbfgs = params.optimizer == "lbfgs" and not tiled
+        # L-BFGS's first step (1/|g|₁) and its tolerances assume a loss near 1; Adam's steps do
+        # not depend on the loss's scale, so it is spared this extra pass over the picture.
+        loss_scale = 1.0 / max(float(evaluate(new_grid(), None)["total"]), 1e-12) if use_lbfgs else 1.0
         last_terms: dict[str, torch.Tensor] = {}
         grid = new_grid()
 
@@ -642,7 +647,6 @@ class StyleTransfer:
                 last_terms.update(evaluate(grid, loss_scale))
             return last_terms["total"] * loss_scale
 
-        use_lbfgs = params.optimizer == "lbfgs" and not tiled
         average = image.detach().clone()
         if use_lbfgs:
             # One L-BFGS iteration per step() so we can report, preview and cancel in between.
