@@ -45,18 +45,21 @@ def save_image(image: m.Image, path: Path) -> None:
     PILImage.fromarray(array.squeeze(2) if image.channels == 1 else array, mode).save(path)
 
 
-def parse_style(spec: str) -> m.Style:
-    """`FILE`, `FILE:WEIGHT`, `PRESET` or `PRESET:WEIGHT`; an existing file wins over a preset name."""
-    target, weight = spec, 1.0
+def split_weight(spec: str) -> tuple[str, float]:
+    """`NAME:WEIGHT` into its name and blend weight (1 when none is given)."""
     head, sep, tail = spec.rpartition(":")
-    if sep:
-        try:
-            weight = float(tail)
-            target = head
-        except ValueError:
-            pass
+    try:
+        target, weight = (head, float(tail)) if sep else (spec, 1.0)
+    except ValueError:  # a colon that is part of the name
+        target, weight = spec, 1.0
     if weight <= 0:
         raise argparse.ArgumentTypeError(f"style weight must be positive in {spec!r}")
+    return target, weight
+
+
+def parse_style(spec: str) -> m.Style:
+    """`FILE`, `FILE:WEIGHT`, `PRESET` or `PRESET:WEIGHT`; an existing file wins over a preset name."""
+    target, weight = split_weight(spec)
     path = Path(target).expanduser()
     if path.is_file():
         try:
@@ -70,15 +73,7 @@ def parse_style(spec: str) -> m.Style:
 
 def parse_preset(spec: str) -> m.Style:
     """`NAME` or `NAME:WEIGHT`: always a preset, never a file."""
-    name, sep, tail = spec.rpartition(":")
-    try:
-        weight = float(tail) if sep else 1.0
-    except ValueError:
-        sep = ""
-    if not sep:
-        name, weight = spec, 1.0
-    if weight <= 0:
-        raise argparse.ArgumentTypeError(f"preset weight must be positive in {spec!r}")
+    name, weight = split_weight(spec)
     return m.Style(weight=weight, preset=name)
 
 
@@ -212,8 +207,9 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         return 2
     with connect(args) as client:
         recommended: dict = {}
+        listing = {entry["name"]: entry for entry in client.presets()} if args.preset else {}
         for style in args.preset or []:  # a preset's recommended settings, unless given here
-            entry = next((p for p in client.presets() if p["name"] == style.preset), None)
+            entry = listing.get(style.preset)
             if entry is None:
                 print(f"impasto: no preset named {style.preset!r} (see `impasto presets`)", file=sys.stderr)
                 return EXIT_JOB
