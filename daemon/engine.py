@@ -34,6 +34,7 @@ from torch import nn
 from protocol.messages import JobParams
 
 from . import tiles
+from .lbfgs import LBFGS
 from .model import LAYER_STRIDE, VGG19
 from .targets import TargetCache, image_digest
 
@@ -604,19 +605,19 @@ class StyleTransfer:
 
         image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
 
-        def evaluate(grid: list[tiles.Tile], loss_scale: float | None) -> dict[str, torch.Tensor]:
-            """The terms over the whole picture; with a `loss_scale`, also its gradient in image.grad."""
+        def evaluate(grid: list[tiles.Tile], with_gradient: bool) -> dict[str, torch.Tensor]:
+            """The terms over the whole picture; `with_gradient`, also its gradient in image.grad."""
             totals: dict[str, torch.Tensor] = {}
-            measuring = whole_picture_gram and loss_scale is None
+            measuring = whole_picture_gram and not with_gradient
             grams: dict[str, torch.Tensor] = {}
             for tile in grid:
                 if should_stop():
                     raise JobCancelled
-                crop = tile.cut(image.detach()).clone().requires_grad_(loss_scale is not None)
-                with torch.set_grad_enabled(loss_scale is not None):
+                crop = tile.cut(image.detach()).clone().requires_grad_(with_gradient)
+                with torch.set_grad_enabled(with_gradient):
                     terms = tile_terms(crop, tile, grams if measuring else None)
-                if loss_scale is not None:
-                    (terms["total"] * loss_scale).backward()
+                if with_gradient:
+                    terms["total"].backward()
                     tile.cut(image.grad).add_(crop.grad)
                 for name, value in terms.items():
                     totals[name] = totals[name] + value.detach() if name in totals else value.detach()
@@ -631,9 +632,6 @@ class StyleTransfer:
             return tiles.grid(width, height, counts, generator=generator if tiled else None)
 
         use_lbfgs = params.optimizer == "lbfgs" and not tiled
-        # L-BFGS's first step (1/|g|₁) and its tolerances assume a loss near 1; Adam's steps do
-        # not depend on the loss's scale, so it is spared this extra pass over the picture.
-        loss_scale = 1.0 / max(float(evaluate(new_grid(), None)["total"]), 1e-12) if use_lbfgs else 1.0
         last_terms: dict[str, torch.Tensor] = {}
         grid = new_grid()
 
@@ -641,33 +639,35 @@ class StyleTransfer:
             image.grad = torch.zeros_like(image)
             if whole_picture_gram:
                 with torch.no_grad():
-                    last_terms.update(evaluate(grid, None))
-                evaluate(grid, loss_scale)
+                    last_terms.update(evaluate(grid, False))
+                evaluate(grid, True)
             else:
-                last_terms.update(evaluate(grid, loss_scale))
-            return last_terms["total"] * loss_scale
+                last_terms.update(evaluate(grid, True))
+            return last_terms["total"]
 
         average = image.detach().clone()
-        if use_lbfgs:
-            # One L-BFGS iteration per step() so we can report, preview and cancel in between.
-            # No line search: with max_iter=1 torch would allow it a single evaluation.
-            optimizer: torch.optim.Optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=1, history_size=50)
-        else:
-            optimizer = torch.optim.Adam([image], lr=params.learning_rate, betas=(0.9, 0.99))
+        # One step per iteration, so we can report, preview and cancel in between.
+        optimizer: LBFGS | torch.optim.Optimizer = LBFGS(image) if use_lbfgs else \
+            torch.optim.Adam([image], lr=params.learning_rate, betas=(0.9, 0.99))
         decay = 0.0 if use_lbfgs else params.average_decay
+        accepted_terms: dict[str, torch.Tensor] = {}
 
         for iteration in range(1, params.iterations + 1):
             if tiled:
                 grid = new_grid()
             optimizer.step(closure)
+            if not getattr(optimizer, "undone", False):  # an undone step's terms are not the image's
+                accepted_terms = dict(last_terms)
             with torch.no_grad():
                 if not use_lbfgs:
                     # L-BFGS is left unclamped: clamping would contradict the curvature it has learnt.
                     image.clamp_(0, 1)
                 # Bias-corrected exponential average of the iterates: early on, mostly the latest.
+                # L-BFGS's latest is the point it evaluated; the one it stepped to may be worse.
                 weight = (1 - decay) / (1 - decay ** iteration)
-                average.mul_(1 - weight).add_(image.detach(), alpha=weight)
-            losses_now = {name: float(value) for name, value in last_terms.items()}
+                latest = optimizer.accepted if isinstance(optimizer, LBFGS) else image.detach()
+                average.mul_(1 - weight).add_(latest, alpha=weight)
+            losses_now = {name: float(value) for name, value in accepted_terms.items()}
             if not all(math.isfinite(v) for v in losses_now.values()):
                 raise FloatingPointError(f"the loss became {losses_now['total']} at iteration {iteration}")
             report(iteration, losses_now, average)
