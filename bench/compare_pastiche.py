@@ -13,7 +13,7 @@ its process starts, with its own set-up time shown apart.
 
     .venv/bin/python bench/compare_pastiche.py                     # 384 px, pastiche 300 steps
     .venv/bin/python bench/compare_pastiche.py --size 256 --pastiche-steps 100
-    .venv/bin/python bench/compare_pastiche.py --out /tmp/cmp --reuse-pastiche --params '{"optimizer": "lbfgs"}'
+    .venv/bin/python bench/compare_pastiche.py --out /tmp/cmp --reuse-pastiche --params '{"optimizer": "adam"}'
 """
 
 from __future__ import annotations

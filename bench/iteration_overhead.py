@@ -1,7 +1,7 @@
 """One engine iteration against a bare VGG19 forward+backward at the same size and precision.
 
 The bare pass runs the network to relu5_1 and back with a trivial loss; the engine's iteration
-adds the losses (Gram matrices, total variation), Adam and the iterate average. Prints both.
+adds the losses (Gram matrices, total variation) and the optimiser's step. Prints both.
 
     .venv/bin/python bench/iteration_overhead.py [--size 512] [--precision auto|bf16|fp32]
 """

@@ -87,7 +87,8 @@ def main() -> None:
     content = picture(args.content, args.width, args.height)
     style_file = PILImage.open(args.style)
     style = picture(args.style, *style_file.size)
-    params = m.JobParams(size=max(args.width, args.height), iterations=args.iterations, preview_every=0)
+    params = m.JobParams(size=max(args.width, args.height), iterations=args.iterations,
+                         coarse_iterations=args.iterations, preview_every=0)
     limit = int(args.memory_limit * 2**30)
     plan = engine.memory_plan(args.width, args.height, params, torch.device("cpu"), limit)
     print(f"{args.content.name} enlarged to {args.width}x{args.height} × {args.style.name}; job limit "

@@ -327,8 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("--frames", type=Path, help="folder to save progressive previews in")
     stylize.add_argument("--size", type=int, help=f"long side to work at, in pixels (default: {defaults.size}); "
                          "the result comes back at the content's size")
-    stylize.add_argument("--iterations", type=int, help=f"optimiser iterations per scale (default: "
+    stylize.add_argument("--iterations", type=int, help=f"optimiser iterations at the full size (default: "
                          f"{defaults.iterations})")
+    stylize.add_argument("--coarse-iterations", type=int, help="optimiser iterations at each smaller scale, 0 for "
+                         f"as many as --iterations (default: {defaults.coarse_iterations})")
     stylize.add_argument("--strength", type=float, help="0 keeps the photo, 1 is all painting; the same "
                          f"balance at every size (default: {defaults.strength:g})")
     stylize.add_argument("--first-scale", type=int, help="long side of the first, coarsest scale; scales grow "
@@ -386,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--frames", type=Path, default=Path("impasto-demo-frames"))
     demo.add_argument("--preset", default="swirls")
     demo.add_argument("--size", type=int, default=384)
-    demo.add_argument("--iterations", type=int, default=m.JobParams().iterations, help="per scale")
+    demo.add_argument("--iterations", type=int, default=m.JobParams().iterations, help="at the full size")
     demo.add_argument("--preview-every", type=int, default=10)
     demo.set_defaults(run=cmd_demo)
     return parser

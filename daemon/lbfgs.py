@@ -25,8 +25,10 @@ from collections.abc import Callable
 
 import torch
 
-# The opening step (and each restart's) moves the pixel with the steepest gradient this far;
-# no step moves any pixel further than MAX_MOVE (pixels run 0..1).
+# The opening step (and each restart's) moves the pixel with the steepest gradient this far,
+# and each further gradient step, taken while no curvature pair could be kept (the loss curves
+# down along the gradient, as it can at the photo), twice as far. No step moves any pixel
+# further than MAX_MOVE (pixels run 0..1).
 OPENING_MOVE = 2 / 255
 MAX_MOVE = 32 / 255
 
@@ -36,6 +38,7 @@ class LBFGS:
         self.image = image
         self.pairs: deque[tuple[torch.Tensor, torch.Tensor, float]] = deque(maxlen=history)  # s, y, 1/yᵀs
         self.max_move = MAX_MOVE
+        self.opening_move = OPENING_MOVE  # the next gradient step's, doubling while no pair is kept
         self.previous: tuple[torch.Tensor, torch.Tensor, float] | None = None  # x, g, loss
         self.undone = False  # whether the last step was undone
 
@@ -54,6 +57,7 @@ class LBFGS:
                 x, g, loss = x_before, g_before, loss_before
                 self.pairs.clear()
                 self.max_move /= 2
+                self.opening_move = min(OPENING_MOVE, self.max_move)
             else:
                 self.max_move = min(MAX_MOVE, self.max_move * 2)
                 s, y = x - x_before, g - g_before
@@ -78,7 +82,8 @@ class LBFGS:
 
     def _direction(self, g: torch.Tensor) -> torch.Tensor:
         if not self.pairs:
-            return -g * (OPENING_MOVE / max(float(g.abs().max()), 1e-30))
+            move, self.opening_move = self.opening_move, min(self.max_move, 2 * self.opening_move)
+            return -g * (move / max(float(g.abs().max()), 1e-30))
         q = g.clone()
         alphas = []
         for s, y, rho in reversed(self.pairs):

@@ -109,7 +109,7 @@ def test_tiled_and_whole_runs_agree(vgg19) -> None:
     """The same job, whole and in two tiles, gives the same picture: the tiles follow the whole
     picture's loss, the margins make their features the picture's."""
     content, style = smooth_picture(384, 144, seed=3), torch.rand(1, 3, 64, 64)
-    params = JobParams(size=384, first_scale=0, iterations=3, preview_every=0, strength=0.7)
+    params = JobParams(size=384, first_scale=0, iterations=3, preview_every=0, strength=0.7, optimizer="adam")
     stylist = engine.StyleTransfer(vgg19)
     whole_losses: list[engine.Progress] = []
     whole = stylist.run(content, [(style, 1.0)], params, on_progress=whole_losses.append)
