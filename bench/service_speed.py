@@ -67,6 +67,20 @@ def run(client: Client, size: int, iterations: int, optimizer: str, preview_ever
     return {"first_preview": first_preview, "per_iteration": (t1 - t0) / (i1 - i0), "total": time.monotonic() - started}
 
 
+def first_default_preview(client: Client) -> float:
+    """Submit → first preview for a job left at the defaults (its previews' cadence included).
+
+    Only the first preview is waited for; the daemon is stopped after this, job and all.
+    """
+    content, style, _ = pictures(384)
+    submit = m.Submit(new_job_id(), content, [m.Style(image=style)], m.JobParams(size=384))
+    started = time.monotonic()
+    for reply in client.run_job(submit):
+        if reply.type == m.PREVIEW:
+            return time.monotonic() - started
+    raise RuntimeError("the job sent no preview")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
@@ -98,6 +112,7 @@ def main() -> None:
             every = run(client, size, args.iterations, "adam", preview_every=1)["per_iteration"]
             print(f"previews at {size} px, adam: {without:.3f} s/iter without, {every:.3f} with one every "
                   f"iteration ({(every / without - 1) * 100:+.1f}%)")
+            print(f"first preview of a job with the default settings at 384 px: {first_default_preview(client):.2f} s")
     finally:
         daemon.terminate()
         daemon.wait(15)

@@ -116,11 +116,13 @@ def test_scales_grow_and_warm_start(vgg19) -> None:
     assert seen[6].losses["content"] < 0.5 * seen[0].losses["content"]
 
 
-def test_bf16_and_fp32_agree(vgg19) -> None:
+# L-BFGS's path follows the last bits of every step, so bf16 and fp32 part ways for a while
+# (losses 9% apart after 10 steps) before they meet again (2.5% after 20).
+@pytest.mark.parametrize("optimizer, iterations", [("adam", 10), ("lbfgs", 20)])
+def test_bf16_and_fp32_agree(vgg19, optimizer, iterations) -> None:
     results, losses = {}, {}
     for precision in ("fp32", "bf16"):
-        # Adam: L-BFGS's path depends on the last bits of every step, so it would compare the paths.
-        params = JobParams(size=48, iterations=10, precision=precision, preview_every=0, optimizer="adam")
+        params = JobParams(size=48, iterations=iterations, precision=precision, preview_every=0, optimizer=optimizer)
         terms = []
         results[precision] = engine.StyleTransfer(vgg19).run(small(1), [(small(2), 1.0)], params,
                                                              on_progress=lambda p, terms=terms: terms.append(p.losses))
