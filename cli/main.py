@@ -205,6 +205,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"impasto: cannot use the mask {args.mask}: {exc}", file=sys.stderr)
         return 2
+    ensure_daemon(args.endpoint)  # as the plug-in does: the first job starts the daemon
     with connect(args) as client:
         recommended: dict = {}
         listing = {entry["name"]: entry for entry in client.presets()} if args.preset else {}

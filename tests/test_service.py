@@ -189,6 +189,22 @@ def test_client_reports_an_absent_daemon_quickly(tmp_path) -> None:
     assert cli.returncode == 3 and "is it running" in cli.stderr
 
 
+def test_cli_stylize_starts_a_daemon_when_none_runs(tmp_path, content_image, style_image) -> None:
+    write_png(tmp_path / "photo.png", content_image)
+    write_png(tmp_path / "painting.png", style_image)
+    env = cli_env(f"ipc://{tmp_path}/own.sock")
+    try:
+        out = subprocess.run([sys.executable, "-m", "cli.main", "stylize", str(tmp_path / "photo.png"), "--style",
+                              str(tmp_path / "painting.png"), "--size", "32", "--iterations", "2", "-q",
+                              "-o", str(tmp_path / "out.png")], capture_output=True, text=True, env=env,
+                             timeout=120, cwd=ROOT)
+        assert out.returncode == 0, out.stderr
+        assert "starting impasto-daemon" in out.stderr and (tmp_path / "out.png").is_file()
+    finally:
+        subprocess.run([sys.executable, "-m", "cli.main", "stop"], env=env, capture_output=True, timeout=30,
+                       cwd=ROOT)
+
+
 def test_client_notices_a_daemon_that_dies_mid_job(fresh_daemon, content_image, style_image) -> None:
     with Client(fresh_daemon.endpoint) as client:
         replies = client.run_job(make_submit(content_image, style_image, iterations=10000, preview_every=0))
