@@ -27,7 +27,7 @@ def minimise(loss_of, start: torch.Tensor, steps: int) -> tuple[LBFGS, list[floa
 
 
 @pytest.mark.parametrize("scale", [1e-9, 1.0, 1e9])
-def test_converges_whatever_the_losss_scale(scale) -> None:
+def test_converges_whatever_the_loss_scale(scale) -> None:
     # An ill-conditioned quadratic over a small "image": curvatures from 1 to 100.
     generator = torch.Generator().manual_seed(0)
     target = torch.rand(1, 3, 8, 8, generator=generator)
