@@ -85,22 +85,23 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 DEFAULT_STYLE_LAYERS = {"relu1_1": 0.01, "relu2_1": 0.05, "relu3_1": 0.05, "relu4_1": 1.0, "relu5_1": 0.01}
 _STYLE_CONVS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
-# The set-ups of the tutorials users learn from, by name (single scale, as they ran).
-RECIPES: dict[str, dict[str, Any]] = {
+# The set-ups of the tutorials users learn from, by name. All run at one scale, as they did, and
+# with style weight 10: the balance our relative terms give with every layer weighted (the
+# default 1000 belongs with the default, relu4_1-led layer weights).
+_RECIPE_BASE: dict[str, Any] = {"first_scale": 0, "style_weight": 10.0}
+RECIPES: dict[str, dict[str, Any]] = {name: {**_RECIPE_BASE, **recipe} for name, recipe in {
     # TensorFlow's Gatys implementations: average pooling, Adam, content conv4_2.
     "tf-gatys": {"pooling": "avg", "optimizer": "adam", "content_layer": "conv4_2",
-                 "style_layers": dict.fromkeys(_STYLE_CONVS, 1.0), "first_scale": 0, "tv_weight": 0.0},
+                 "style_layers": dict.fromkeys(_STYLE_CONVS, 1.0), "tv_weight": 0.0},
     # The Keras example: scipy-style L-BFGS, content conv5_2.
-    "keras-lbfgs": {"optimizer": "lbfgs", "content_layer": "conv5_2",
-                    "style_layers": dict.fromkeys(_STYLE_CONVS, 1.0), "first_scale": 0},
+    "keras-lbfgs": {"optimizer": "lbfgs", "content_layer": "conv5_2", "style_layers": dict.fromkeys(_STYLE_CONVS, 1.0)},
     # The PyTorch course: Adam from the content image, style layers weighted 1, 0.75, 0.2, 0.2, 0.2.
     "pytorch-course": {"optimizer": "adam", "init": "content", "content_layer": "conv4_2",
-                       "style_layers": dict(zip(_STYLE_CONVS, (1.0, 0.75, 0.2, 0.2, 0.2), strict=True)),
-                       "first_scale": 0},
+                       "style_layers": dict(zip(_STYLE_CONVS, (1.0, 0.75, 0.2, 0.2, 0.2), strict=True))},
     # TensorFlow 2's tutorial: Adam with total variation, content conv5_2.
     "tf2-tutorial": {"optimizer": "adam", "content_layer": "conv5_2", "tv_weight": 30.0,
-                     "style_layers": dict.fromkeys(_STYLE_CONVS, 1.0), "first_scale": 0},
-}
+                     "style_layers": dict.fromkeys(_STYLE_CONVS, 1.0)},
+}.items()}
 
 
 # --- images -------------------------------------------------------------------------------

@@ -140,6 +140,9 @@ def test_a_recipe_sets_what_it_says_and_explicit_values_win() -> None:
     assert m.JobParams.from_wire({"recipe": "tf-gatys"}).pooling == "avg"
     assert m.JobParams.from_wire({"recipe": "keras-lbfgs"}).content_layer == "conv5_2"
     assert m.JobParams.from_wire({"recipe": "tf2-tutorial"}).tv_weight > 0
+    # Every recipe runs at one scale, with the style weight its all-layer weights were balanced for.
+    assert all(m.JobParams.from_wire({"recipe": name}).first_scale == 0 for name in m.RECIPES)
+    assert all(m.JobParams.from_wire({"recipe": name}).style_weight < m.JobParams().style_weight for name in m.RECIPES)
     assert m.JobParams.from_wire({"recipe": "keras-lbfgs", "optimizer": "adam"}).optimizer == "adam"
     # What goes over the wire re-reads the same.
     assert m.JobParams.from_wire(params.to_wire()) == params
