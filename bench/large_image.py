@@ -87,8 +87,9 @@ def main() -> None:
     content = picture(args.content, args.width, args.height)
     style_file = PILImage.open(args.style)
     style = picture(args.style, *style_file.size)
+    # Adam throughout, as tiled scales always run it, so the whole reference compares like for like.
     params = m.JobParams(size=max(args.width, args.height), iterations=args.iterations,
-                         coarse_iterations=args.iterations, preview_every=0)
+                         coarse_iterations=args.iterations, optimizer="adam", preview_every=0)
     limit = int(args.memory_limit * 2**30)
     plan = engine.memory_plan(args.width, args.height, params, torch.device("cpu"), limit)
     print(f"{args.content.name} enlarged to {args.width}x{args.height} × {args.style.name}; job limit "
@@ -103,7 +104,8 @@ def main() -> None:
             # The reference: the largest 4:3 picture up to 1 MP that this limit lets run whole.
             side = min(1152, int((plan.max_crop_pixels * 4 / 3) ** 0.5) // 16 * 16)
             reference = run(client, picture(args.content, side, side * 3 // 4), style,
-                            m.JobParams(size=side, iterations=3, first_scale=0, preview_every=0), None)
+                            m.JobParams(size=side, iterations=3, first_scale=0, optimizer="adam", preview_every=0),
+                            None)
             whole_rate = per_megapixel_iteration(reference["scales"][1])
             print(f"reference: {side}x{side * 3 // 4} whole, {whole_rate:.2f} s per MP per iteration", flush=True)
             large = run(client, content, style, params, args.out)
