@@ -52,7 +52,7 @@ STRENGTH_DECADES = 5.0
 
 
 class JobCancelled(Exception):
-    """Raised inside the loop when `should_stop()` turns true."""
+    """Raised inside VGG19's pass when the job's `should_stop()` turns true."""
 
 
 # --- losses ------------------------------------------------------------------------------
@@ -360,6 +360,7 @@ class StyleTransfer:
         self.device = torch.device(device)
         self.cache = cache if cache is not None else TargetCache()  # memory only, unless given a folder
         self._digests: dict[int, str] = {}  # style image → pixel hash, for the job in progress
+        self._should_stop: Callable[[], bool] = lambda: False  # the job in progress's
 
     def warm_up(self) -> None:
         """A tiny job, so the first real one does not pay for kernel selection and allocation.
@@ -373,7 +374,14 @@ class StyleTransfer:
     def features(self, image: torch.Tensor, layers: set[str], params: JobParams) -> dict[str, torch.Tensor]:
         with torch.autocast(self.device.type, dtype=torch.bfloat16,
                             enabled=use_bf16(params.precision, self.device)):
-            return self.model(image.to(self.device), layers, params.pooling, edge="replicate")
+            return self.model(image.to(self.device), layers, params.pooling, edge="replicate",
+                              check=self._stop_if_asked)
+
+    def _stop_if_asked(self) -> None:
+        """Called between VGG19's layers, forward and backward: a cancelled job ends within a
+        layer, not at the end of an iteration that may take seconds."""
+        if self._should_stop():
+            raise JobCancelled
 
     def tiled_features(self, image: torch.Tensor, layers: set[str], params: JobParams,
                        max_crop_pixels: int) -> Iterator[tuple[tiles.Tile, dict[str, torch.Tensor]]]:
@@ -487,6 +495,7 @@ class StyleTransfer:
         """
         started = time.monotonic()
         self._digests = {}
+        self._should_stop = should_stop
         torch.manual_seed(params.seed)
         generator = torch.Generator().manual_seed(params.seed)
         width, height = working_size(content.shape[-1], content.shape[-2], params.size)
@@ -565,14 +574,14 @@ class StyleTransfer:
                     on_preview(current, progress)
 
             image = self._optimise(image, scale_content, styles, params, steps[index], generator, report,
-                                   should_stop, max_crop)
+                                   max_crop)
             done += steps[index]
         return recolour(image.detach().clamp(0, 1))
 
     def _optimise(self, image: torch.Tensor, content: torch.Tensor, styles: list[tuple[torch.Tensor, float]],
                   params: JobParams, iterations: int, generator: torch.Generator,
                   report: Callable[[int, dict[str, float], torch.Tensor], None],
-                  should_stop: Callable[[], bool], max_crop_pixels: int) -> torch.Tensor:
+                  max_crop_pixels: int) -> torch.Tensor:
         """One scale: `iterations` steps from `image`; returns the (averaged) result.
 
         The loss and its gradient are summed over tiles (one tile when the picture fits whole),
@@ -636,8 +645,6 @@ class StyleTransfer:
             measuring = whole_picture_gram and not with_gradient
             grams: dict[str, torch.Tensor] = {}
             for tile in grid:
-                if should_stop():
-                    raise JobCancelled
                 crop = tile.cut(image.detach()).clone().requires_grad_(with_gradient)
                 with torch.set_grad_enabled(with_gradient):
                     terms = tile_terms(crop, tile, grams if measuring else None)

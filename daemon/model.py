@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.resources
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -89,14 +90,17 @@ class VGG19(nn.Module):
         return (rgb - self.mean) / self.std
 
     def forward(
-        self, rgb: torch.Tensor, layers: set[str] | frozenset[str], pooling: str = "max", edge: str = "zeros"
+        self, rgb: torch.Tensor, layers: set[str] | frozenset[str], pooling: str = "max", edge: str = "zeros",
+        check: Callable[[], None] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Feature maps at `layers` for an RGB image in 0..1; stops after the deepest one.
 
         Gatys et al. found average pooling gives smoother results; max is the network's own.
         `edge="replicate"` pads the first convolution with the border pixels instead of zeros
         (black, after the mean is subtracted: a false edge that style transfer paints over
-        as a bright or dark frame).
+        as a bright or dark frame). `check` is called after each convolution, and again as the
+        backward pass reaches it, so that it can end a pass by raising: a pass over a large
+        picture takes seconds.
         """
         if pooling not in ("max", "avg"):
             raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
@@ -112,6 +116,10 @@ class VGG19(nn.Module):
                 x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), conv.weight, conv.bias)
             elif name.startswith("conv"):
                 x = self.convs[name](x)
+            if check is not None and name.startswith("conv"):
+                check()
+                if x.requires_grad:
+                    x.register_hook(lambda _gradient: check())
             elif name.startswith("relu"):
                 x = F.relu(x)
             elif pooling == "max":

@@ -185,6 +185,22 @@ def test_should_stop_cancels(vgg19) -> None:
                                         should_stop=should_stop)
 
 
+def test_cancelling_ends_an_iteration_midway(vgg19) -> None:
+    """A cancel is seen between VGG19's layers, not only between iterations (which take seconds)."""
+    calls, progress = [], []
+
+    def should_stop() -> bool:
+        calls.append(1)
+        # Asked after each of the 13 convolutions up to conv5_1: 10 for the content target, 13
+        # for the style targets, 13 in the iteration's forward pass; the 41st is in its backward.
+        return len(calls) > 40
+
+    with pytest.raises(engine.JobCancelled):
+        engine.StyleTransfer(vgg19).run(small(1), [(small(2), 1.0)], JobParams(size=32, first_scale=0, iterations=1),
+                                        on_progress=progress.append, should_stop=should_stop)
+    assert len(calls) == 41 and not progress  # stopped at the first yes, before the iteration ended
+
+
 def test_gram_targets_blend_two_styles(vgg19) -> None:
     transfer = engine.StyleTransfer(vgg19)
     params = JobParams(style_layers={"relu1_1": 1.0}, precision="fp32")
