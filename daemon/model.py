@@ -116,16 +116,16 @@ class VGG19(nn.Module):
                 x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), conv.weight, conv.bias)
             elif name.startswith("conv"):
                 x = self.convs[name](x)
-            if check is not None and name.startswith("conv"):
-                check()
-                if x.requires_grad:
-                    x.register_hook(lambda _gradient: check())
             elif name.startswith("relu"):
                 x = F.relu(x)
             elif pooling == "max":
                 x = F.max_pool2d(x, 2)
             else:
                 x = F.avg_pool2d(x, 2)
+            if check is not None and name.startswith("conv"):
+                check()
+                if x.requires_grad:
+                    x.register_hook(lambda _gradient: check())
             if name in layers:
                 features[name] = x
         return features
