@@ -34,7 +34,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from daemon.engine import StyleTransfer, working_size  # noqa: E402
+from daemon.engine import StyleTransfer  # noqa: E402
+from daemon.imaging import working_size  # noqa: E402
 from daemon.model import load_vgg19  # noqa: E402
 from protocol.messages import STYLE_LAYERS, JobParams  # noqa: E402
 

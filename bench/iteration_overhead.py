@@ -18,7 +18,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from daemon.engine import StyleTransfer, use_bf16
+from daemon.engine import StyleTransfer
+from daemon.memory import use_bf16
 from daemon.model import load_vgg19
 from protocol.messages import STYLE_LAYERS, JobParams
 

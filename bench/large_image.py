@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import start_daemon  # noqa: E402
-from daemon import engine, tiles  # noqa: E402
+from daemon import memory, tiles  # noqa: E402
 from protocol import messages as m  # noqa: E402
 from protocol.client import Client, new_job_id  # noqa: E402
 
@@ -91,7 +91,7 @@ def main() -> None:
     params = m.JobParams(size=max(args.width, args.height), iterations=args.iterations,
                          coarse_iterations=args.iterations, optimizer="adam", preview_every=0)
     limit = int(args.memory_limit * 2**30)
-    plan = engine.memory_plan(args.width, args.height, params, torch.device("cpu"), limit)
+    plan = memory.memory_plan(args.width, args.height, params, torch.device("cpu"), limit)
     print(f"{args.content.name} enlarged to {args.width}x{args.height} × {args.style.name}; job limit "
           f"{args.memory_limit:g} GiB; crops of at most {plan.max_crop_pixels / 1e6:.2f} MP; predicted job peak "
           f"{plan.peak_bytes / 2**30:.2f} GiB", flush=True)

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from protocol.settings import LAYER_NAMES
+
 # Output channels of each convolution, block by block.
 BLOCKS: tuple[tuple[int, ...], ...] = (
     (64, 64),
@@ -32,16 +34,8 @@ BLOCKS: tuple[tuple[int, ...], ...] = (
 )
 
 
-def _layer_names() -> list[str]:
-    names = []
-    for block, convs in enumerate(BLOCKS, start=1):
-        for conv in range(1, len(convs) + 1):
-            names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
-        names.append(f"pool{block}")
-    return names
-
-
-LAYER_NAMES: tuple[str, ...] = tuple(_layer_names())
+# The layers' names come from the protocol, which clients validate settings against; a test
+# checks that they name exactly BLOCKS' convolutions.
 CONV_NAMES: tuple[str, ...] = tuple(n for n in LAYER_NAMES if n.startswith("conv"))
 LAYER_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
 # How many input pixels one feature steps over: each pooling halves the resolution.

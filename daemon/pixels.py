@@ -1,11 +1,13 @@
-"""Protocol images to tensors and back, without copies where numpy allows."""
+"""Protocol images to tensors and back, without copies where numpy allows, and the last step of
+a job's picture: the content's size and channels, with the mask applied."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from protocol.messages import Image
+from protocol.messages import Image, Submit
 
 
 def to_array(image: Image) -> np.ndarray:
@@ -26,10 +28,6 @@ def to_tensor(image: Image) -> torch.Tensor:
     return rgb.permute(2, 0, 1).unsqueeze(0).float().div_(255).contiguous()
 
 
-def alpha_of(image: Image) -> np.ndarray | None:
-    return to_array(image)[..., 3].copy() if image.channels == 4 else None
-
-
 def to_uint8(rgb: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) in 0..1 to an (H, W, 3) uint8 array."""
     return rgb[0].detach().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
@@ -39,3 +37,40 @@ def from_array(array: np.ndarray) -> Image:
     array = np.ascontiguousarray(array)
     height, width, channels = array.shape
     return Image(width, height, channels, array.data.cast("B"))
+
+
+def finish(image: torch.Tensor, submit: Submit) -> Image:
+    """The engine's image as the client expects it: the content's size and channels, the mask applied.
+
+    Outside the mask the content's own bytes are copied, so they come back exactly.
+    """
+    content = submit.content
+    if image.shape[-2:] != (content.height, content.width):
+        image = F.interpolate(image.float(), size=(content.height, content.width), mode="bicubic",
+                              align_corners=False)
+    rgb = to_uint8(image)
+    original = to_array(content)
+    if submit.mask is not None:
+        weight = feathered(to_array(submit.mask), submit.params.mask_feather)
+        blended = rgb * weight + original[..., :3] * (1 - weight)
+        rgb = np.where(weight > 0, np.round(blended), original[..., :3]).astype(np.uint8)
+    if content.channels == 4:
+        rgb = np.concatenate([rgb, original[..., 3:]], axis=2)
+    return from_array(rgb)
+
+
+def feathered(mask: np.ndarray, radius: float) -> np.ndarray:
+    """The mask (H, W, 1, uint8) as weights in 0..1, softened over `radius` pixels *inside* it.
+
+    Blurring spreads a hard edge to 0.5 at the edge itself; doubling and subtracting one moves
+    that 0.5 to 0 there, so the soft band lies within the selection and every pixel outside
+    keeps a weight of exactly 0.
+    """
+    weight = torch.from_numpy(mask.astype(np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
+    size = round(radius)
+    if size >= 1:
+        blurred = weight
+        for _ in range(2):  # two box blurs: close enough to a Gaussian
+            blurred = F.avg_pool2d(blurred, 2 * size + 1, stride=1, padding=size, count_include_pad=False)
+        weight = torch.minimum(weight, (2 * blurred - 1).clamp(0, 1))
+    return weight[0].permute(1, 2, 0).numpy()

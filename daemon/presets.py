@@ -44,6 +44,14 @@ BUILT_IN = {
 }
 
 
+class PresetError(ValueError):
+    """A preset name or request the store refuses; the service answers it as a bad request."""
+
+
+class UnknownPreset(PresetError):
+    """No preset of that name."""
+
+
 def default_folder() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "impasto" / "presets"
@@ -105,7 +113,7 @@ class PresetStore:
         """Store a user preset, replacing one of the same name; written whole or not at all."""
         check_name(name)
         if name in BUILT_IN:
-            raise m.ProtocolError(m.Code.BAD_REQUEST, f"{name!r} is a built-in preset; choose another name")
+            raise PresetError(f"{name!r} is a built-in preset; choose another name")
         m.JobParams.from_wire(params)  # recommended parameters must be valid ones
         self.folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".adding-", dir=self.folder))
@@ -121,10 +129,10 @@ class PresetStore:
     def remove(self, name: str) -> None:
         check_name(name)
         if name in BUILT_IN:
-            raise m.ProtocolError(m.Code.BAD_REQUEST, f"{name!r} is built in and cannot be removed")
+            raise PresetError(f"{name!r} is built in and cannot be removed")
         target = self._user_folder(name)
         if not (target / "style.png").is_file():
-            raise m.ProtocolError(m.Code.UNKNOWN_PRESET, f"no user preset named {name!r}")
+            raise UnknownPreset(f"no user preset named {name!r}")
         with self._lock:
             shutil.rmtree(target)
             self._images.pop(name, None)
@@ -132,5 +140,5 @@ class PresetStore:
 
 def check_name(name: object) -> None:
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise m.ProtocolError(m.Code.BAD_REQUEST, "a preset name is 1..64 lowercase letters, digits, '-' or '_', "
-                              "starting with a letter or digit")
+        raise PresetError("a preset name is 1..64 lowercase letters, digits, '-' or '_', starting with a letter "
+                          "or digit")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import gc
+import importlib.metadata
 import logging
 import threading
 import time
@@ -22,18 +23,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import zmq
 
 from protocol import messages as m
 
 from . import pixels
-from .engine import DoesNotFit, JobCancelled, Progress, StyleTransfer, available_bytes, memory_plan
-from .presets import PresetStore
+from .engine import JobCancelled, StyleTransfer
+from .memory import DoesNotFit, available_bytes, memory_plan
+from .presets import PresetError, PresetStore, UnknownPreset
 
 log = logging.getLogger("impasto.daemon")
 
-VERSION = "0.1.0"
+VERSION = importlib.metadata.version("impasto")
 OUTBOX = "inproc://impasto-outbox"
 PROGRESS_INTERVAL_S = 0.1  # progress replies at most this often (the last one always goes)
 
@@ -143,19 +144,27 @@ class Service:
             self._enqueue(identity, request.submit)
         elif request.type == m.CANCEL:
             self._cancel(identity, request.job)
-        elif request.type == m.PRESET_ADD:
-            upload = request.preset
-            array = pixels.to_array(upload.image)[..., :3]
-            self.presets.add(upload.name, np.ascontiguousarray(array), upload.description, upload.params)
-            log.info("user preset %s added (%dx%d)", upload.name, upload.image.width, upload.image.height)
-            self._send(identity, m.simple_message(m.PRESET_ADD, name=upload.name))
-        elif request.type == m.PRESET_REMOVE:
-            self.presets.remove(request.preset.name)
-            self._send(identity, m.simple_message(m.PRESET_REMOVE, name=request.preset.name))
+        elif request.type in (m.PRESET_ADD, m.PRESET_REMOVE):
+            self._change_presets(identity, request)
         elif request.type == m.SHUTDOWN:
             log.info("shutdown requested by a client")
             self._send(identity, m.simple_message(m.SHUTDOWN))
             self.stop()
+
+    def _change_presets(self, identity: bytes, request: m.Request) -> None:
+        upload = request.preset
+        try:
+            if request.type == m.PRESET_ADD:
+                array = pixels.to_array(upload.image)[..., :3]
+                self.presets.add(upload.name, np.ascontiguousarray(array), upload.description, upload.params)
+                log.info("user preset %s added (%dx%d)", upload.name, upload.image.width, upload.image.height)
+            else:
+                self.presets.remove(upload.name)
+        except UnknownPreset as exc:
+            raise m.ProtocolError(m.Code.UNKNOWN_PRESET, str(exc)) from None
+        except PresetError as exc:
+            raise m.ProtocolError(m.Code.BAD_REQUEST, str(exc)) from None
+        self._send(identity, m.simple_message(request.type, name=upload.name))
 
     def _send_presets(self, identity: bytes) -> None:
         entries, images = [], []
@@ -164,6 +173,10 @@ class Service:
             images.append(thumb)
             entries.append({**self.presets.describe(name), "thumbnail": thumb.describe(len(images))})
         self._send(identity, m.encode({"type": m.PRESETS, "presets": entries}, images))
+
+    def _jobs(self) -> list[Job]:
+        """The queued jobs and the running one; call with the lock held."""
+        return [*self.queue, *([self.running] if self.running else [])]
 
     def _queue_length(self) -> int:
         with self.lock:
@@ -180,7 +193,7 @@ class Service:
         except DoesNotFit as exc:
             raise m.ProtocolError(m.Code.TOO_LARGE, str(exc), submit.job) from None
         with self.lock:
-            jobs = [*self.queue, *([self.running] if self.running else [])]
+            jobs = self._jobs()
             if any(job.identity == identity and job.submit.job == submit.job for job in jobs):
                 raise m.ProtocolError(m.Code.DUPLICATE_JOB, f"job {submit.job!r} is already queued", submit.job)
             if len(self.queue) >= self.max_queue:
@@ -202,7 +215,7 @@ class Service:
 
     def _cancel(self, identity: bytes, job_id: str) -> None:
         with self.lock:
-            jobs = [*self.queue, *([self.running] if self.running else [])]
+            jobs = self._jobs()
         for job in jobs:
             if job.identity == identity and job.submit.job == job_id:
                 self._stop(job, m.CANCELLED)
@@ -236,7 +249,7 @@ class Service:
         """Cancel the jobs of clients whose heartbeats stopped (killed, crashed, unplugged)."""
         now = time.monotonic()
         with self.lock:
-            jobs = [*self.queue, *([self.running] if self.running else [])]
+            jobs = self._jobs()
         for job in jobs:
             silent = now - self.last_seen.get(job.identity, now)
             if silent > self.client_timeout and not job.cancel.is_set():
@@ -248,7 +261,7 @@ class Service:
 
     def _shut_down(self) -> None:
         with self.lock:
-            jobs = [*self.queue, *([self.running] if self.running else [])]
+            jobs = self._jobs()
             for job in jobs:
                 job.cancel_reason = m.Code.SHUTTING_DOWN
                 job.cancel.set()
@@ -293,23 +306,20 @@ class Service:
         started = time.monotonic()
         last_progress = [0.0]
 
-        def on_progress(progress: Progress) -> None:
+        def on_progress(progress: m.Progress) -> None:
             now = time.monotonic()
             if now - last_progress[0] < PROGRESS_INTERVAL_S and progress.iteration < progress.total:
                 return
             last_progress[0] = now
-            send(m.simple_message(
-                m.PROGRESS, job=submit.job, scale=progress.scale, scales=progress.scales, width=progress.width,
-                height=progress.height, iteration=progress.iteration, total=progress.total,
-                losses=progress.losses, elapsed=progress.elapsed, eta=progress.eta))
+            send(m.progress_message(submit.job, progress))
 
-        def on_preview(image: torch.Tensor, progress: Progress) -> None:
+        def on_preview(image: torch.Tensor, progress: m.Progress) -> None:
             with self.lock:
                 if job.previews_in_flight >= m.PREVIEWS_IN_FLIGHT:
                     job.previews_skipped += 1  # the client is behind: it gets a fresher one later
                     return
                 job.previews_in_flight += 1
-            send(m.image_message(m.PREVIEW, finish(image, submit), job=submit.job,
+            send(m.image_message(m.PREVIEW, pixels.finish(image, submit), job=submit.job,
                                  iteration=progress.iteration, total=progress.total, scale=progress.scale))
 
         try:
@@ -319,7 +329,7 @@ class Service:
                                      memory_limit=self.job_memory_limit())
             log.info("job %s done in %.1f s (%d previews skipped for a slow client)", submit.job,
                      time.monotonic() - started, job.previews_skipped)
-            return m.image_message(m.RESULT, finish(result, submit), job=submit.job,
+            return m.image_message(m.RESULT, pixels.finish(result, submit), job=submit.job,
                                    seconds=time.monotonic() - started)
         except JobCancelled:
             return stopped_message(job)
@@ -365,42 +375,3 @@ def release_memory() -> None:
         MALLOC_TRIM(0)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-
-
-def finish(image: torch.Tensor, submit: m.Submit) -> m.Image:
-    """The engine's image as the client expects it: the content's size and channels, the mask applied.
-
-    Outside the mask the content's own bytes are copied, so they come back exactly.
-    """
-    content = submit.content
-    if image.shape[-2:] != (content.height, content.width):
-        image = F.interpolate(image.float(), size=(content.height, content.width), mode="bicubic",
-                              align_corners=False)
-    rgb = pixels.to_uint8(image)
-    original = pixels.to_array(content)
-    if submit.mask is not None:
-        weight = feathered(pixels.to_array(submit.mask), submit.params.mask_feather)
-        blended = rgb * weight + original[..., :3] * (1 - weight)
-        rgb = np.where(weight > 0, np.round(blended), original[..., :3]).astype(np.uint8)
-    if content.channels == 4:
-        rgb = np.concatenate([rgb, original[..., 3:]], axis=2)
-    return pixels.from_array(rgb)
-
-
-def feathered(mask: np.ndarray, radius: float) -> np.ndarray:
-    """The mask (H, W, 1, uint8) as weights in 0..1, softened over `radius` pixels *inside* it.
-
-    Blurring spreads a hard edge to 0.5 at the edge itself; doubling and subtracting one moves
-    that 0.5 to 0 there, so the soft band lies within the selection and every pixel outside
-    keeps a weight of exactly 0.
-    """
-    weight = torch.from_numpy(mask.astype(np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
-    size = round(radius)
-    if size >= 1:
-        blurred = weight
-        for _ in range(2):  # two box blurs: close enough to a Gaussian
-            blurred = F.avg_pool2d(blurred, 2 * size + 1, stride=1, padding=size, count_include_pad=False)
-        weight = torch.minimum(weight, (2 * blurred - 1).clamp(0, 1))
-    return weight[0].permute(1, 2, 0).numpy()

@@ -9,14 +9,16 @@ job alive on the daemon and draw replies that prove the daemon is alive.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import zmq
 
 from . import messages as m
-from .endpoint import default_endpoint
+from .endpoint import check_socket_folder, default_endpoint, ipc_path, make_private_dir
 from .security import ClientKeys
 
 
@@ -45,6 +47,12 @@ class Client:
     # Lazy Pirate: a socket that timed out may hold a half-sent request; throw it away.
     def _connect(self) -> zmq.Socket:
         if self._socket is None:
+            path = ipc_path(self.endpoint)
+            if path is not None:
+                try:
+                    check_socket_folder(path.parent)
+                except PermissionError as exc:
+                    raise DaemonUnavailable(str(exc)) from None
             socket = self._context.socket(zmq.DEALER)
             socket.setsockopt(zmq.LINGER, 0)
             socket.setsockopt(zmq.MAXMSGSIZE, m.MAX_MESSAGE_BYTES)
@@ -76,9 +84,10 @@ class Client:
         frames = [frame.buffer for frame in socket.recv_multipart(copy=False)]
         return m.parse_reply(frames)
 
-    def request(self, kind: str, images: tuple[m.Image, ...] = (), **fields: object) -> m.Reply:
-        """One request, one reply (hello, presets, preset_add, preset_remove, shutdown)."""
-        self.send(m.encode({"type": kind, **fields}, list(images)))
+    def request(self, kind: str, frames: list | None = None) -> m.Reply:
+        """One request, one reply of the same type (hello, presets, preset_add, preset_remove,
+        shutdown); `frames` is the request when it carries more than its type."""
+        self.send(frames if frames is not None else m.simple_message(kind))
         deadline = time.monotonic() + self.timeout
         while (left := deadline - time.monotonic()) > 0:
             reply = self.receive(left)
@@ -91,7 +100,7 @@ class Client:
             # A late reply to something earlier (a heartbeat, say): not ours, keep waiting.
         self.close()
         raise DaemonUnavailable(f"no answer from the Impasto daemon at {self.endpoint} within {self.timeout:g} s "
-                                "(is it running? start it with `impasto-daemon`)")
+                                "(is it running?)")
 
     def hello(self) -> dict:
         return self.request(m.HELLO).header
@@ -100,14 +109,13 @@ class Client:
         return self.request(m.PRESETS).header.get("presets", [])
 
     def add_preset(self, name: str, image: m.Image, description: str = "", params: dict | None = None) -> None:
-        self.request(m.PRESET_ADD, (image,), name=name, image=image.describe(1), description=description,
-                     params=params or {})
+        self.request(m.PRESET_ADD, m.preset_add_message(m.PresetUpload(name, image, description, params or {})))
 
     def remove_preset(self, name: str) -> None:
-        self.request(m.PRESET_REMOVE, name=name)
+        self.request(m.PRESET_REMOVE, m.preset_remove_message(name))
 
     def cancel(self, job: str) -> None:
-        self.send(m.simple_message(m.CANCEL, job=job))
+        self.send(m.cancel_message(job))
 
     def run_job(self, submit: m.Submit, should_stop: Callable[[], bool] = lambda: False) -> Iterator[m.Reply]:
         """Submit a job and yield its replies (accepted, progress, preview) up to the last one.
@@ -124,7 +132,7 @@ class Client:
             while True:
                 now = time.monotonic()
                 if now - last_beat >= m.HEARTBEAT_INTERVAL_S:
-                    self.send(m.simple_message(m.HEARTBEAT, job=submit.job))
+                    self.send(m.heartbeat_message(submit.job))
                     last_beat = now
                 if should_stop() and not cancel_sent:
                     self.cancel(submit.job)
@@ -145,7 +153,7 @@ class Client:
                     raise DaemonError(reply.header.get("code", "?"), reply.header.get("message", ""))
                 finished = reply.type in (m.RESULT, m.CANCELLED)
                 if reply.type == m.PREVIEW:  # taken in: the daemon may send the next one
-                    self.send(m.simple_message(m.HEARTBEAT, job=submit.job, seen=reply.header["iteration"]))
+                    self.send(m.heartbeat_message(submit.job, seen=reply.header["iteration"]))
                     last_beat = now
                 yield reply
                 if finished:
@@ -156,20 +164,89 @@ class Client:
 
 
 def wait_for_daemon(endpoint: str, wait: float, keys: ClientKeys | None = None,
-                    still_starting: Callable[[], bool] = lambda: True) -> dict:
+                    still_starting: Callable[[], bool] = lambda: True,
+                    on_wait: Callable[[], None] = lambda: None) -> dict:
     """Poll `hello` until the daemon at `endpoint` answers; returns its hello.
 
     Raises DaemonUnavailable after `wait` seconds, or as soon as `still_starting()` turns false
-    (say, the daemon's process has exited).
+    (say, the daemon's process has exited). `on_wait()` is called between tries (a GUI's pulse).
     """
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and still_starting():
+        on_wait()
         with Client(endpoint, timeout=0.5, keys=keys) as client:
             try:
                 return client.hello()
             except DaemonUnavailable:
                 continue
     raise DaemonUnavailable(f"no Impasto daemon answered at {endpoint} within {wait:g} s")
+
+
+def daemon_log_path(endpoint: str) -> Path:
+    """Where a daemon started for an ipc endpoint logs: beside its socket, in the private folder."""
+    path = ipc_path(endpoint)
+    if path is None:
+        raise ValueError(f"{endpoint} is not an ipc endpoint")
+    return path.parent / "impasto-daemon.log"
+
+
+def last_line(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def start_daemon(command: Sequence[str], endpoint: str, log_path: Path, wait: float = 120.0,
+                 keys: ClientKeys | None = None, on_wait: Callable[[], None] = lambda: None,
+                 detach: bool = True, cwd: Path | None = None) -> tuple[subprocess.Popen, dict]:
+    """Run `command --endpoint ENDPOINT`, logging to `log_path`, and wait until it answers.
+
+    The one way the CLI, the plug-in, the benches and the tests start a daemon. `detach` gives
+    it a session of its own, so it outlives its starter (GIMP kills a plug-in's process group).
+    Returns the process and its hello; raises DaemonUnavailable, with the log's last line, when it
+    exits first or does not answer within `wait` seconds.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        descriptor = os.open(log_path, flags, 0o600)  # never through a planted symlink
+        with open(descriptor, "ab") as log:
+            process = subprocess.Popen([*command, "--endpoint", endpoint], stdin=subprocess.DEVNULL, stdout=log,
+                                       stderr=log, start_new_session=detach, cwd=cwd)
+    except OSError as exc:
+        raise DaemonUnavailable(f"could not start the Impasto daemon ({' '.join(command)}): {exc}") from None
+    try:
+        return process, wait_for_daemon(endpoint, wait, keys, lambda: process.poll() is None, on_wait)
+    except DaemonUnavailable:
+        if process.poll() is None:
+            raise DaemonUnavailable(f"the Impasto daemon did not answer within {wait:g} s; see {log_path}") from None
+        raise DaemonUnavailable(f"the Impasto daemon exited at once (status {process.returncode}): "
+                                f"{last_line(log_path) or 'no output'}; see {log_path}") from None
+
+
+def ensure_daemon(endpoint: str, command: Sequence[str], wait: float = 120.0, keys: ClientKeys | None = None,
+                  on_wait: Callable[[], None] = lambda: None,
+                  on_start: Callable[[Path], None] = lambda log: None) -> dict:
+    """The hello of the daemon at `endpoint`, after starting one with `command` if none answers.
+
+    Only a local (ipc) daemon is started: one on tcp runs elsewhere or under its own keys, so its
+    absence is reported, not papered over. The socket's folder must be ours and closed to others
+    (another local user could otherwise listen there); `on_start(log_path)` is told before it
+    starts, since loading VGG19 takes a while.
+    """
+    with Client(endpoint, timeout=1.0, keys=keys) as client:
+        try:
+            return client.hello()
+        except DaemonUnavailable:
+            pass
+    if ipc_path(endpoint) is None:
+        raise DaemonUnavailable(f"no Impasto daemon answers at {endpoint}; one on a tcp endpoint is never "
+                                "started from here: start it on its machine")
+    log_path = daemon_log_path(endpoint)
+    make_private_dir(log_path.parent)
+    on_start(log_path)
+    return start_daemon(command, endpoint, log_path, wait, keys, on_wait)[1]
 
 
 def new_job_id() -> str:

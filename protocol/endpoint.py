@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -37,3 +38,19 @@ def make_private_dir(path: Path) -> None:
         raise PermissionError(f"{path} belongs to another user; refusing to put the daemon's socket there")
     if info.st_mode & 0o077:
         os.chmod(path, 0o700)
+
+
+def check_socket_folder(path: Path) -> None:
+    """Refuse to talk through a socket folder that another user owns or may write to.
+
+    Where XDG_RUNTIME_DIR is unset the default folder is under /tmp, where anyone may create it
+    first and listen there for our pictures. A folder that does not exist yet is fine: nothing
+    listens in it.
+    """
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise PermissionError(f"{path} belongs to another user or is open to others; refusing to use a daemon "
+                              "socket there")

@@ -10,51 +10,35 @@ are raw pixel buffers that the header describes. Every header carries `proto` an
 
 from __future__ import annotations
 
-import copy
-import math
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import msgpack
+
+from .errors import Code, ProtocolError, is_int, is_number
+
+# Settings and errors have modules of their own; they are named here too, so that code holding
+# `messages` reaches every part of a message through it.
+from .settings import (  # noqa: F401
+    DEFAULT_PRESET,
+    DEFAULT_STYLE_LAYERS,
+    LAYER_NAMES,
+    MAX_PIXELS,
+    MAX_SIDE,
+    RECIPES,
+    STYLE_LAYERS,
+    JobParams,
+    Range,
+)
 
 PROTOCOL = "impasto"
 VERSION = 1
 
 MAX_HEADER_BYTES = 256 * 1024
-MAX_SIDE = 16384
-MAX_PIXELS = 64 * 1024 * 1024  # one image; the daemon may set a lower limit
 MAX_STYLES = 8
 MAX_NAME_LENGTH = 64
 MAX_JOB_ID_LENGTH = 64
 MAX_MESSAGE_BYTES = 4 * MAX_PIXELS + 16 * MAX_HEADER_BYTES
-
-
-class Code:
-    """Stable error codes: clients may branch on these, so never rename one."""
-
-    BAD_MESSAGE = "bad_message"  # not msgpack, not a map, frames missing
-    BAD_VERSION = "bad_version"  # another protocol or version
-    BAD_REQUEST = "bad_request"  # unknown type or a field of the wrong type or range
-    BAD_IMAGE = "bad_image"  # size, channels, stride or byte count do not add up
-    TOO_LARGE = "too_large"  # over a pixel limit
-    UNKNOWN_PRESET = "unknown_preset"
-    UNKNOWN_JOB = "unknown_job"
-    DUPLICATE_JOB = "duplicate_job"
-    BUSY = "busy"  # the queue is full
-    CLIENT_GONE = "client_gone"  # the client stopped sending heartbeats
-    SHUTTING_DOWN = "shutting_down"
-    OUT_OF_MEMORY = "out_of_memory"
-    INTERNAL = "internal"
-
-
-class ProtocolError(Exception):
-    """A message that breaks the protocol; becomes an `error` reply with this code."""
-
-    def __init__(self, code: str, message: str, job: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.job = job
 
 
 # Request and reply types.
@@ -77,32 +61,6 @@ HEARTBEAT_INTERVAL_S = 0.5
 # is stopped within 2 s); a client gives up on a daemon silent for PEER_TIMEOUT_S.
 CLIENT_TIMEOUT_S = 1.75
 PEER_TIMEOUT_S = 3.0
-
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-# relu4_1 carries the style: in Gatys et al.'s own objective (eq. 5, the layers weighted 1/5 on
-# unnormalised Gram errors), relu4_1 has 98% of the weight for starry_night at 384 px, because
-# its activations are the largest. The lower layers keep a little for brush texture.
-DEFAULT_STYLE_LAYERS = {"relu1_1": 0.01, "relu2_1": 0.05, "relu3_1": 0.05, "relu4_1": 1.0, "relu5_1": 0.01}
-_STYLE_CONVS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-
-# The set-ups of the tutorials users learn from, by name. All run at one scale, as they did, and
-# with style weight 10: the balance our relative terms give with every layer weighted (the
-# default 1000 belongs with the default, relu4_1-led layer weights).
-_RECIPE_BASE: dict[str, Any] = {"first_scale": 0, "style_weight": 10.0}
-RECIPES: dict[str, dict[str, Any]] = {name: {**_RECIPE_BASE, **recipe} for name, recipe in {
-    # TensorFlow's Gatys implementations: average pooling, Adam, content conv4_2.
-    "tf-gatys": {"pooling": "avg", "optimizer": "adam", "content_layer": "conv4_2",
-                 "style_layers": dict.fromkeys(_STYLE_CONVS, 1.0), "tv_weight": 0.0},
-    # The Keras example: scipy-style L-BFGS, content conv5_2.
-    "keras-lbfgs": {"optimizer": "lbfgs", "content_layer": "conv5_2", "style_layers": dict.fromkeys(_STYLE_CONVS, 1.0)},
-    # The PyTorch course: Adam from the content image, style layers weighted 1, 0.75, 0.2, 0.2, 0.2.
-    "pytorch-course": {"optimizer": "adam", "init": "content", "content_layer": "conv4_2",
-                       "style_layers": dict(zip(_STYLE_CONVS, (1.0, 0.75, 0.2, 0.2, 0.2), strict=True))},
-    # TensorFlow 2's tutorial: Adam with total variation, content conv5_2.
-    "tf2-tutorial": {"optimizer": "adam", "content_layer": "conv5_2", "tv_weight": 30.0,
-                     "style_layers": dict.fromkeys(_STYLE_CONVS, 1.0)},
-}.items()}
-
 
 # --- images -------------------------------------------------------------------------------
 
@@ -143,7 +101,7 @@ def _image_from(desc: Any, frames: list, what: str, max_pixels: int) -> Image:
     values = {}
     for key in ("width", "height", "channels", "stride", "frame"):
         value = desc.get(key)
-        if not _is_int(value):
+        if not is_int(value):
             raise ProtocolError(Code.BAD_IMAGE, f"{what}: '{key}' must be an integer")
         values[key] = value
     width, height, channels, stride, frame = (values[k] for k in ("width", "height", "channels", "stride", "frame"))
@@ -162,121 +120,6 @@ def _image_from(desc: Any, frames: list, what: str, max_pixels: int) -> Image:
     if len(data) not in (expected, stride * height):
         raise ProtocolError(Code.BAD_IMAGE, f"{what}: {len(data)} bytes, expected {stride * height}")
     return Image(width, height, channels, data, stride)
-
-
-# --- job parameters ----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Range:
-    low: float
-    high: float
-
-
-@dataclass
-class JobParams:
-    """How to stylise: the one list of knobs shared by the CLI, the plug-in and the engine.
-
-    Each field's metadata gives its allowed values (a Range or a tuple of choices); weights are
-    relative, so only their ratios matter.
-    """
-
-    size: int = field(default=512, metadata={"allowed": Range(16, MAX_SIDE)})
-    iterations: int = field(default=40, metadata={"allowed": Range(1, 20000)})  # at the full size
-    # At each smaller scale: enough for the first previews and the large shapes; 0: `iterations`.
-    coarse_iterations: int = field(default=3, metadata={"allowed": Range(0, 20000)})
-    first_scale: int = field(default=128, metadata={"allowed": Range(0, MAX_SIDE)})  # 0: one scale
-    strength: float = field(default=0.5, metadata={"allowed": Range(0.0, 1.0)})
-    content_weight: float = field(default=1.0, metadata={"allowed": Range(0.0, 1e9)})
-    style_weight: float = field(default=1000.0, metadata={"allowed": Range(0.0, 1e12)})
-    tv_weight: float = field(default=1.0, metadata={"allowed": Range(0.0, 1e9)})
-    style_loss: str = field(default="gram", metadata={"allowed": ("gram", "sliced")})
-    style_scale: float = field(default=1.0, metadata={"allowed": Range(0.05, 8.0)})
-    content_layer: str = field(default="relu4_2", metadata={"allowed": "layer"})
-    style_layers: dict[str, float] = field(
-        default_factory=lambda: dict(DEFAULT_STYLE_LAYERS), metadata={"allowed": "layers"})
-    optimizer: str = field(default="lbfgs", metadata={"allowed": ("lbfgs", "adam")})
-    learning_rate: float = field(default=0.02, metadata={"allowed": Range(1e-6, 10.0)})
-    average_decay: float = field(default=0.9, metadata={"allowed": Range(0.0, 0.999)})
-    init: str = field(default="content", metadata={"allowed": ("content", "noise")})
-    pooling: str = field(default="max", metadata={"allowed": ("max", "avg")})
-    precision: str = field(default="auto", metadata={"allowed": ("auto", "bf16", "fp32")})
-    # The most pixels VGG19 sees at once; larger pictures run in overlapping tiles. 0: as many as
-    # the daemon's memory allows.
-    tile_pixels: int = field(default=0, metadata={"allowed": Range(0, MAX_PIXELS)})
-    seed: int = field(default=0, metadata={"allowed": Range(0, 2**63 - 1)})
-    preview_every: int = field(default=10, metadata={"allowed": Range(0, 20000)})
-    mask_feather: float = field(default=0.0, metadata={"allowed": Range(0.0, 1024.0)})  # pixels, inward
-    keep_colors: str = field(default="none", metadata={"allowed": ("none", "luminance", "match")})
-    recipe: str = field(default="", metadata={"allowed": ("", *RECIPES)})
-
-    def to_wire(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_wire(cls, raw: Any) -> JobParams:
-        """Validate a client's map; unknown keys and out-of-range values are refused."""
-        if raw is None:
-            return cls()
-        if not isinstance(raw, dict):
-            raise ProtocolError(Code.BAD_REQUEST, "'params' must be a map")
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(str(k) for k in raw if k not in known)
-        if unknown:
-            raise ProtocolError(Code.BAD_REQUEST, f"unknown parameters: {', '.join(unknown)}")
-        values = {name: _check_param(name, known[name], value) for name, value in raw.items()}
-        # A recipe gives the values its keys were not given explicitly.
-        recipe = copy.deepcopy(RECIPES.get(values.get("recipe", ""), {}))
-        return cls(**{**recipe, **values})
-
-
-def _check_param(name: str, spec: Any, value: Any) -> Any:
-    allowed = spec.metadata["allowed"]
-    bad = ProtocolError(Code.BAD_REQUEST, f"parameter '{name}': {value!r} is not allowed")
-    if isinstance(allowed, Range):
-        if spec.type == "int":
-            if not _is_int(value):
-                raise bad
-        elif not (_is_number(value) and math.isfinite(value)):
-            raise bad
-        if not allowed.low <= value <= allowed.high:
-            raise ProtocolError(
-                Code.BAD_REQUEST, f"parameter '{name}': {value} is outside {allowed.low:g}..{allowed.high:g}")
-        return float(value) if spec.type == "float" else value
-    if allowed == "layer":
-        if value not in LAYER_NAMES:
-            raise bad
-        return value
-    if allowed == "layers":
-        if not isinstance(value, dict) or not 1 <= len(value) <= len(LAYER_NAMES):
-            raise bad
-        for layer, weight in value.items():
-            if layer not in LAYER_NAMES or not _is_number(weight) or not 0 <= weight <= 1e6:
-                raise bad
-        return {layer: float(weight) for layer, weight in value.items()}
-    if value not in allowed:
-        raise ProtocolError(Code.BAD_REQUEST, f"parameter '{name}' must be one of {', '.join(allowed)}")
-    return value
-
-
-def _vgg_layer_names() -> tuple[str, ...]:
-    # Mirrors daemon/model.py, which this module cannot import (no torch in GIMP).
-    names = []
-    for block, convs in enumerate((2, 2, 4, 4, 4), start=1):
-        for conv in range(1, convs + 1):
-            names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
-        names.append(f"pool{block}")
-    return tuple(names)
-
-
-LAYER_NAMES = _vgg_layer_names()
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # --- requests ----------------------------------------------------------------------------
@@ -363,7 +206,7 @@ def _styles(raw: Any, frames: list, max_pixels: int, job: str) -> list[Style]:
         if not isinstance(entry, dict):
             raise ProtocolError(Code.BAD_REQUEST, f"style {i} must be a map", job)
         weight = entry.get("weight", 1.0)
-        if not _is_number(weight) or not (0 < weight <= 1e6):
+        if not is_number(weight) or not (0 < weight <= 1e6):
             raise ProtocolError(Code.BAD_REQUEST, f"style {i}: weight must be a number in (0, 1e6]", job)
         preset, image = entry.get("preset"), entry.get("image")
         if (preset is None) == (image is None):
@@ -387,7 +230,7 @@ def parse_request(frames: list, max_pixels: int = MAX_PIXELS) -> Request:
         return Request(kind, job=_job_id(header))
     if kind == HEARTBEAT and "job" in header:
         seen = header.get("seen")
-        if seen is not None and not _is_int(seen):
+        if seen is not None and not is_int(seen):
             raise ProtocolError(Code.BAD_REQUEST, "'seen' must be an integer")
         return Request(kind, job=_job_id(header), seen=seen)
     if kind in (PRESET_ADD, PRESET_REMOVE):
@@ -429,7 +272,35 @@ def _preset_upload(header: dict[str, Any], frames: list, max_pixels: int, with_i
     return PresetUpload(name, image, description, dict(params))
 
 
+# --- progress ----------------------------------------------------------------------------
+
+@dataclass
+class Progress:
+    """Where a job stands. The engine makes it, the daemon sends it, the CLI and the plug-in show it."""
+
+    scale: int  # 1-based index of the current scale
+    scales: int
+    width: int  # size of the image being optimised at this scale
+    height: int
+    iteration: int  # 1-based, counted over the whole job
+    total: int
+    losses: dict[str, float]  # "content", "style", "tv", "total"
+    elapsed: float  # seconds since the job started
+    eta: float  # seconds left, estimated from the pace so far
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_header(cls, header: dict[str, Any]) -> Progress:
+        try:
+            return cls(**{f.name: header[f.name] for f in fields(cls)})
+        except KeyError as exc:
+            raise ProtocolError(Code.BAD_MESSAGE, f"progress without {exc}") from None
+
+
 # --- building messages -------------------------------------------------------------------
+# Every request and reply is built here, so a field is spelt in one place.
 
 def submit_message(submit: Submit) -> list:
     """A SUBMIT request: the content, then each style image, then the mask, as frames."""
@@ -450,8 +321,34 @@ def submit_message(submit: Submit) -> list:
 
 
 def simple_message(kind: str, **fields_: Any) -> list:
-    """Any message without pixels: hello, cancel, progress, error, ..."""
+    """Any message without pixels: hello, presets, shutdown, and the replies below."""
     return encode({"type": kind, **fields_})
+
+
+def cancel_message(job: str) -> list:
+    return simple_message(CANCEL, job=job)
+
+
+def heartbeat_message(job: str | None = None, seen: int | None = None) -> list:
+    """A client's heartbeat; with `seen`, it also says it has taken in the preview of that iteration."""
+    extra: dict[str, Any] = {} if job is None else {"job": job}
+    if seen is not None:
+        extra["seen"] = seen
+    return simple_message(HEARTBEAT, **extra)
+
+
+def preset_add_message(upload: PresetUpload) -> list:
+    assert upload.image is not None
+    return encode({"type": PRESET_ADD, "name": upload.name, "image": upload.image.describe(1),
+                   "description": upload.description, "params": upload.params}, [upload.image])
+
+
+def preset_remove_message(name: str) -> list:
+    return simple_message(PRESET_REMOVE, name=name)
+
+
+def progress_message(job: str, progress: Progress) -> list:
+    return simple_message(PROGRESS, job=job, **progress.to_wire())
 
 
 def image_message(kind: str, image: Image, **fields_: Any) -> list:
@@ -475,6 +372,11 @@ class Reply:
     @property
     def job(self) -> str | None:
         return self.header.get("job")
+
+    @property
+    def progress(self) -> Progress:
+        """A PROGRESS reply's fields as the type the engine made."""
+        return Progress.from_header(self.header)
 
 
 def parse_reply(frames: list) -> Reply:

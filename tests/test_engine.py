@@ -5,16 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from daemon import engine
+from daemon import engine, imaging, losses
 from daemon.model import CONV_NAMES, LAYER_NAMES
 from protocol.messages import STYLE_LAYERS, JobParams
+from protocol.settings import LAYER_NAMES as PROTOCOL_LAYER_NAMES
 
 
 def test_gram_matrix_matches_definition() -> None:
     features = torch.randn(1, 4, 3, 5)
     flat = features[0].reshape(4, 15)
     expected = flat @ flat.T / (4 * 15)
-    gram = engine.gram_matrix(features)[0]
+    gram = losses.gram_matrix(features)[0]
     assert torch.allclose(gram, expected, atol=1e-6)
     assert torch.allclose(gram, gram.T)
 
@@ -22,21 +23,21 @@ def test_gram_matrix_matches_definition() -> None:
 def test_gram_matrix_ignores_image_size() -> None:
     features = torch.randn(1, 8, 6, 6)
     tiled = features.repeat(1, 1, 2, 3)  # the same texture over a larger area
-    assert torch.allclose(engine.gram_matrix(features), engine.gram_matrix(tiled), atol=1e-5)
+    assert torch.allclose(losses.gram_matrix(features), losses.gram_matrix(tiled), atol=1e-5)
 
 
 def test_losses_vanish_at_their_targets() -> None:
     features = torch.rand(1, 8, 5, 5)
     other = torch.rand(1, 8, 5, 5)
     generator = torch.Generator().manual_seed(0)
-    assert engine.ContentLoss(features)(features) == 0
-    assert engine.ContentLoss(features)(other) > 0
-    for loss in (engine.GramStyleLoss([(engine.gram_matrix(features), 1.0)]),
-                 engine.SlicedWassersteinStyleLoss([(features, 1.0)], generator)):
+    assert losses.ContentLoss(features)(features) == 0
+    assert losses.ContentLoss(features)(other) > 0
+    for loss in (losses.GramStyleLoss([(losses.gram_matrix(features), 1.0)]),
+                 losses.SlicedWassersteinStyleLoss([(features, 1.0)], generator)):
         assert loss(features) < 1e-6
         assert loss(other) > 1e-3
-    assert engine.total_variation(torch.full((1, 3, 4, 4), 0.3)) == 0
-    assert engine.total_variation(torch.rand(1, 3, 4, 4)) > 0
+    assert losses.total_variation(torch.full((1, 3, 4, 4), 0.3)) == 0
+    assert losses.total_variation(torch.rand(1, 3, 4, 4)) > 0
 
 
 def test_sliced_wasserstein_ignores_positions_and_sizes() -> None:
@@ -44,7 +45,7 @@ def test_sliced_wasserstein_ignores_positions_and_sizes() -> None:
     generator = torch.Generator().manual_seed(0)
     features = torch.rand(1, 8, 6, 6)
     shuffled = features.flatten(2)[..., torch.randperm(36)].reshape(1, 8, 6, 6)
-    loss = engine.SlicedWassersteinStyleLoss([(features.repeat(1, 1, 2, 2), 1.0)], generator)
+    loss = losses.SlicedWassersteinStyleLoss([(features.repeat(1, 1, 2, 2), 1.0)], generator)
     assert loss(shuffled) < 1e-3
 
 
@@ -75,6 +76,18 @@ def test_caffe_preprocessing(vgg19) -> None:
     red = torch.zeros(1, 3, 1, 1)
     red[0, 0] = 1.0
     assert vgg19.preprocess(red).flatten()[2] > 0  # red lands in the last (BGR) channel
+
+
+def test_layer_names_are_the_networks() -> None:
+    """The protocol's layer names, which settings are checked against, are the model's layers."""
+    from daemon.model import BLOCKS
+
+    assert LAYER_NAMES is PROTOCOL_LAYER_NAMES
+    for block, convs in enumerate(BLOCKS, start=1):
+        assert [n for n in CONV_NAMES if n.startswith(f"conv{block}_")] == [f"conv{block}_{i}" for i in
+                                                                              range(1, len(convs) + 1)]
+    assert len(CONV_NAMES) == sum(len(convs) for convs in BLOCKS)
+    assert [n for n in LAYER_NAMES if n.startswith("pool")] == [f"pool{b}" for b in range(1, len(BLOCKS) + 1)]
 
 
 def test_unknown_layer_is_refused(vgg19) -> None:
@@ -108,9 +121,9 @@ def test_optimisation_lowers_the_loss(vgg19, optimizer, style_loss, precision) -
 
 
 def test_scales_grow_and_warm_start(vgg19) -> None:
-    assert engine.scale_sides(384, 128) == [136, 192, 272, 384]
-    assert engine.scale_sides(100, 128) == [100]
-    assert engine.scale_sides(384, 0) == [384]
+    assert imaging.scale_sides(384, 128) == [136, 192, 272, 384]
+    assert imaging.scale_sides(100, 128) == [100]
+    assert imaging.scale_sides(384, 0) == [384]
     seen = []
     params = JobParams(size=64, first_scale=30, iterations=8, coarse_iterations=6, init="noise", preview_every=0,
                        optimizer="adam", style_weight=10, style_layers=dict.fromkeys(STYLE_LAYERS, 1.0),
@@ -182,8 +195,8 @@ def test_previews_come_at_the_cadence_asked(vgg19) -> None:
 
 
 def test_working_size_never_enlarges() -> None:
-    assert engine.working_size(80, 60, 64) == (64, 48)
-    assert engine.working_size(80, 60, 512) == (80, 60)
+    assert imaging.working_size(80, 60, 64) == (64, 48)
+    assert imaging.working_size(80, 60, 512) == (80, 60)
 
 
 def test_should_stop_cancels(vgg19) -> None:
@@ -238,16 +251,16 @@ def test_luminance_transfer_keeps_the_photos_chroma(vgg19) -> None:
                        optimizer="adam", precision="fp32")
     result = engine.StyleTransfer(vgg19).run(content, [(style, 1.0)], params,
                                              on_preview=lambda image, p: previews.append(image))
-    chroma = engine.rgb_to_yuv(result)[:, 1:]
-    expected = engine.rgb_to_yuv(content)[:, 1:]
+    chroma = imaging.rgb_to_yuv(result)[:, 1:]
+    expected = imaging.rgb_to_yuv(content)[:, 1:]
     assert (chroma - expected).abs().mean() < 0.02  # only clamping to 0..1 may move it
-    assert (engine.rgb_to_yuv(result)[:, :1] - engine.rgb_to_yuv(content)[:, :1]).abs().mean() > 0.01
-    assert previews and (engine.rgb_to_yuv(previews[0])[:, 1:] - expected).abs().mean() < 0.02
+    assert (imaging.rgb_to_yuv(result)[:, :1] - imaging.rgb_to_yuv(content)[:, :1]).abs().mean() > 0.01
+    assert previews and (imaging.rgb_to_yuv(previews[0])[:, 1:] - expected).abs().mean() < 0.02
 
 
 def test_colour_matching_recolours_the_painting(vgg19) -> None:
     content, style = colour_image(1, (0.9, 0.2, 0.1)), colour_image(2, (0.1, 0.3, 0.9))
-    matched = engine.match_colors(style, content)
+    matched = imaging.match_colors(style, content)
     assert (matched.mean((2, 3)) - content.mean((2, 3))).abs().max() < 0.03
     means = {}
     for keep in ("none", "match"):

@@ -15,7 +15,7 @@ import torch
 import zmq
 from PIL import Image as PILImage
 
-from daemon import engine
+from daemon import memory
 from protocol import messages as m
 from protocol.client import Client, DaemonError, DaemonUnavailable
 
@@ -391,7 +391,7 @@ def test_a_job_too_large_to_run_whole_runs_in_tiles(tmp_path, style_image) -> No
     """Under a memory limit a 384x288 job does not fit whole; the daemon tiles it instead of refusing."""
     limit_gib = 0.5  # tiles under bf16 (2600 bytes a pixel) and fp32 (3600) alike
     params = m.JobParams(size=384, first_scale=0, iterations=1, preview_every=0)
-    plan = engine.memory_plan(384, 288, params, torch.device("cpu"), int(limit_gib * 2**30))
+    plan = memory.memory_plan(384, 288, params, torch.device("cpu"), int(limit_gib * 2**30))
     assert plan.counts != (1, 1)
     tight = DaemonProcess(f"ipc://{tmp_path}/d.sock", tmp_path / "daemon.log", "--memory-limit", str(limit_gib))
     try:

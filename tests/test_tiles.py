@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from daemon import engine, tiles
+from daemon import engine, memory, tiles
 from daemon.model import LAYER_STRIDE
-from protocol.messages import JobParams
+from protocol.messages import JobParams, Progress
 
 
 @pytest.mark.parametrize(("width", "height", "budget"), [(1000, 700, 200_000), (333, 517, 60_000),
@@ -111,9 +111,9 @@ def test_tiled_and_whole_runs_agree(vgg19) -> None:
     content, style = smooth_picture(384, 144, seed=3), torch.rand(1, 3, 64, 64)
     params = JobParams(size=384, first_scale=0, iterations=3, preview_every=0, strength=0.7, optimizer="adam")
     stylist = engine.StyleTransfer(vgg19)
-    whole_losses: list[engine.Progress] = []
+    whole_losses: list[Progress] = []
     whole = stylist.run(content, [(style, 1.0)], params, on_progress=whole_losses.append)
-    tiled_losses: list[engine.Progress] = []
+    tiled_losses: list[Progress] = []
     tiled = stylist.run(content, [(style, 1.0)], JobParams(**{**params.to_wire(), "tile_pixels": 50_000}),
                         on_progress=tiled_losses.append)
     change = float((whole - content).abs().mean())
@@ -127,13 +127,13 @@ def test_tiled_and_whole_runs_agree(vgg19) -> None:
 def test_memory_plan_tiles_a_large_job_within_its_limit() -> None:
     params = JobParams(size=4000)
     cpu = torch.device("cpu")
-    plan = engine.memory_plan(4000, 3000, params, cpu, 8 * 2**30)
+    plan = memory.memory_plan(4000, 3000, params, cpu, 8 * 2**30)
     assert plan.counts != (1, 1) and plan.peak_bytes <= 8 * 2**30
-    assert engine.memory_plan(400, 300, JobParams(size=400), cpu, 8 * 2**30).counts == (1, 1)
-    with pytest.raises(engine.DoesNotFit, match="GiB"):
-        engine.memory_plan(4000, 3000, params, cpu, 2**30)
-    with pytest.raises(engine.DoesNotFit, match="smallest tile"):
-        engine.memory_plan(4000, 3000, JobParams(size=4000, tile_pixels=1000), cpu, 8 * 2**30)
+    assert memory.memory_plan(400, 300, JobParams(size=400), cpu, 8 * 2**30).counts == (1, 1)
+    with pytest.raises(memory.DoesNotFit, match="GiB"):
+        memory.memory_plan(4000, 3000, params, cpu, 2**30)
+    with pytest.raises(memory.DoesNotFit, match="smallest tile"):
+        memory.memory_plan(4000, 3000, JobParams(size=4000, tile_pixels=1000), cpu, 8 * 2**30)
 
 
 def test_layer_strides() -> None:

@@ -1,0 +1,97 @@
+"""How much memory a job needs, whether it runs whole or in tiles, and in which precision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from protocol.messages import JobParams
+
+from . import tiles
+from .imaging import working_size
+
+
+def bf16_supported(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":  # private helpers, so looked up with a fallback
+        checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+        return any(check() for check in checks if check is not None)
+    return False
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    if precision == "fp32":
+        return False
+    if precision == "bf16":
+        return True
+    return bf16_supported(device)
+
+
+# Peak memory of a job. One crop in the network costs BYTES_PER_PIXEL: VGG19's activations kept
+# for the backward pass and their gradients (measured on the CPU at 1024×768, bf16 2160 and
+# fp32 3060 bytes per pixel, plus margin). The picture being optimised is kept whole beside it:
+# the image, its gradient, Adam's two moments, the average, the photo at this scale and the
+# previous one, and the photo's features at the content layer (WHOLE_BYTES_PER_PIXEL).
+BYTES_PER_PIXEL = {"bf16": 2600, "fp32": 3600}
+WHOLE_BYTES_PER_PIXEL = {"bf16": 120, "fp32": 140}
+FIXED_BYTES = 300 * 2**20
+# In tiles, the sliced loss keeps about this many of the painting's positions per layer.
+SLICED_POSITIONS = 512 * 512
+
+
+class DoesNotFit(Exception):
+    """Not even the smallest tiles of this job fit in the memory it may use."""
+
+
+def tile_counts(width: int, height: int, max_crop_pixels: int) -> tuple[int, int]:
+    """Tiles across and down for a picture (see tiles.counts_for); DoesNotFit when none fit."""
+    counts = tiles.counts_for(width, height, max_crop_pixels)
+    if counts is None:
+        raise DoesNotFit(f"a {width}x{height} picture does not fit in tiles of {max_crop_pixels} pixels")
+    return counts
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    max_crop_pixels: int  # the largest crop VGG19 may see at once
+    peak_bytes: int  # what the job is expected to add to the process's memory
+    counts: tuple[int, int]  # tiles across and down at the largest scale
+
+
+def memory_plan(width: int, height: int, params: JobParams, device: torch.device, limit: int) -> MemoryPlan:
+    """How a job on a `width`×`height` photo runs within `limit` bytes: whole, or in tiles.
+
+    Raises DoesNotFit, with the memory the job would need at least, when it cannot.
+    """
+    w, h = working_size(width, height, params.size)
+    precision = "bf16" if use_bf16(params.precision, device) else "fp32"
+    whole = FIXED_BYTES + w * h * WHOLE_BYTES_PER_PIXEL[precision]
+    room = max(0, (limit - whole) // BYTES_PER_PIXEL[precision])
+    max_crop = min(room, params.tile_pixels) if params.tile_pixels else room
+    counts = tiles.counts_for(w, h, max_crop)
+    if counts is None:
+        needed = whole + min(w * h, tiles.SMALLEST_CROP) * BYTES_PER_PIXEL[precision]
+        if params.tile_pixels and params.tile_pixels < room:
+            raise DoesNotFit(f"tile_pixels {params.tile_pixels} is below the smallest tile, "
+                             f"{tiles.SMALLEST_CROP} pixels")
+        raise DoesNotFit(f"this job would need at least {needed / 2**30:.1f} GiB and {limit / 2**30:.1f} GiB is "
+                         "available: lower its size")
+    # The style image is seen whole too when it fits, at the content's size times style_scale.
+    crop = min(max_crop, round(w * h * max(1.0, params.style_scale) ** 2))
+    return MemoryPlan(max_crop, whole + crop * BYTES_PER_PIXEL[precision], counts)
+
+
+def available_bytes(device: torch.device) -> int:
+    """Free memory on `device` now: the GPU's, or the system's MemAvailable."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 2**62  # unknown: do not refuse

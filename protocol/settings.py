@@ -1,0 +1,170 @@
+"""A job's settings: every knob, its default, its allowed values and its help, in one place.
+
+`JobParams` is the one source of these. The daemon validates a client's map against it, the
+CLI builds its `stylize` options from its fields, and the plug-in takes its defaults from it.
+Like the rest of `protocol/`, this runs in GIMP's Python: no numpy, no torch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import Code, ProtocolError, is_int, is_number
+
+MAX_SIDE = 16384
+MAX_PIXELS = 64 * 1024 * 1024  # one image; the daemon may set a lower limit
+
+# The built-in style a job uses when the user names none.
+DEFAULT_PRESET = "swirls"
+
+
+def _vgg_layer_names() -> tuple[str, ...]:
+    """VGG19's layers in order; daemon/model.py builds the network from this list."""
+    names = []
+    for block, convs in enumerate((2, 2, 4, 4, 4), start=1):
+        for conv in range(1, convs + 1):
+            names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
+        names.append(f"pool{block}")
+    return tuple(names)
+
+
+LAYER_NAMES = _vgg_layer_names()
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+# relu4_1 carries the style: in Gatys et al.'s own objective (eq. 5, the layers weighted 1/5 on
+# unnormalised Gram errors), relu4_1 has 98% of the weight for starry_night at 384 px, because
+# its activations are the largest. The lower layers keep a little for brush texture.
+DEFAULT_STYLE_LAYERS = {"relu1_1": 0.01, "relu2_1": 0.05, "relu3_1": 0.05, "relu4_1": 1.0, "relu5_1": 0.01}
+_STYLE_CONVS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+
+# The set-ups of the tutorials users learn from, by name. All run at one scale, as they did, and
+# with style weight 10: the balance our relative terms give with every layer weighted (the
+# default 1000 belongs with the default, relu4_1-led layer weights).
+_RECIPE_BASE: dict[str, Any] = {"first_scale": 0, "style_weight": 10.0}
+RECIPES: dict[str, dict[str, Any]] = {name: {**_RECIPE_BASE, **recipe} for name, recipe in {
+    # TensorFlow's Gatys implementations: average pooling, Adam, content conv4_2.
+    "tf-gatys": {"pooling": "avg", "optimizer": "adam", "content_layer": "conv4_2",
+                 "style_layers": dict.fromkeys(_STYLE_CONVS, 1.0), "tv_weight": 0.0},
+    # The Keras example: scipy-style L-BFGS, content conv5_2.
+    "keras-lbfgs": {"optimizer": "lbfgs", "content_layer": "conv5_2", "style_layers": dict.fromkeys(_STYLE_CONVS, 1.0)},
+    # The PyTorch course: Adam from the content image, style layers weighted 1, 0.75, 0.2, 0.2, 0.2.
+    "pytorch-course": {"optimizer": "adam", "init": "content", "content_layer": "conv4_2",
+                       "style_layers": dict(zip(_STYLE_CONVS, (1.0, 0.75, 0.2, 0.2, 0.2), strict=True))},
+    # TensorFlow 2's tutorial: Adam with total variation, content conv5_2.
+    "tf2-tutorial": {"optimizer": "adam", "content_layer": "conv5_2", "tv_weight": 30.0,
+                     "style_layers": dict.fromkeys(_STYLE_CONVS, 1.0)},
+}.items()}
+
+
+@dataclass(frozen=True)
+class Range:
+    low: float
+    high: float
+
+
+def meta(allowed: Any, help: str, expert: bool = False) -> dict[str, Any]:
+    """A JobParams field's allowed values (a Range, a tuple of choices, "layer" or "layers") and the
+    help text the CLI shows; `expert` knobs are listed apart there."""
+    return {"allowed": allowed, "help": help, "expert": expert}
+
+
+def knob(default: Any, allowed: Any, help: str, expert: bool = False) -> Any:
+    """A JobParams field with an immutable default."""
+    return field(default=default, metadata=meta(allowed, help, expert))
+
+
+@dataclass
+class JobParams:
+    """How to stylise: the one list of knobs shared by the CLI, the plug-in and the engine.
+
+    Weights are relative, so only their ratios matter.
+    """
+
+    size: int = knob(512, Range(16, MAX_SIDE), "long side to work at, in pixels; the result comes back at the "
+                     "content's size")
+    iterations: int = knob(40, Range(1, 20000), "optimiser iterations at the full size")
+    # At each smaller scale: enough for the first previews and the large shapes.
+    coarse_iterations: int = knob(3, Range(0, 20000), "optimiser iterations at each smaller scale, 0 for as many "
+                                  "as --iterations")
+    first_scale: int = knob(128, Range(0, MAX_SIDE), "long side of the first, coarsest scale; scales grow by √2 "
+                            "from there, 0 for a single scale")
+    strength: float = knob(0.5, Range(0.0, 1.0), "0 keeps the photo, 1 is all painting; the same balance at every "
+                           "size")
+    content_weight: float = knob(1.0, Range(0.0, 1e9), "weight of the content term", expert=True)
+    style_weight: float = knob(1000.0, Range(0.0, 1e12), "weight of the style term", expert=True)
+    tv_weight: float = knob(1.0, Range(0.0, 1e9), "total-variation (smoothness) weight", expert=True)
+    style_loss: str = knob("gram", ("gram", "sliced"), "Gram matrices (Gatys) or sliced Wasserstein (Heitz et al.)")
+    style_scale: float = knob(1.0, Range(0.05, 8.0), "size of the painting's brush strokes relative to the picture")
+    content_layer: str = knob("relu4_2", "layer", "VGG19 layer whose features the content term matches",
+                              expert=True)
+    style_layers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STYLE_LAYERS), metadata=meta(
+        "layers", "VGG19 layers the style term matches, with their weights, as LAYER:WEIGHT,...", expert=True))
+    optimizer: str = knob("lbfgs", ("lbfgs", "adam"), "the optimiser (tiled scales always use Adam)")
+    learning_rate: float = knob(0.02, Range(1e-6, 10.0), "Adam's step", expert=True)
+    average_decay: float = knob(0.9, Range(0.0, 0.999), "decay of Adam's running average of the picture",
+                                expert=True)
+    init: str = knob("content", ("content", "noise"), "the picture the optimisation starts from")
+    pooling: str = knob("max", ("max", "avg"), "VGG19's pooling")
+    precision: str = knob("auto", ("auto", "bf16", "fp32"), "bf16 where the device has it natively (auto), or "
+                          "force one")
+    # 0: as many as the daemon's memory allows.
+    tile_pixels: int = knob(0, Range(0, MAX_PIXELS), "the most pixels the network sees at once; larger pictures "
+                            "run in overlapping tiles (0: as many as the daemon's memory allows)")
+    seed: int = knob(0, Range(0, 2**63 - 1), "random seed: the same seed, the same picture")
+    preview_every: int = knob(10, Range(0, 20000), "a preview every N iterations, 0 for none")
+    mask_feather: float = knob(0.0, Range(0.0, 1024.0), "soften the mask's edge over this many pixels, inside "
+                               "the mask")
+    keep_colors: str = knob("none", ("none", "luminance", "match"), "keep the photo's colours: transfer only "
+                            "luminance, or recolour the painting to the photo's palette first")
+    recipe: str = knob("", ("", *RECIPES), "a classic tutorial's set-up; settings given explicitly override its "
+                       "values")
+
+    def to_wire(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_wire(cls, raw: Any) -> JobParams:
+        """Validate a client's map; unknown keys and out-of-range values are refused."""
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise ProtocolError(Code.BAD_REQUEST, "'params' must be a map")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(str(k) for k in raw if k not in known)
+        if unknown:
+            raise ProtocolError(Code.BAD_REQUEST, f"unknown parameters: {', '.join(unknown)}")
+        values = {name: _check_param(name, known[name], value) for name, value in raw.items()}
+        # A recipe gives the values its keys were not given explicitly.
+        recipe = copy.deepcopy(RECIPES.get(values.get("recipe", ""), {}))
+        return cls(**{**recipe, **values})
+
+
+def _check_param(name: str, spec: Any, value: Any) -> Any:
+    allowed = spec.metadata["allowed"]
+    bad = ProtocolError(Code.BAD_REQUEST, f"parameter '{name}': {value!r} is not allowed")
+    if isinstance(allowed, Range):
+        if spec.type == "int":
+            if not is_int(value):
+                raise bad
+        elif not (is_number(value) and math.isfinite(value)):
+            raise bad
+        if not allowed.low <= value <= allowed.high:
+            raise ProtocolError(
+                Code.BAD_REQUEST, f"parameter '{name}': {value} is outside {allowed.low:g}..{allowed.high:g}")
+        return float(value) if spec.type == "float" else value
+    if allowed == "layer":
+        if value not in LAYER_NAMES:
+            raise bad
+        return value
+    if allowed == "layers":
+        if not isinstance(value, dict) or not 1 <= len(value) <= len(LAYER_NAMES):
+            raise bad
+        for layer, weight in value.items():
+            if layer not in LAYER_NAMES or not is_number(weight) or not 0 <= weight <= 1e6:
+                raise bad
+        return {layer: float(weight) for layer, weight in value.items()}
+    if value not in allowed:
+        raise ProtocolError(Code.BAD_REQUEST, f"parameter '{name}' must be one of {', '.join(allowed)}")
+    return value
