@@ -9,7 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from protocol.client import DaemonUnavailable, wait_for_daemon  # noqa: E402
+from protocol.client import DaemonUnavailable  # noqa: E402
+from protocol.client import start_daemon as start  # noqa: E402
 
 
 def start_daemon(folder: Path, *args: str) -> tuple[subprocess.Popen, str, dict]:
@@ -19,13 +20,10 @@ def start_daemon(folder: Path, *args: str) -> tuple[subprocess.Popen, str, dict]
     so a bench starts cold and leaves nothing behind in the user's folders.
     """
     endpoint = f"ipc://{folder}/d.sock"
-    log = folder / "daemon.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daemon.main", "--endpoint", endpoint, "--presets-dir", str(folder / "presets"),
-         "--cache-dir", str(folder / "cache"), *args], stderr=open(log, "wb"), cwd=ROOT)  # noqa: SIM115
+    command = [sys.executable, "-m", "daemon.main", "--presets-dir", str(folder / "presets"), "--cache-dir",
+               str(folder / "cache"), *args]
     try:
-        hello = wait_for_daemon(endpoint, 120, still_starting=lambda: process.poll() is None)
-    except DaemonUnavailable:
-        process.kill()
-        sys.exit(f"the daemon did not start:\n{log.read_text()}")
+        process, hello = start(command, endpoint, folder / "daemon.log", 120, detach=False, cwd=ROOT)
+    except DaemonUnavailable as exc:
+        sys.exit(f"the daemon did not start: {exc}")
     return process, endpoint, hello

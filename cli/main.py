@@ -4,77 +4,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image as PILImage
 
 from protocol import messages as m
-from protocol.client import Client, DaemonError, DaemonUnavailable, new_job_id, wait_for_daemon
-from protocol.endpoint import default_endpoint, ipc_path
+from protocol.client import Client, DaemonError, DaemonUnavailable, ensure_daemon, new_job_id
+from protocol.endpoint import default_endpoint
 from protocol.security import ClientKeys, make_keys
+
+from .images import array_to_image, load_image, load_mask, save_image
+from .options import add_job_options, params_from, parse_preset, parse_style
 
 EXIT_DAEMON = 3  # could not talk to the daemon
 EXIT_JOB = 4  # the daemon refused or failed the job
 EXIT_INTERRUPTED = 130
-
-
-# --- images ------------------------------------------------------------------------------
-
-def load_image(path: Path, keep_alpha: bool = False) -> m.Image:
-    picture = PILImage.open(path)
-    mode = "RGBA" if keep_alpha and picture.mode in ("RGBA", "LA", "PA") else "RGB"
-    array = np.asarray(picture.convert(mode))
-    return array_to_image(array)
-
-
-def array_to_image(array: np.ndarray) -> m.Image:
-    array = np.ascontiguousarray(array)
-    height, width, channels = array.shape
-    return m.Image(width, height, channels, array.tobytes())
-
-
-def save_image(image: m.Image, path: Path) -> None:
-    row = np.frombuffer(image.packed(), dtype=np.uint8)
-    array = row.reshape(image.height, image.width, image.channels)
-    mode = {1: "L", 3: "RGB", 4: "RGBA"}[image.channels]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    PILImage.fromarray(array.squeeze(2) if image.channels == 1 else array, mode).save(path)
-
-
-def split_weight(spec: str) -> tuple[str, float]:
-    """`NAME:WEIGHT` into its name and blend weight (1 when none is given)."""
-    head, sep, tail = spec.rpartition(":")
-    try:
-        target, weight = (head, float(tail)) if sep else (spec, 1.0)
-    except ValueError:  # a colon that is part of the name
-        target, weight = spec, 1.0
-    if weight <= 0:
-        raise argparse.ArgumentTypeError(f"style weight must be positive in {spec!r}")
-    return target, weight
-
-
-def parse_style(spec: str) -> m.Style:
-    """`FILE`, `FILE:WEIGHT`, `PRESET` or `PRESET:WEIGHT`; an existing file wins over a preset name."""
-    target, weight = split_weight(spec)
-    path = Path(target).expanduser()
-    if path.is_file():
-        try:
-            return m.Style(weight=weight, image=load_image(path))
-        except OSError as exc:
-            raise argparse.ArgumentTypeError(f"cannot read style image {path}: {exc}") from None
-    if os.sep in target or "." in Path(target).name:
-        raise argparse.ArgumentTypeError(f"no such style image: {target}")
-    return m.Style(weight=weight, preset=target)
-
-
-def parse_preset(spec: str) -> m.Style:
-    """`NAME` or `NAME:WEIGHT`: always a preset, never a file."""
-    name, weight = split_weight(spec)
-    return m.Style(weight=weight, preset=name)
+# This Python runs the daemon the CLI starts, so it has the same packages.
+DAEMON_COMMAND = (sys.executable, "-m", "daemon.main")
 
 
 # --- progress ----------------------------------------------------------------------------
@@ -87,13 +35,12 @@ class ProgressBar:
         self.tty = stream.isatty()
         self.last_decile = -1
 
-    def update(self, header: dict) -> None:
-        iteration, total = header["iteration"], header["total"]
-        fraction = iteration / total
+    def update(self, progress: m.Progress) -> None:
+        fraction = progress.iteration / progress.total
         bar = "#" * int(fraction * 30)
-        scale = f" scale {header['scale']}/{header['scales']}" if header.get("scales", 1) > 1 else ""
-        line = (f"[{bar:<30}] {iteration}/{total}{scale} {header['width']}x{header['height']}  "
-                f"loss {header['losses'].get('total', float('nan')):.4g}  ETA {format_seconds(header['eta'])}")
+        scale = f" scale {progress.scale}/{progress.scales}" if progress.scales > 1 else ""
+        line = (f"[{bar:<30}] {progress.iteration}/{progress.total}{scale} {progress.width}x{progress.height}  "
+                f"loss {progress.losses.get('total', float('nan')):.4g}  ETA {format_seconds(progress.eta)}")
         if self.tty:
             self.stream.write("\r" + line + "\033[K")
         elif int(fraction * 10) != self.last_decile:
@@ -117,16 +64,33 @@ def format_seconds(seconds: float) -> str:
 
 # --- commands ----------------------------------------------------------------------------
 
-def connect(args: argparse.Namespace, timeout: float = m.PEER_TIMEOUT_S) -> Client:
-    """A client for `--endpoint`, with CURVE keys when a remote daemon needs them."""
-    keys = None
+def curve_keys(args: argparse.Namespace) -> ClientKeys | None:
+    """CURVE keys from --client-key/--server-key (or the environment), for a remote daemon."""
     client_key = getattr(args, "client_key", None) or os.environ.get("IMPASTO_CLIENT_KEY")
     server_key = getattr(args, "server_key", None) or os.environ.get("IMPASTO_SERVER_KEY")
-    if client_key or server_key:
-        if not (client_key and server_key):
-            raise SystemExit("impasto: CURVE needs both --client-key and --server-key")
-        keys = ClientKeys.load(Path(client_key), Path(server_key))
-    return Client(args.endpoint, timeout=timeout, keys=keys)
+    if not (client_key or server_key):
+        return None
+    if not (client_key and server_key):
+        raise SystemExit("impasto: CURVE needs both --client-key and --server-key")
+    return ClientKeys.load(Path(client_key), Path(server_key))
+
+
+def connect(args: argparse.Namespace, timeout: float = m.PEER_TIMEOUT_S) -> Client:
+    """A client for `--endpoint`, with CURVE keys when a remote daemon needs them."""
+    return Client(args.endpoint, timeout=timeout, keys=curve_keys(args))
+
+
+def start_if_needed(args: argparse.Namespace) -> None:
+    """As the plug-in does: the first job starts a local daemon (never one on tcp)."""
+    started = []
+
+    def tell(log_path: Path) -> None:
+        started.append(log_path)
+        print(f"starting impasto-daemon on {args.endpoint} (log: {log_path}); loading VGG19…", file=sys.stderr)
+
+    hello = ensure_daemon(args.endpoint, DAEMON_COMMAND, keys=curve_keys(args), on_start=tell)
+    if started:
+        print(f"daemon ready on {hello['device']}", file=sys.stderr)
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -149,7 +113,7 @@ def run_job(client: Client, submit: m.Submit, output: Path, frames: Path | None,
             if reply.type == m.ACCEPTED and reply.header["position"] > 0 and not quiet:
                 bar.message(f"queued behind {reply.header['position']} job(s)")
             elif reply.type == m.PROGRESS and not quiet:
-                bar.update(reply.header)
+                bar.update(reply.progress)
             elif reply.type == m.PREVIEW and frames is not None:
                 save_image(reply.image, frames / f"frame-{reply.header['iteration']:05d}.png")
             elif reply.type == m.RESULT:
@@ -175,21 +139,6 @@ def run_job(client: Client, submit: m.Submit, output: Path, frames: Path | None,
     return EXIT_JOB
 
 
-def params_from(args: argparse.Namespace, recommended: dict | None = None) -> m.JobParams:
-    """The job's settings: those given on the command line, over a preset's `recommended` ones."""
-    given = {name: getattr(args, name) for name in m.JobParams().to_wire() if getattr(args, name, None) is not None}
-    return m.JobParams.from_wire({**(recommended or {}), **given})
-
-
-def load_mask(path: Path, content: m.Image) -> m.Image:
-    """A grey image the content's size: white is stylised, black kept, grey blended."""
-    picture = PILImage.open(path)
-    if picture.size != (content.width, content.height):
-        raise ValueError(f"the mask is {picture.size[0]}x{picture.size[1]}, the photo "
-                         f"{content.width}x{content.height}: they must match")
-    return array_to_image(np.asarray(picture.convert("L"))[..., None])
-
-
 def cmd_stylize(args: argparse.Namespace) -> int:
     styles = [*(args.style or []), *(args.preset or [])]
     if not styles:
@@ -205,7 +154,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"impasto: cannot use the mask {args.mask}: {exc}", file=sys.stderr)
         return 2
-    ensure_daemon(args.endpoint)  # as the plug-in does: the first job starts the daemon
+    start_if_needed(args)
     with connect(args) as client:
         recommended: dict = {}
         listing = {entry["name"]: entry for entry in client.presets()} if args.preset else {}
@@ -258,32 +207,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
-def ensure_daemon(endpoint: str, wait: float = 120.0) -> None:
-    """Start `impasto-daemon` in its own session unless one already answers on `endpoint`."""
-    with Client(endpoint, timeout=1.0) as client:
-        try:
-            client.hello()
-            return
-        except DaemonUnavailable:
-            pass
-    path = ipc_path(endpoint)
-    log_path = (path.parent if path else Path.cwd()) / "impasto-daemon.log"
-    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    print(f"starting impasto-daemon on {endpoint} (log: {log_path}); loading VGG19…", file=sys.stderr)
-    with open(log_path, "ab") as log:
-        subprocess.Popen([sys.executable, "-m", "daemon.main", "--endpoint", endpoint],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    try:
-        hello = wait_for_daemon(endpoint, wait)
-    except DaemonUnavailable:
-        raise DaemonUnavailable(f"impasto-daemon did not come up within {wait:g} s; see {log_path}") from None
-    print(f"daemon ready on {hello['device']}", file=sys.stderr)
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from daemon import artwork  # numpy + Pillow only
 
-    ensure_daemon(args.endpoint)
+    start_if_needed(args)
     landscape = artwork.landscape()
     content_path = args.output.with_name(args.output.stem + "-content.png")
     landscape.save(content_path)
@@ -311,7 +238,6 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--client-key", default=argparse.SUPPRESS, help="this client's CURVE secret key file")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    defaults = m.JobParams()
     stylize = commands.add_parser("stylize", parents=[common], help="stylise an image")
     stylize.add_argument("content", type=Path, help="the photo to stylise")
     stylize.add_argument("--style", action="append", type=parse_style,
@@ -322,44 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "here; mixes with --style")
     stylize.add_argument("--mask", type=Path, help="a grey image the photo's size: white is stylised, black kept "
                          "exactly, grey blended")
-    stylize.add_argument("--mask-feather", type=float, help="soften the mask's edge over this many pixels, inside "
-                         f"the mask (default: {defaults.mask_feather:g})")
     stylize.add_argument("-o", "--output", type=Path, required=True, help="where to write the result (PNG)")
     stylize.add_argument("--frames", type=Path, help="folder to save progressive previews in")
-    stylize.add_argument("--size", type=int, help=f"long side to work at, in pixels (default: {defaults.size}); "
-                         "the result comes back at the content's size")
-    stylize.add_argument("--iterations", type=int, help=f"optimiser iterations at the full size (default: "
-                         f"{defaults.iterations})")
-    stylize.add_argument("--coarse-iterations", type=int, help="optimiser iterations at each smaller scale, 0 for "
-                         f"as many as --iterations (default: {defaults.coarse_iterations})")
-    stylize.add_argument("--strength", type=float, help="0 keeps the photo, 1 is all painting; the same "
-                         f"balance at every size (default: {defaults.strength:g})")
-    stylize.add_argument("--first-scale", type=int, help="long side of the first, coarsest scale; scales grow "
-                         f"by √2 from there, 0 for a single scale (default: {defaults.first_scale})")
-    stylize.add_argument("--style-scale", type=float, help="size of the painting's brush strokes relative to "
-                         f"the picture (default: {defaults.style_scale:g})")
-    stylize.add_argument("--style-loss", choices=("gram", "sliced"), help="Gram matrices (Gatys) or sliced "
-                         f"Wasserstein (Heitz et al.) (default: {defaults.style_loss})")
-    stylize.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="bf16 where the device has it "
-                         f"(auto), or force one (default: {defaults.precision})")
-    stylize.add_argument("--keep-colors", choices=("none", "luminance", "match"),
-                         help="keep the photo's colours: transfer only luminance, or recolour the painting to the "
-                         "photo's palette first (default: none)")
-    stylize.add_argument("--recipe", choices=sorted(m.RECIPES), help="a classic tutorial's set-up; other options "
-                         "given override its values")
-    stylize.add_argument("--content-weight", type=float, help=f"expert: default: {defaults.content_weight:g}")
-    stylize.add_argument("--style-weight", type=float, help=f"expert: default: {defaults.style_weight:g}")
-    stylize.add_argument("--tv-weight", type=float, help=f"total-variation (smoothness) weight, default: "
-                         f"{defaults.tv_weight:g}")
-    stylize.add_argument("--optimizer", choices=("lbfgs", "adam"), help=f"default: {defaults.optimizer}")
-    stylize.add_argument("--learning-rate", type=float, help=f"Adam's step (default: {defaults.learning_rate:g})")
-    stylize.add_argument("--init", choices=("content", "noise"), help=f"start image (default: {defaults.init})")
-    stylize.add_argument("--pooling", choices=("max", "avg"), help=f"VGG19 pooling (default: {defaults.pooling})")
-    stylize.add_argument("--seed", type=int, help=f"random seed (default: {defaults.seed})")
-    stylize.add_argument("--preview-every", type=int, help=f"a preview every N iterations, 0 for none "
-                         f"(default: {defaults.preview_every})")
-    stylize.add_argument("--tile-pixels", type=int, help="the most pixels the network sees at once; larger "
-                         "pictures run in overlapping tiles (default: as many as the daemon's memory allows)")
+    add_job_options(stylize)
     stylize.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     stylize.set_defaults(run=cmd_stylize)
 
@@ -387,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
                                help="start the daemon if needed and stylise a built-in picture")
     demo.add_argument("-o", "--output", type=Path, default=Path("impasto-demo.png"))
     demo.add_argument("--frames", type=Path, default=Path("impasto-demo-frames"))
-    demo.add_argument("--preset", default="swirls")
+    demo.add_argument("--preset", default=m.DEFAULT_PRESET)
     demo.add_argument("--size", type=int, default=384)
     demo.add_argument("--iterations", type=int, default=m.JobParams().iterations, help="at the full size")
     demo.add_argument("--preview-every", type=int, default=10)

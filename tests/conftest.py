@@ -13,7 +13,7 @@ import pytest
 
 from daemon import artwork
 from protocol import messages as m
-from protocol.client import Client, DaemonUnavailable, new_job_id, wait_for_daemon
+from protocol.client import Client, DaemonUnavailable, new_job_id, start_daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_IMAGES = ROOT.parent / "shared" / "images"
@@ -39,6 +39,10 @@ def make_submit(content: m.Image, style: m.Image, **params) -> m.Submit:
     return m.Submit(new_job_id(), content, [m.Style(image=style)], m.JobParams(**{**defaults, **params}))
 
 
+def replies_of(client: Client, submit: m.Submit) -> list[m.Reply]:
+    return list(client.run_job(submit))
+
+
 @pytest.fixture(scope="session")
 def vgg19():
     from daemon.model import load_vgg19
@@ -47,21 +51,18 @@ def vgg19():
 
 
 class DaemonProcess:
-    def __init__(self, endpoint: str, log: Path, *args: str, keys=None) -> None:
+    """A real daemon of the test's own, started the way the CLI and the plug-in start one."""
+
+    def __init__(self, endpoint: str, log: Path, *args: str, keys=None, timeout: float = 60) -> None:
         self.endpoint = endpoint
         self.log = log
         self.keys = keys
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daemon.main", "--endpoint", endpoint, "--log-level", "debug",
-             "--presets-dir", str(log.parent / "presets"), "--cache-dir", str(log.parent / "cache"), *args],
-            stdout=subprocess.DEVNULL, stderr=open(log, "wb"), cwd=ROOT)  # noqa: SIM115
-        self.wait_ready()
-
-    def wait_ready(self, timeout: float = 60) -> None:
+        command = [sys.executable, "-m", "daemon.main", "--log-level", "debug", "--presets-dir",
+                   str(log.parent / "presets"), "--cache-dir", str(log.parent / "cache"), *args]
         try:
-            wait_for_daemon(self.endpoint, timeout, self.keys, still_starting=lambda: self.process.poll() is None)
-        except DaemonUnavailable:
-            raise RuntimeError(f"daemon not ready within {timeout} s:\n{self.log.read_text()}") from None
+            self.process, _ = start_daemon(command, endpoint, log, timeout, keys, detach=False, cwd=ROOT)
+        except DaemonUnavailable as exc:
+            raise RuntimeError(f"daemon not ready: {exc}\n{log.read_text()}") from None
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -94,6 +95,12 @@ def fresh_daemon(tmp_path):
     process = DaemonProcess(f"ipc://{tmp_path}/d.sock", tmp_path / "daemon.log")
     yield process
     process.stop()
+
+
+def write_png(path: Path, image: m.Image) -> None:
+    from PIL import Image as PILImage
+
+    PILImage.frombytes("RGB", (image.width, image.height), image.packed()).save(path)
 
 
 def cli_env(endpoint: str) -> dict[str, str]:

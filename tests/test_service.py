@@ -19,11 +19,7 @@ from daemon import memory
 from protocol import messages as m
 from protocol.client import Client, DaemonError, DaemonUnavailable
 
-from .conftest import ROOT, SHARED_IMAGES, DaemonProcess, cli_env, make_submit
-
-
-def replies_of(client: Client, submit: m.Submit) -> list[m.Reply]:
-    return list(client.run_job(submit))
+from .conftest import ROOT, SHARED_IMAGES, DaemonProcess, make_submit, replies_of
 
 
 def test_hello_describes_the_daemon(client) -> None:
@@ -179,32 +175,6 @@ def test_a_second_daemon_on_the_same_endpoint_refuses(daemon) -> None:
         assert client.hello()["v"] == m.VERSION
 
 
-def test_client_reports_an_absent_daemon_quickly(tmp_path) -> None:
-    started = time.monotonic()
-    with Client(f"ipc://{tmp_path}/nobody.sock", timeout=1.0) as client, pytest.raises(DaemonUnavailable):
-        client.hello()
-    assert time.monotonic() - started < 2
-    cli = subprocess.run([sys.executable, "-m", "cli.main", "status"], capture_output=True, text=True,
-                         env=cli_env(f"ipc://{tmp_path}/nobody.sock"), timeout=30, cwd=ROOT)
-    assert cli.returncode == 3 and "is it running" in cli.stderr
-
-
-def test_cli_stylize_starts_a_daemon_when_none_runs(tmp_path, content_image, style_image) -> None:
-    write_png(tmp_path / "photo.png", content_image)
-    write_png(tmp_path / "painting.png", style_image)
-    env = cli_env(f"ipc://{tmp_path}/own.sock")
-    try:
-        out = subprocess.run([sys.executable, "-m", "cli.main", "stylize", str(tmp_path / "photo.png"), "--style",
-                              str(tmp_path / "painting.png"), "--size", "32", "--iterations", "2", "-q",
-                              "-o", str(tmp_path / "out.png")], capture_output=True, text=True, env=env,
-                             timeout=120, cwd=ROOT)
-        assert out.returncode == 0, out.stderr
-        assert "starting impasto-daemon" in out.stderr and (tmp_path / "out.png").is_file()
-    finally:
-        subprocess.run([sys.executable, "-m", "cli.main", "stop"], env=env, capture_output=True, timeout=30,
-                       cwd=ROOT)
-
-
 def test_client_notices_a_daemon_that_dies_mid_job(fresh_daemon, content_image, style_image) -> None:
     with Client(fresh_daemon.endpoint) as client:
         replies = client.run_job(make_submit(content_image, style_image, iterations=10000, preview_every=0))
@@ -229,83 +199,15 @@ def test_sigterm_tells_the_client_and_exits(fresh_daemon, content_image, style_i
     assert fresh_daemon.process.wait(15) == 0
 
 
-def write_png(path, image: m.Image) -> None:
-    PILImage.frombytes("RGB", (image.width, image.height), image.packed()).save(path)
-
-
-def test_cli_stylize_writes_result_and_frames(daemon, tmp_path, content_image, style_image) -> None:
-    write_png(tmp_path / "photo.png", content_image)
-    write_png(tmp_path / "painting.png", style_image)
-    out = subprocess.run(
-        [sys.executable, "-m", "cli.main", "stylize", str(tmp_path / "photo.png"), "--style",
-         f"{tmp_path / 'painting.png'}:0.7", "--style", "swirls:0.3", "--size", "64", "--iterations", "12",
-         "--preview-every", "4", "--frames", str(tmp_path / "frames"), "--keep-colors", "luminance",
-         "--recipe", "tf2-tutorial", "-o", str(tmp_path / "out.png")],
-        capture_output=True, text=True, env=cli_env(daemon.endpoint), timeout=120, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
-    assert PILImage.open(tmp_path / "out.png").size == (80, 60)
-    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [
-        "frame-00004.png", "frame-00008.png"]
-    assert "12/12" in out.stderr and "wrote" in out.stderr
-
-
-def test_cli_preset_and_mask(daemon, tmp_path, content_image, style_image) -> None:
-    """--preset brings the preset's recommended settings; --mask keeps the black half exact."""
-    write_png(tmp_path / "photo.png", content_image)
-    mask = np.zeros((60, 80), np.uint8)
-    mask[:, 40:] = 255
-    PILImage.fromarray(mask).save(tmp_path / "mask.png")
-    PILImage.fromarray(mask[:30]).save(tmp_path / "small-mask.png")
-    with Client(daemon.endpoint) as client:
-        client.add_preset("quick", style_image, "five iterations", {"iterations": 5, "first_scale": 0})
-
-    def stylize(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "cli.main", "stylize", str(tmp_path / "photo.png"), *args,
-                               "-o", str(tmp_path / "out.png")],
-                              capture_output=True, text=True, env=cli_env(daemon.endpoint), timeout=120, cwd=ROOT)
-
-    out = stylize("--preset", "quick", "--mask", str(tmp_path / "mask.png"), "--size", "64")
-    assert out.returncode == 0, out.stderr
-    assert "5/5" in out.stderr
-    photo = np.asarray(PILImage.open(tmp_path / "photo.png")).astype(int)
-    result = np.asarray(PILImage.open(tmp_path / "out.png")).astype(int)
-    assert np.array_equal(result[:, :40], photo[:, :40])
-    assert np.abs(result[:, 40:] - photo[:, 40:]).mean() > 2
-    wrong = stylize("--preset", "quick", "--mask", str(tmp_path / "small-mask.png"))
-    assert wrong.returncode == 2 and "must match" in wrong.stderr
-    unknown = stylize("--preset", "no-such-style")
-    assert unknown.returncode == 4 and "no preset named" in unknown.stderr
-
-
 def test_tiles_below_the_smallest_are_refused(daemon, content_image, style_image) -> None:
     with Client(daemon.endpoint) as client, pytest.raises(DaemonError) as caught:
         replies_of(client, make_submit(content_image, style_image, tile_pixels=1000))
     assert caught.value.code == m.Code.TOO_LARGE and "smallest tile" in caught.value.message
 
 
-def test_cli_ctrl_c_cancels_the_job(daemon, tmp_path, content_image, style_image) -> None:
-    write_png(tmp_path / "photo.png", content_image)
-    cli = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "stylize", str(tmp_path / "photo.png"), "--style", "swirls",
-         "--iterations", "10000", "-o", str(tmp_path / "out.png")],
-        stderr=subprocess.PIPE, text=True, env=cli_env(daemon.endpoint), cwd=ROOT)
-    with Client(daemon.endpoint) as client:
-        deadline = time.monotonic() + 30
-        while client.hello()["queue"] == 0 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        cli.send_signal(signal.SIGINT)
-        assert cli.wait(10) == 130
-        assert "cancelled" in cli.stderr.read()
-        deadline = time.monotonic() + 2
-        while client.hello()["queue"] and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert client.hello()["queue"] == 0
-    assert not (tmp_path / "out.png").exists()
-
-
 @pytest.mark.skipif(not SHARED_IMAGES.is_dir(), reason="../shared/images is absent (a developer checkout has it)")
 def test_real_painting_and_photo(client) -> None:
-    from cli.main import load_image
+    from cli.images import load_image
 
     photo = PILImage.open(SHARED_IMAGES / "content" / "tubingen.jpg").resize((96, 72))
     content = m.Image(96, 72, 3, photo.convert("RGB").tobytes())
@@ -420,30 +322,3 @@ def test_a_full_queue_answers_busy(tmp_path, content_image, style_image) -> None
     finally:
         small.stop()
 
-
-def test_user_presets_are_added_used_listed_and_removed(daemon, tmp_path, content_image, style_image) -> None:
-    write_png(tmp_path / "painting.png", style_image)
-    env = cli_env(daemon.endpoint)
-
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "cli.main", "presets", *args], capture_output=True, text=True,
-                              env=env, timeout=60, cwd=ROOT)
-
-    assert cli("add", "my-oil", str(tmp_path / "painting.png"), "--strength", "0.7").returncode == 0
-    listing = cli().stdout
-    assert "my-oil" in listing and "user" in listing and "swirls" in listing
-    with Client(daemon.endpoint) as client:
-        entry = next(p for p in client.presets() if p["name"] == "my-oil")
-        assert entry["params"] == {"strength": 0.7} and entry["thumbnail"]["width"] <= 64
-        submit = make_submit(content_image, None, iterations=3, preview_every=0)
-        submit.styles = [m.Style(preset="my-oil")]
-        assert replies_of(client, submit)[-1].type == m.RESULT
-        for bad in ("../evil", "a/b", "UPPER", "x" * 65, "swirls"):
-            with pytest.raises(DaemonError) as caught:
-                client.add_preset(bad, style_image)
-            assert caught.value.code == m.Code.BAD_REQUEST
-    assert cli("remove", "my-oil").returncode == 0
-    assert "my-oil" not in cli("list").stdout
-    removed = cli("remove", "my-oil")
-    assert removed.returncode == 4 and "no user preset" in removed.stderr
-    assert not (daemon.log.parent / "presets" / "evil").exists()
