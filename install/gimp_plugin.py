@@ -9,7 +9,7 @@ What it does, and says it did:
 1. finds GIMP 3's profile folders: ~/.config/GIMP/3.x (native) and
    ~/.var/app/org.gimp.GIMP/config/GIMP/3.x (Flatpak);
 2. copies the plug-in to <profile>/plug-ins/impasto/impasto.py (executable, named like its
-   folder, as GIMP requires) with the `protocol` package beside it;
+   folder, as GIMP requires) with its logic (impasto_job.py) and the `protocol` package beside it;
 3. checks that GIMP's Python can import pyzmq and msgpack; where it cannot, installs them for
    that Python into the plug-in's own folder (vendor/) with pip;
 4. writes impasto.json beside the plug-in: the daemon's endpoint and the command that starts it;
@@ -63,6 +63,7 @@ def install(profile: Path, args: argparse.Namespace, say) -> bool:
     script = folder / f"{PLUGIN_NAME}.py"
     shutil.copyfile(ROOT / "plugin" / "impasto.py", script)
     script.chmod(0o755)
+    shutil.copyfile(ROOT / "plugin" / "impasto_job.py", folder / "impasto_job.py")  # its GIMP-free logic
     shutil.rmtree(folder / "protocol", ignore_errors=True)
     shutil.copytree(ROOT / "protocol", folder / "protocol", ignore=shutil.ignore_patterns("__pycache__", "*.md"))
     config = {"endpoint": args.endpoint, "daemon_command": args.daemon_command}

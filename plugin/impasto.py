@@ -10,12 +10,8 @@ Needs only GIMP's own Python with pyzmq and msgpack: the daemon does the heavy l
 names the daemon's endpoint and the command that starts it.
 """
 
-import json
 import os
-import shutil
-import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -26,73 +22,15 @@ import gi  # noqa: E402
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
+import impasto_job as job  # noqa: E402
 from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
+from protocol.messages import DEFAULT_PRESET, JobParams  # noqa: E402
+
 PROCEDURE = "plug-in-impasto-style-transfer"
-QUALITIES = {  # name: (label, long side worked at, iterations at that size)
-    "draft": ("Draft (fast)", 384, 40),
-    "normal": ("Normal", 768, 60),
-    "fine": ("Fine (slow)", 1280, 100),
-}
 # The procedure's arguments, in the order the dialog shows them.
 ARGUMENTS = ("style-preset", "style-file", "style-image", "use-pattern", "style-pattern", "strength", "quality",
              "seed", "keep-previews", "start-daemon", "endpoint")
-CONTEXT_FRACTION = 0.15  # context sent around a selection, as a share of its size
-FEATHER_FRACTION = 0.04  # soft edge inside a selection, as a share of its size
-
-
-def load_settings():
-    path = os.path.join(HERE, "impasto.json")
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
-
-
-class PluginError(Exception):
-    """Ends the run with a message for the user."""
-
-
-# --- talking to the daemon -------------------------------------------------------------
-
-def connect(endpoint, settings, start_daemon):
-    """A Client that has answered hello, starting the daemon first where allowed."""
-    from protocol.client import Client, DaemonUnavailable
-
-    client = Client(endpoint, timeout=2.0)
-    try:
-        client.hello()
-        return client
-    except DaemonUnavailable:
-        pass
-    command = settings.get("daemon_command") or []
-    if not start_daemon:
-        raise PluginError(f"The Impasto daemon is not running at {endpoint}. Start it with `impasto-daemon`.")
-    if not command or not (os.path.exists(command[0]) or shutil.which(command[0])):
-        raise PluginError(f"The Impasto daemon is not running at {endpoint}, and it cannot be started from "
-                          f"here ({command[0] if command else 'no daemon command configured'} not found). "
-                          "Start it with `impasto-daemon`, or run Impasto's installer again.")
-    Gimp.progress_set_text("Starting the Impasto daemon (loading VGG19)…")
-    folder = os.path.dirname(endpoint[len("ipc://"):]) if endpoint.startswith("ipc://") else HERE
-    log_path = os.path.join(folder, "impasto-daemon.log")
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)  # the daemon's socket folder, private to the user
-        with open(log_path, "ab") as log:
-            # A session of its own: GIMP kills a plug-in's process group when it ends.
-            subprocess.Popen([*command, "--endpoint", endpoint], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                             start_new_session=True)
-    except OSError as exc:
-        raise PluginError(f"Could not start the Impasto daemon ({' '.join(command)}): {exc}") from None
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        Gimp.progress_pulse()
-        try:
-            client.hello()
-            return client
-        except DaemonUnavailable:
-            continue
-    raise PluginError(f"The Impasto daemon did not start within 90 s; see {log_path}.")
 
 
 # --- pixels ----------------------------------------------------------------------------
@@ -140,39 +78,33 @@ def style_from_pattern(pattern):
 
 
 def choose_style(config):
-    """The style the user picked, in order: an open image, a file, a pattern, a preset."""
-    from protocol.messages import Style
-
+    """The style the procedure's arguments name (see impasto_job.style_source), and its name."""
     image = config.get_property("style-image")
-    if image is not None:
-        return style_from_image(image), image.get_name()
     style_file = config.get_property("style-file")
-    if style_file is not None and style_file.get_path():
-        return style_from_file(style_file), os.path.basename(style_file.get_path())
+    path = style_file.get_path() if style_file is not None else None
     pattern = config.get_property("style-pattern")
-    if pattern is not None and config.get_property("use-pattern"):
+    source = job.style_source(image is not None, path, config.get_property("use-pattern"), pattern is not None)
+    if source == "image":
+        return style_from_image(image), image.get_name()
+    if source == "file":
+        return style_from_file(style_file), os.path.basename(path)
+    if source == "pattern":
         return style_from_pattern(pattern), pattern.get_name()
-    preset = config.get_property("style-preset") or "swirls"
-    return Style(preset=preset), preset
+    return job.preset_style(config.get_property("style-preset") or "")
 
 
 def selection_region(image, layer):
-    """(x, y, w, h) in layer coordinates to send, and the selection mask over it (or None)."""
+    """The region to send (impasto_job.Region, layer coordinates) and the selection mask over it (or None)."""
     _, offset_x, offset_y = layer.get_offsets()
-    width, height = layer.get_width(), layer.get_height()
+    size = (layer.get_width(), layer.get_height())
     _, selected, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
     if not selected:
-        return (0, 0, width, height), None
-    # Selection bounds are in image coordinates; clip them to the layer.
-    x1, y1 = max(x1 - offset_x, 0), max(y1 - offset_y, 0)
-    x2, y2 = min(x2 - offset_x, width), min(y2 - offset_y, height)
-    if x2 <= x1 or y2 <= y1:
-        raise PluginError("The selection does not touch the active layer.")
-    pad = int(max(x2 - x1, y2 - y1) * CONTEXT_FRACTION)
-    x1, y1 = max(x1 - pad, 0), max(y1 - pad, 0)
-    x2, y2 = min(x2 + pad, width), min(y2 + pad, height)
-    mask = read_pixels(image.get_selection(), x1 + offset_x, y1 + offset_y, x2 - x1, y2 - y1, "Y u8")
-    return (x1, y1, x2 - x1, y2 - y1), mask
+        return job.region_to_send(size, None), None
+    # Selection bounds are in image coordinates.
+    region = job.region_to_send(size, (x1 - offset_x, y1 - offset_y, x2 - offset_x, y2 - offset_y))
+    mask = read_pixels(image.get_selection(), region.x + offset_x, region.y + offset_y, region.width, region.height,
+                       "Y u8")
+    return region, mask
 
 
 # --- layers ----------------------------------------------------------------------------
@@ -182,7 +114,7 @@ class ResultLayers:
 
     def __init__(self, image, source, region, name, keep_previews):
         self.image = image
-        self.x, self.y, self.width, self.height = region
+        self.x, self.y, self.width, self.height = region.x, region.y, region.width, region.height
         _, offset_x, offset_y = source.get_offsets()
         self.x += offset_x
         self.y += offset_y
@@ -212,93 +144,100 @@ class ResultLayers:
 
 # --- the procedure ---------------------------------------------------------------------
 
-def stylize(procedure, run_mode, image, drawables, config, data):
-    from protocol.client import DaemonError, DaemonUnavailable, new_job_id
-    from protocol.messages import PREVIEW, PROGRESS, RESULT, Image, JobParams, Submit
+def show_dialog(procedure, config):
+    """The procedure's dialog; False when the user cancels."""
+    gi.require_version("GimpUi", "3.0")
+    gi.require_version("Gtk", "3.0")
+    from gi.repository import GimpUi, Gtk
 
-    if run_mode == Gimp.RunMode.INTERACTIVE:
-        gi.require_version("GimpUi", "3.0")
-        gi.require_version("Gtk", "3.0")
-        from gi.repository import GimpUi, Gtk
-
-        GimpUi.init("impasto")
-        dialog = GimpUi.ProcedureDialog.new(procedure, config, "Impasto Style Transfer")
-        dialog.get_scale_entry("strength", 1.0)
-        dialog.fill([name for name in ARGUMENTS if name != "style-image"])
-        # GIMP 3.0's dialog draws no widget for an image argument: add a combo of open images.
-        images = GimpUi.ImageComboBox.new(None, None)
-        row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=12)
-        row.pack_start(Gtk.Label(label="Style from open image"), False, False, 0)
-        use_image = Gtk.CheckButton(label="use it")
-        row.pack_start(images, True, True, 0)
-        row.pack_start(use_image, False, False, 0)
-        dialog.get_content_area().pack_start(row, False, False, 6)
-        row.show_all()
-        if not dialog.run():
-            dialog.destroy()
-            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    GimpUi.init("impasto")
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, "Impasto Style Transfer")
+    dialog.get_scale_entry("strength", 1.0)
+    dialog.fill([name for name in ARGUMENTS if name != "style-image"])
+    # GIMP 3.0's dialog draws no widget for an image argument: add a combo of open images.
+    images = GimpUi.ImageComboBox.new(None, None)
+    row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=12)
+    row.pack_start(Gtk.Label(label="Style from open image"), False, False, 0)
+    use_image = Gtk.CheckButton(label="use it")
+    row.pack_start(images, True, True, 0)
+    row.pack_start(use_image, False, False, 0)
+    dialog.get_content_area().pack_start(row, False, False, 6)
+    row.show_all()
+    accepted = dialog.run()
+    if accepted:
         chosen, image_id = images.get_active()
         if chosen and use_image.get_active():
             config.set_property("style-image", Gimp.Image.get_by_id(image_id))
-        dialog.destroy()
+    dialog.destroy()
+    return accepted
+
+
+def check_target(image, drawables):
+    """The one RGB layer to stylise; PluginError otherwise."""
+    if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
+        raise job.PluginError("Impasto works on one layer: select a single layer.")
+    if image.get_base_type() != Gimp.ImageBaseType.RGB:
+        raise job.PluginError("Impasto works on RGB images: use Image > Mode > RGB first.")
+    if isinstance(drawables[0], Gimp.GroupLayer):
+        raise job.PluginError("Impasto cannot stylise a layer group: select one of its layers.")
+    return drawables[0]
+
+
+def stream_into_layers(client, submit, layers, style_name):
+    """Run the job, turning its previews and result into layers and its progress into GIMP's."""
+    from protocol.messages import PREVIEW, PROGRESS, RESULT
+
+    previews = 0
+    for reply in client.run_job(submit):
+        if reply.type == PROGRESS:
+            progress = reply.progress
+            Gimp.progress_set_text(job.progress_text(progress))
+            Gimp.progress_update(progress.iteration / progress.total)
+        elif reply.type == PREVIEW:
+            previews += 1
+            layers.add(reply.image, job.preview_name(previews, reply.header["iteration"], reply.header["total"]))
+        elif reply.type == RESULT:
+            layers.add(reply.image, f"Impasto {style_name}")
+
+
+def stylize(procedure, run_mode, image, drawables, config, data):
+    from protocol.client import Client, DaemonError, DaemonUnavailable, new_job_id
+    from protocol.messages import Image
+
+    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
 
     def fail(message):
         error = GLib.Error.new_literal(Gimp.PlugIn.error_quark(), message, 0)
         return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, error)
 
-    if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
-        return fail("Impasto works on one layer: select a single layer.")
-    layer = drawables[0]
-    if image.get_base_type() != Gimp.ImageBaseType.RGB:
-        return fail("Impasto works on RGB images: use Image > Mode > RGB first.")
-    if isinstance(layer, Gimp.GroupLayer):
-        return fail("Impasto cannot stylise a layer group: select one of its layers.")
-
-    settings = load_settings()
-    endpoint = config.get_property("endpoint") or os.environ.get("IMPASTO_ENDPOINT") or settings.get("endpoint")
-    if not endpoint:
-        from protocol.endpoint import default_endpoint
-
-        endpoint = default_endpoint()
-    quality = config.get_property("quality")
-    _, long_side, iterations = QUALITIES.get(quality, QUALITIES["normal"])
-
+    settings = job.load_settings(HERE)
+    endpoint = job.endpoint_of(config.get_property("endpoint"), settings)
     Gimp.progress_init("Impasto: connecting to the daemon…")
     try:
+        layer = check_target(image, drawables)
         region, mask = selection_region(image, layer)
         style, style_name = choose_style(config)
-        client = connect(endpoint, settings, config.get_property("start-daemon"))
-    except PluginError as exc:
+        job.connect(endpoint, settings, config.get_property("start-daemon"), on_wait=Gimp.progress_pulse,
+                    on_start=lambda log: Gimp.progress_set_text("Starting the Impasto daemon (loading VGG19)…"))
+    except job.PluginError as exc:
         return fail(str(exc))
     except GLib.Error as exc:
         return fail(f"Impasto could not read the style: {exc.message}")
 
-    x, y, width, height = region
     channels = 4 if layer.has_alpha() else 3
-    content = Image(width, height, channels,
-                    read_pixels(layer, x, y, width, height, "R'G'B'A u8" if channels == 4 else "R'G'B' u8"))
-    feather = max(1, round(max(width, height) * FEATHER_FRACTION)) if mask is not None else 0
-    params = JobParams(size=long_side, iterations=iterations, strength=config.get_property("strength"),
-                       seed=config.get_property("seed"), preview_every=max(5, iterations // 2),
-                       mask_feather=feather)
-    submit = Submit(new_job_id(), content, [style],
-                    params, Image(width, height, 1, mask) if mask is not None else None)
+    content = Image(region.width, region.height, channels,
+                    read_pixels(layer, region.x, region.y, region.width, region.height,
+                                "R'G'B'A u8" if channels == 4 else "R'G'B' u8"))
+    params = job.job_params(config.get_property("quality"), config.get_property("strength"),
+                            config.get_property("seed"), job.feather_for(region, mask is not None))
+    submit = job.build_submit(new_job_id(), content, style, params, mask)
 
     image.undo_group_start()
     layers = ResultLayers(image, layer, region, style_name, config.get_property("keep-previews"))
-    previews = 0
+    client = Client(endpoint, timeout=2.0)
     try:
-        for reply in client.run_job(submit):
-            if reply.type == PROGRESS:
-                h = reply.header
-                Gimp.progress_set_text(f"Impasto: scale {h['scale']}/{h['scales']} ({h['width']}×{h['height']}), "
-                                       f"iteration {h['iteration']}/{h['total']}, about {round(h['eta'])} s left")
-                Gimp.progress_update(h["iteration"] / h["total"])
-            elif reply.type == PREVIEW:
-                previews += 1
-                layers.add(reply.image, f"Impasto preview {previews} (iteration {reply.header['iteration']})")
-            elif reply.type == RESULT:
-                layers.add(reply.image, f"Impasto {style_name}")
+        stream_into_layers(client, submit, layers, style_name)
     except (DaemonError, DaemonUnavailable) as exc:
         if layers.latest is None:  # nothing came back: leave no empty group behind
             image.remove_layer(layers.group)
@@ -335,7 +274,7 @@ class Impasto(Gimp.PlugIn):
         flags = GObject.ParamFlags.READWRITE
         procedure.add_string_argument("style-preset", "Style _preset",
                                       "A built-in style (used when no image, file or pattern is given)",
-                                      "swirls", flags)
+                                      DEFAULT_PRESET, flags)
         procedure.add_file_argument("style-file", "Style _file", "A painting to take the style from",
                                     Gimp.FileChooserAction.OPEN, True, None, flags)
         procedure.add_image_argument("style-image", "Style from open _image", "Another open image as the style",
@@ -344,14 +283,14 @@ class Impasto(Gimp.PlugIn):
                                        False, flags)
         procedure.add_pattern_argument("style-pattern", "St_yle pattern", "A GIMP pattern as the style",
                                        True, None, True, flags)
-        procedure.add_double_argument("strength", "S_trength", "0 keeps the photo, 1 is all painting",
-                                      0.0, 1.0, 0.5, flags)
+        procedure.add_double_argument("strength", "S_trength", *job.knob("strength"), flags)
         choice = Gimp.Choice.new()
-        for index, (key, (label, _, _)) in enumerate(QUALITIES.items()):
+        for index, (key, (label, _, _)) in enumerate(job.QUALITIES.items()):
             choice.add(key, index, label, "")
         procedure.add_choice_argument("quality", "_Quality", "Size worked at and number of iterations",
-                                      choice, "normal", flags)
-        procedure.add_int_argument("seed", "Random see_d", "Same seed, same picture", 0, 2**31 - 1, 0, flags)
+                                      choice, job.DEFAULT_QUALITY, flags)
+        procedure.add_int_argument("seed", "Random see_d", "Same seed, same picture", 0, 2**31 - 1,
+                                   JobParams().seed, flags)
         procedure.add_boolean_argument("keep-previews", "_Keep every preview",
                                        "Keep each progressive result as a layer (else only the latest)",
                                        True, flags)
@@ -362,4 +301,5 @@ class Impasto(Gimp.PlugIn):
         return procedure
 
 
-Gimp.main(Impasto.__gtype__, sys.argv)
+if __name__ == "__main__":
+    Gimp.main(Impasto.__gtype__, sys.argv)

@@ -1,0 +1,103 @@
+"""The GIMP plug-in's logic, outside GIMP: style precedence, regions, settings, messages, the daemon."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from plugin import impasto_job as job
+from protocol import messages as m
+from protocol.client import Client
+
+
+def test_the_style_arguments_decide_in_a_documented_order() -> None:
+    assert job.style_source(True, "/a.png", True, True) == "image"
+    assert job.style_source(False, "/a.png", True, True) == "file"
+    assert job.style_source(False, "", True, True) == "pattern"
+    assert job.style_source(False, None, False, True) == "preset"  # a pattern only when asked for
+    assert job.style_source(False, None, True, False) == "preset"
+    assert job.preset_style("  ") == (m.Style(preset=m.DEFAULT_PRESET), m.DEFAULT_PRESET)
+    assert job.preset_style("embers")[1] == "embers"
+
+
+def test_a_selection_is_sent_with_context_clipped_to_the_layer() -> None:
+    assert job.region_to_send((80, 60), None) == job.Region(0, 0, 80, 60)
+    # 36×30 selection: 15% of 36 = 5 px of context each side.
+    assert job.region_to_send((80, 60), (22, 14, 58, 44)) == job.Region(17, 9, 46, 40)
+    # Near an edge the context is clipped; so is a selection reaching past the layer.
+    assert job.region_to_send((80, 60), (-10, 50, 20, 70)) == job.Region(0, 47, 23, 13)  # 20×10: 3 px
+    with pytest.raises(job.PluginError, match="does not touch"):
+        job.region_to_send((80, 60), (90, 10, 120, 30))
+
+
+def test_feather_and_settings_follow_the_quality() -> None:
+    region = job.Region(0, 0, 300, 200)
+    assert job.feather_for(region, True) == 12 and job.feather_for(region, False) == 0
+    assert job.feather_for(job.Region(0, 0, 5, 5), True) == 1
+    for quality, (_, side, iterations) in job.QUALITIES.items():
+        params = job.job_params(quality, 0.3, 7, 4)
+        assert (params.size, params.iterations, params.strength, params.seed, params.mask_feather) == \
+            (side, iterations, 0.3, 7, 4)
+        assert params.preview_every >= 5
+        m.JobParams.from_wire(params.to_wire())  # a job the daemon accepts
+    assert job.job_params("unknown", 0.5, 0, 0).size == job.QUALITIES[job.DEFAULT_QUALITY][1]
+    # Defaults come from JobParams, not from the plug-in.
+    assert job.knob("strength")[1:] == (0.0, 1.0, m.JobParams().strength)
+
+
+def test_the_submit_carries_the_mask_at_the_contents_size() -> None:
+    content = m.Image(4, 3, 4, bytes(48))
+    submit = job.build_submit("j", content, m.Style(preset="swirls"), job.job_params("draft", 0.5, 0, 1), bytes(12))
+    assert submit.mask is not None and (submit.mask.width, submit.mask.height, submit.mask.channels) == (4, 3, 1)
+    request = m.parse_request([bytes(f) for f in m.submit_message(submit)])
+    assert request.submit.params.size == job.QUALITIES["draft"][1]
+    assert job.build_submit("j", content, m.Style(preset="swirls"), submit.params, None).mask is None
+
+
+def test_what_the_user_reads() -> None:
+    progress = m.Progress(scale=2, scales=4, width=192, height=144, iteration=7, total=49, losses={"total": 1.0},
+                          elapsed=3.0, eta=20.4)
+    assert job.progress_text(progress) == "Impasto: scale 2/4 (192×144), iteration 7/49, about 20 s left"
+    assert job.preview_name(3, 7, 49) == "Impasto preview 3 (iteration 7/49)"
+
+
+def test_settings_and_endpoint(tmp_path) -> None:
+    assert job.load_settings(tmp_path) == {}
+    (tmp_path / "impasto.json").write_text("[1, 2]")
+    assert job.load_settings(tmp_path) == {}
+    (tmp_path / "impasto.json").write_text(json.dumps({"endpoint": "ipc:///x/d.sock", "daemon_command": ["d"]}))
+    settings = job.load_settings(tmp_path)
+    assert job.endpoint_of("", settings, {}) == "ipc:///x/d.sock"
+    assert job.endpoint_of("", settings, {"IMPASTO_ENDPOINT": "ipc:///e"}) == "ipc:///e"
+    assert job.endpoint_of("ipc:///arg", settings, {"IMPASTO_ENDPOINT": "ipc:///e"}) == "ipc:///arg"
+    assert job.endpoint_of("", {}, {}).startswith("ipc://")
+
+
+def test_an_absent_daemon_is_explained(tmp_path) -> None:
+    endpoint = f"ipc://{tmp_path}/none.sock"
+    with pytest.raises(job.PluginError) as caught:
+        job.connect(endpoint, {"daemon_command": ["/opt/impasto/impasto-daemon"]}, start=False)
+    # The configured command with the endpoint, and the option that would have started it.
+    assert "/opt/impasto/impasto-daemon --endpoint " + endpoint in str(caught.value)
+    assert "Start the daemon if missing" in str(caught.value)
+    with pytest.raises(job.PluginError, match="not found"):
+        job.connect(endpoint, {"daemon_command": ["/nonexistent/impasto-daemon"]}, start=True)
+
+
+def test_connect_starts_the_configured_daemon(tmp_path) -> None:
+    endpoint = f"ipc://{tmp_path}/sock/d.sock"
+    settings = {"daemon_command": [sys.executable, "-m", "daemon.main", "--cache-dir", str(tmp_path / "cache"),
+                                   "--presets-dir", str(tmp_path / "presets")]}
+    started, pulses = [], []
+    job.connect(endpoint, settings, start=True, on_wait=lambda: pulses.append(1), on_start=started.append)
+    try:
+        assert started == [tmp_path / "sock" / "impasto-daemon.log"] and pulses
+        with Client(endpoint) as client:
+            assert client.hello()["queue"] == 0
+        job.connect(endpoint, settings, start=True, on_start=started.append)  # already running: not started again
+        assert len(started) == 1
+    finally:
+        with Client(endpoint) as client:
+            client.request(m.SHUTDOWN)
