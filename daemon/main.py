@@ -121,6 +121,48 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def listen(context: zmq.Context, args: argparse.Namespace) -> tuple[zmq.Socket, ThreadAuthenticator | None]:
+    """The bound ROUTER socket, with CURVE and its authenticator when keys are given; OSError
+    with a message for the user when it cannot be."""
+    socket = context.socket(zmq.ROUTER)
+    authenticator = None
+    if args.curve_secret is not None:
+        try:
+            public, secret = zmq.auth.load_certificate(str(args.curve_secret))
+        except (OSError, ValueError) as exc:
+            raise OSError(f"cannot read {args.curve_secret}: {exc}") from None
+        if secret is None or not args.curve_clients.is_dir():
+            raise OSError("--curve-secret needs a .key_secret file and --curve-clients a folder")
+        # Checks every connecting client's public key against the folder (ZAP, RFC 27).
+        authenticator = ThreadAuthenticator(context)
+        authenticator.start()
+        authenticator.configure_curve(domain="*", location=str(args.curve_clients))
+        socket.curve_publickey, socket.curve_secretkey, socket.curve_server = public, secret, True
+        log.info("CURVE on: clients allowed from %s", args.curve_clients)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.MAXMSGSIZE, m.MAX_MESSAGE_BYTES)
+    socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a reply to a vanished client raises, not vanishes
+    try:
+        socket.bind(args.endpoint)
+    except zmq.ZMQError as exc:
+        raise OSError(f"cannot listen on {args.endpoint}: {exc}") from None
+    return socket, authenticator
+
+
+def load_engine(args: argparse.Namespace, device: torch.device) -> StyleTransfer:
+    """VGG19 on `device`, warmed up; WeightsError when the weights cannot be read."""
+    started = time.monotonic()
+    weights = args.weights or default_weights_path()
+    model = load_vgg19(weights, device=device)
+    log.info("VGG19 (%s weights from %s) loaded on %s in %.2f s", model.lineage, weights, describe_device(device),
+             time.monotonic() - started)
+    engine = StyleTransfer(model, device, cache=TargetCache(args.cache_dir or default_cache_folder()))
+    started = time.monotonic()
+    engine.warm_up()
+    log.info("warmed up in %.2f s", time.monotonic() - started)
+    return engine
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -140,49 +182,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"impasto-daemon: {exc}", file=sys.stderr)
         return 2
     context = zmq.Context()
-    socket = context.socket(zmq.ROUTER)
-    authenticator = None
-    if curve:
-        try:
-            public, secret = zmq.auth.load_certificate(str(args.curve_secret))
-        except (OSError, ValueError) as exc:
-            print(f"impasto-daemon: cannot read {args.curve_secret}: {exc}", file=sys.stderr)
-            return 2
-        if secret is None or not args.curve_clients.is_dir():
-            print("impasto-daemon: --curve-secret needs a .key_secret file and --curve-clients a folder",
-                  file=sys.stderr)
-            return 2
-        # Checks every connecting client's public key against the folder (ZAP, RFC 27).
-        authenticator = ThreadAuthenticator(context)
-        authenticator.start()
-        authenticator.configure_curve(domain="*", location=str(args.curve_clients))
-        socket.curve_publickey, socket.curve_secretkey, socket.curve_server = public, secret, True
-        log.info("CURVE on: clients allowed from %s", args.curve_clients)
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.setsockopt(zmq.MAXMSGSIZE, m.MAX_MESSAGE_BYTES)
-    socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a reply to a vanished client raises, not vanishes
     try:
-        socket.bind(args.endpoint)
-    except zmq.ZMQError as exc:
-        print(f"impasto-daemon: cannot listen on {args.endpoint}: {exc}", file=sys.stderr)
+        socket, authenticator = listen(context, args)
+    except OSError as exc:
+        print(f"impasto-daemon: {exc}", file=sys.stderr)
         return 2
 
-    started = time.monotonic()
     try:
-        weights = args.weights or default_weights_path()
-        model = load_vgg19(weights, device=device)
+        engine = load_engine(args, device)
     except WeightsError as exc:
         print(f"impasto-daemon: {exc}", file=sys.stderr)
         return 2
-    log.info("VGG19 (%s weights from %s) loaded on %s in %.2f s", model.lineage, weights, describe_device(device),
-             time.monotonic() - started)
-
-    engine = StyleTransfer(model, device, cache=TargetCache(args.cache_dir or default_cache_folder()))
-    started = time.monotonic()
-    engine.warm_up()
-    log.info("warmed up in %.2f s", time.monotonic() - started)
     service = Service(engine, socket, context, device_name=describe_device(device),
-                      model_name=f"vgg19-{model.lineage}", max_queue=args.max_queue, max_pixels=args.max_pixels,
+                      model_name=f"vgg19-{engine.model.lineage}", max_queue=args.max_queue, max_pixels=args.max_pixels,
                       client_timeout=args.client_timeout, memory_limit=int(args.memory_limit * 2**30),
                       presets=PresetStore(args.presets_dir))
     for signum in (signal.SIGTERM, signal.SIGINT):

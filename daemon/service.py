@@ -11,14 +11,11 @@ So the daemon keeps answering while a job computes (torch releases the GIL in it
 from __future__ import annotations
 
 import collections
-import ctypes
-import gc
 import importlib.metadata
 import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +26,7 @@ from protocol import messages as m
 
 from . import pixels
 from .engine import JobCancelled, StyleTransfer
-from .memory import DoesNotFit, available_bytes, memory_plan
+from .memory import DoesNotFit, available_bytes, memory_plan, release_memory
 from .presets import PresetError, PresetStore, UnknownPreset
 
 log = logging.getLogger("impasto.daemon")
@@ -352,26 +349,3 @@ def stopped_message(job: Job) -> list:
     log.info("job %s stopped: %s", job.submit.job, job.cancel_reason)
     return m.error_message(job.cancel_reason, "the job was stopped: " + job.cancel_reason.replace("_", " "),
                            job.submit.job)
-
-
-def _libc_malloc_trim() -> Callable[[int], int] | None:
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
-MALLOC_TRIM = _libc_malloc_trim()
-
-
-def release_memory() -> None:
-    """Give a finished job's memory back, so a daemon that runs for days does not creep up.
-
-    glibc keeps freed blocks in its arenas; malloc_trim returns them to the system. CUDA's
-    caching allocator likewise keeps blocks until asked.
-    """
-    gc.collect()
-    if MALLOC_TRIM is not None:
-        MALLOC_TRIM(0)
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

@@ -16,6 +16,7 @@ from typing import Any
 import msgpack
 
 from .errors import Code, ProtocolError, is_int, is_number
+from .images import Image, image_from
 
 # Settings and errors have modules of their own; they are named here too, so that code holding
 # `messages` reaches every part of a message through it.
@@ -61,66 +62,6 @@ HEARTBEAT_INTERVAL_S = 0.5
 # is stopped within 2 s); a client gives up on a daemon silent for PEER_TIMEOUT_S.
 CLIENT_TIMEOUT_S = 1.75
 PEER_TIMEOUT_S = 3.0
-
-# --- images -------------------------------------------------------------------------------
-
-@dataclass
-class Image:
-    """8-bit pixels, row-major, `channels` interleaved (1 grey, 3 RGB, 4 RGBA).
-
-    `stride` is the number of bytes from one row to the next (at least width * channels), so
-    a client can send rows straight out of a buffer that pads them.
-    """
-
-    width: int
-    height: int
-    channels: int
-    data: bytes | bytearray | memoryview
-    stride: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.stride:
-            self.stride = self.width * self.channels
-
-    def describe(self, frame: int) -> dict[str, int]:
-        return {"width": self.width, "height": self.height, "channels": self.channels,
-                "stride": self.stride, "frame": frame}
-
-    def packed(self) -> bytes:
-        """The pixels without row padding."""
-        row = self.width * self.channels
-        if self.stride == row:
-            return bytes(self.data[: row * self.height])
-        view = memoryview(self.data)
-        return b"".join(view[y * self.stride: y * self.stride + row] for y in range(self.height))
-
-
-def _image_from(desc: Any, frames: list, what: str, max_pixels: int) -> Image:
-    if not isinstance(desc, dict):
-        raise ProtocolError(Code.BAD_IMAGE, f"{what}: image description must be a map")
-    values = {}
-    for key in ("width", "height", "channels", "stride", "frame"):
-        value = desc.get(key)
-        if not is_int(value):
-            raise ProtocolError(Code.BAD_IMAGE, f"{what}: '{key}' must be an integer")
-        values[key] = value
-    width, height, channels, stride, frame = (values[k] for k in ("width", "height", "channels", "stride", "frame"))
-    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
-        raise ProtocolError(Code.BAD_IMAGE, f"{what}: {width}x{height} is outside 1..{MAX_SIDE} per side")
-    if width * height > max_pixels:
-        raise ProtocolError(Code.TOO_LARGE, f"{what}: {width}x{height} is over the limit of {max_pixels} pixels")
-    if channels not in (1, 3, 4):
-        raise ProtocolError(Code.BAD_IMAGE, f"{what}: channels must be 1, 3 or 4, not {channels}")
-    if not (width * channels <= stride <= width * channels + 4096):
-        raise ProtocolError(Code.BAD_IMAGE, f"{what}: stride {stride} does not fit width {width} x {channels}")
-    if not (1 <= frame < len(frames)):
-        raise ProtocolError(Code.BAD_IMAGE, f"{what}: frame {frame} is missing")
-    data = frames[frame]
-    expected = stride * (height - 1) + width * channels
-    if len(data) not in (expected, stride * height):
-        raise ProtocolError(Code.BAD_IMAGE, f"{what}: {len(data)} bytes, expected {stride * height}")
-    return Image(width, height, channels, data, stride)
-
 
 # --- requests ----------------------------------------------------------------------------
 
@@ -216,7 +157,7 @@ def _styles(raw: Any, frames: list, max_pixels: int, job: str) -> list[Style]:
                 raise ProtocolError(Code.BAD_REQUEST, f"style {i}: preset must be a name", job)
             styles.append(Style(weight=float(weight), preset=preset))
         else:
-            styles.append(Style(weight=float(weight), image=_image_from(image, frames, f"style {i}", max_pixels)))
+            styles.append(Style(weight=float(weight), image=image_from(image, frames, f"style {i}", max_pixels)))
     return styles
 
 
@@ -239,12 +180,12 @@ def parse_request(frames: list, max_pixels: int = MAX_PIXELS) -> Request:
         return Request(kind)
     job = _job_id(header)
     try:
-        content = _image_from(header.get("content"), frames, "content", max_pixels)
+        content = image_from(header.get("content"), frames, "content", max_pixels)
         if content.channels == 1:
             raise ProtocolError(Code.BAD_IMAGE, "content must be RGB or RGBA")
         mask = None
         if header.get("mask") is not None:
-            mask = _image_from(header["mask"], frames, "mask", max_pixels)
+            mask = image_from(header["mask"], frames, "mask", max_pixels)
             if mask.channels != 1 or (mask.width, mask.height) != (content.width, content.height):
                 raise ProtocolError(Code.BAD_IMAGE, "mask must be one channel, the content's size")
         styles = _styles(header.get("styles"), frames, max_pixels, job)
@@ -266,7 +207,7 @@ def _preset_upload(header: dict[str, Any], frames: list, max_pixels: int, with_i
         raise ProtocolError(Code.BAD_REQUEST, f"'description' must be text of at most {MAX_DESCRIPTION_LENGTH}")
     params = header.get("params") or {}
     JobParams.from_wire(params)  # refuses anything a job would refuse
-    image = _image_from(header.get("image"), frames, "preset image", max_pixels)
+    image = image_from(header.get("image"), frames, "preset image", max_pixels)
     if image.channels == 1:
         raise ProtocolError(Code.BAD_IMAGE, "a preset image must be RGB or RGBA")
     return PresetUpload(name, image, description, dict(params))
@@ -383,5 +324,5 @@ def parse_reply(frames: list) -> Reply:
     header = decode_header(frames)
     image = None
     if "image" in header:
-        image = _image_from(header["image"], frames, "reply image", MAX_PIXELS)
+        image = image_from(header["image"], frames, "reply image", MAX_PIXELS)
     return Reply(header["type"], header, image)
