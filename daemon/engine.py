@@ -55,6 +55,11 @@ from .targets import TargetCache, image_digest
 
 # strength 0.5 keeps the weights as given; each 0.1 either way multiplies style by √10.
 STRENGTH_DECADES = 5.0
+# The shortest side VGG19 is given. Its fourth pooling needs at least 2 pixels, so 16 px of
+# picture, or max pooling fails ("Output size is too small") before relu5_1. A thinner
+# photo is padded (replicating its edges) to this, and smaller scales are skipped; a thinner
+# painting is stretched to it (its statistics, not its shape, are what the style term uses).
+MIN_SIDE = 16
 
 
 class JobCancelled(Exception):
@@ -99,6 +104,19 @@ def prepare_colours(content: torch.Tensor, styles: Styles, params: JobParams, wi
     return Colours(content_yuv[:, :1].expand(-1, 3, -1, -1).contiguous(), grey_styles, recolour)
 
 
+def pad_to_min_side(content: torch.Tensor, width: int, height: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """`content` at its working size, its edges replicated so neither side is under MIN_SIDE.
+
+    Returns it and where the picture starts in it (left, top); unchanged when no side is short.
+    """
+    pad_x, pad_y = max(0, MIN_SIDE - width), max(0, MIN_SIDE - height)
+    if not (pad_x or pad_y):
+        return content, (0, 0)
+    left, top = pad_x // 2, pad_y // 2
+    padded = F.pad(resize(content, width, height), (left, pad_x - left, top, pad_y - top), mode="replicate")
+    return padded, (left, top)
+
+
 @dataclass
 class Schedule:
     """The scales of a job, small to large, and the iterations at each."""
@@ -109,6 +127,7 @@ class Schedule:
     @classmethod
     def of(cls, width: int, height: int, params: JobParams) -> Schedule:
         sizes = [working_size(width, height, side) for side in scale_sides(max(width, height), params.first_scale)]
+        sizes = [size for size in sizes[:-1] if min(size) >= MIN_SIDE] + sizes[-1:]
         steps = [params.coarse_iterations or params.iterations] * (len(sizes) - 1) + [params.iterations]
         return cls(sizes, steps)
 
@@ -191,10 +210,10 @@ class StyleTransfer:
         from the whole painting, in tiles when it is too large to be seen at once.
         """
         per_layer: dict[str, list[tuple[torch.Tensor, float]]] = {layer: [] for layer in params.style_layers}
-        side = max(16, round(long_side * params.style_scale))
+        side = max(MIN_SIDE, round(long_side * params.style_scale))
         for image, weight in styles:
             h, w = image.shape[-2:]
-            size = (max(1, round(w * side / max(w, h))), max(1, round(h * side / max(w, h))))
+            size = (max(MIN_SIDE, round(w * side / max(w, h))), max(MIN_SIDE, round(h * side / max(w, h))))
             if params.style_loss == "gram":
                 targets = self._style_grams(image, size, params, max_crop_pixels)
             else:
@@ -270,6 +289,11 @@ class StyleTransfer:
         torch.manual_seed(params.seed)
         generator = torch.Generator().manual_seed(params.seed)
         width, height = working_size(content.shape[-1], content.shape[-2], params.size)
+        padded, (left, top) = pad_to_min_side(content, width, height)
+        # The photo's part of every picture this job makes (its scales are all full-size when padded).
+        rows, cols = slice(top, top + height), slice(left, left + width)
+        if padded is not content:
+            content, width, height = padded, padded.shape[-1], padded.shape[-2]
         if memory_limit is not None:
             max_crop = memory_plan(content.shape[-1], content.shape[-2], params, self.device,
                                    memory_limit).max_crop_pixels
@@ -293,12 +317,12 @@ class StyleTransfer:
                 final = last_of_scale and index == len(schedule.sizes) - 1
                 if on_preview and not final and params.preview_every and (
                         iteration % params.preview_every == 0 or last_of_scale):
-                    on_preview(colours.recolour(current), progress)
+                    on_preview(colours.recolour(current)[..., rows, cols], progress)
 
             image = self._optimise(image, scale_content, colours.styles, params, schedule.steps[index], generator,
                                    report, max_crop)
         assert image is not None
-        return colours.recolour(image.detach().clamp(0, 1))
+        return colours.recolour(image.detach().clamp(0, 1))[..., rows, cols]
 
     def _starting_point(self, image: torch.Tensor | None, scale_content: torch.Tensor,
                         previous_content: torch.Tensor | None, params: JobParams,

@@ -322,3 +322,18 @@ def test_a_full_queue_answers_busy(tmp_path, content_image, style_image) -> None
     finally:
         small.stop()
 
+
+
+@pytest.mark.parametrize("width, height, size", [(1, 1, 512), (24, 24, 512), (10, 500, 64), (300, 20, 512),
+                                                 (100, 80, 16)])
+def test_tiny_and_thin_pictures_are_stylised(client, style_image, width, height, size) -> None:
+    """Every size the protocol allows ends in a result at the content's size, never `internal`."""
+    rng = np.random.default_rng(width * height)
+    content = m.Image(width, height, 3, rng.integers(0, 256, (height, width, 3), dtype=np.uint8).tobytes())
+    thin_style = m.Image(40, 3, 3, rng.integers(0, 256, (3, 40, 3), dtype=np.uint8).tobytes())
+    submit = make_submit(content, style_image, size=size, iterations=3, preview_every=2)
+    submit.styles.append(m.Style(image=thin_style, weight=0.5))
+    replies = replies_of(client, submit)
+    assert replies[-1].type == m.RESULT
+    assert [(r.image.width, r.image.height) for r in replies if r.image is not None] == \
+        [(width, height)] * sum(r.image is not None for r in replies)
