@@ -235,7 +235,7 @@ class StyleTransfer:
         digest = self._digests.get(id(image)) or self._digests.setdefault(id(image), image_digest(image))
         key = self.cache.key(digest, size, sorted(params.style_layers), params.pooling,
                              use_bf16(params.precision, self.device), self.model.lineage, "replicate", STYLE_FILTER)
-        grams = self.cache.get(key)
+        grams = self.cache.get(key, set(params.style_layers))
         if grams is None:
             sums: dict[str, torch.Tensor] = {}
             positions: dict[str, int] = dict.fromkeys(params.style_layers, 0)

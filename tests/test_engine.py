@@ -291,3 +291,34 @@ def test_style_targets_are_cached_and_a_changed_image_misses(vgg19, tmp_path) ->
     assert second.cache.misses == 1
     second.run(small(1), [(style, 1.0)], JobParams(**{**params.to_wire(), "pooling": "avg"}))
     assert second.cache.misses == 2  # another setting, another target
+
+
+def test_the_target_cache_is_best_effort_and_drops_bad_entries(vgg19, tmp_path) -> None:
+    """An unwritable folder or a wrong entry costs the speed-up, never the job."""
+    from daemon.targets import TargetCache
+
+    params = JobParams(size=48, iterations=1, preview_every=0, precision="fp32")
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")  # mkdir under it fails, as in a read-only or full one
+    unwritable = engine.StyleTransfer(vgg19, cache=TargetCache(blocked / "targets"))
+    assert unwritable.run(small(1), [(small(2), 1.0)], params).shape == (1, 3, 24, 32)
+    good = engine.StyleTransfer(vgg19, cache=TargetCache(tmp_path / "cache"))
+    expected = good.run(small(1), [(small(2), 1.0)], params)
+    [entry] = (tmp_path / "cache").glob("*.pt")
+    for bad in ({}, {"relu1_1": torch.full((1, 64, 64), float("nan"))}, {"relu1_1": torch.zeros(3)}, [1, 2]):
+        torch.save(bad, entry)
+        fresh = engine.StyleTransfer(vgg19, cache=TargetCache(tmp_path / "cache"))
+        assert torch.equal(fresh.run(small(1), [(small(2), 1.0)], params), expected)
+        assert fresh.cache.misses == 1  # dropped and recomputed
+    assert not list((tmp_path / "cache").glob(".*.tmp"))
+
+
+def test_the_target_cache_keeps_to_its_size(tmp_path) -> None:
+    from daemon.targets import TargetCache
+
+    cache = TargetCache(tmp_path, max_bytes=3000)
+    for index in range(5):
+        cache.put(f"k{index}", {"relu1_1": torch.rand(1, 16, 16)})  # about 1.2 kB on disk each
+    kept = sorted(path.stem for path in tmp_path.glob("*.pt"))
+    assert sum(path.stat().st_size for path in tmp_path.glob("*.pt")) <= 3000
+    assert kept and kept[-1] == "k4"  # the newest stays

@@ -337,3 +337,15 @@ def test_tiny_and_thin_pictures_are_stylised(client, style_image, width, height,
     assert replies[-1].type == m.RESULT
     assert [(r.image.width, r.image.height) for r in replies if r.image is not None] == \
         [(width, height)] * sum(r.image is not None for r in replies)
+
+
+def test_a_daemon_whose_cache_cannot_be_written_still_serves(tmp_path, content_image, style_image) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")  # nothing can be made under it, even by root
+    daemon = DaemonProcess(f"ipc://{tmp_path}/d.sock", tmp_path / "daemon.log", "--cache-dir", str(blocked / "c"))
+    try:
+        with Client(daemon.endpoint) as client:
+            assert replies_of(client, make_submit(content_image, style_image, iterations=2))[-1].type == m.RESULT
+    finally:
+        daemon.stop()
+    assert "could not cache style targets" in daemon.log.read_text()
