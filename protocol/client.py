@@ -244,7 +244,10 @@ def ensure_daemon(endpoint: str, command: Sequence[str], wait: float = 120.0, ke
         raise DaemonUnavailable(f"no Impasto daemon answers at {endpoint}; one on a tcp endpoint is never "
                                 "started from here: start it on its machine")
     log_path = daemon_log_path(endpoint)
-    make_private_dir(log_path.parent)
+    try:
+        make_private_dir(log_path.parent)
+    except PermissionError as exc:
+        raise DaemonUnavailable(str(exc)) from None
     on_start(log_path)
     return start_daemon(command, endpoint, log_path, wait, keys, on_wait)[1]
 

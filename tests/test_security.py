@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
-from protocol.client import Client, DaemonUnavailable
+from protocol.client import Client, DaemonUnavailable, ensure_daemon, start_daemon
 from protocol.security import ClientKeys, TransportRefused, check_transport, make_keys
 
-from .conftest import ROOT, DaemonProcess, cli_env
+from .conftest import ROOT, DaemonProcess, cli_env, write_png
 
 
 @pytest.mark.parametrize("endpoint, curve, insecure, allowed", [
@@ -76,3 +78,48 @@ def test_a_client_without_an_allowed_key_is_refused(curve_daemon, tmp_path) -> N
         client.hello()  # no CURVE at all
     with Client(process.endpoint, keys=curve_daemon[2]) as client:
         assert client.hello()["queue"] == 0  # and the daemon goes on serving its own
+
+
+def test_cli_stylize_uses_a_curve_daemon_and_starts_none(curve_daemon, tmp_path, content_image, style_image) -> None:
+    process, paths, _ = curve_daemon
+    write_png(tmp_path / "photo.png", content_image)
+    write_png(tmp_path / "painting.png", style_image)
+    keys = ["--server-key", str(paths["server"]), "--client-key", str(paths["client_secret"])]
+    stylize = [sys.executable, "-m", "cli.main", "stylize", str(tmp_path / "photo.png"), "--style",
+               str(tmp_path / "painting.png"), "--size", "32", "--iterations", "2", "-q", "-o", str(tmp_path / "o.png")]
+    out = subprocess.run([*stylize, "--endpoint", process.endpoint, *keys], capture_output=True, text=True,
+                         env=cli_env(process.endpoint), timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "o.png").is_file() and "starting" not in out.stderr
+    # No daemon on a tcp endpoint: said at once, nothing started, no log left in the current folder.
+    started = time.monotonic()
+    out = subprocess.run([*stylize, "--endpoint", f"tcp://127.0.0.1:{free_port()}", *keys], capture_output=True,
+                         text=True, env=cli_env(process.endpoint), timeout=60, cwd=tmp_path)
+    assert out.returncode == 3 and "never started" in out.stderr, out.stderr
+    assert time.monotonic() - started < 15 and not list(tmp_path.glob("*.log"))
+
+
+def test_a_daemon_that_exits_at_once_is_reported_at_once(tmp_path) -> None:
+    log = tmp_path / "d.log"
+    started = time.monotonic()
+    with pytest.raises(DaemonUnavailable, match="exited at once"):
+        start_daemon([sys.executable, "-m", "daemon.main", "--weights", str(tmp_path / "missing.pt")],
+                     f"ipc://{tmp_path}/d.sock", log, wait=60, detach=False)
+    assert time.monotonic() - started < 30  # not the 60 s it would wait for a daemon still loading
+    assert "missing.pt" in log.read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a folder another user owns needs root")
+def test_a_socket_folder_another_user_owns_is_refused(tmp_path) -> None:
+    folder = tmp_path / "impasto-planted"
+    folder.mkdir(mode=0o755)
+    os.chown(folder, 65534, 65534)  # nobody's
+    endpoint = f"ipc://{folder}/daemon.sock"
+    with Client(endpoint, timeout=0.5) as client, pytest.raises(DaemonUnavailable, match="another user"):
+        client.hello()
+    out = subprocess.run([sys.executable, "-m", "cli.main", "status"], capture_output=True, text=True,
+                         env=cli_env(endpoint), timeout=30, cwd=ROOT)
+    assert out.returncode == 3 and "another user" in out.stderr
+    with pytest.raises(DaemonUnavailable, match="another user"):
+        ensure_daemon(endpoint, [sys.executable, "-m", "daemon.main"], wait=5)
+    assert list(folder.iterdir()) == []  # no log written there, nothing started
