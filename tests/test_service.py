@@ -349,3 +349,32 @@ def test_a_daemon_whose_cache_cannot_be_written_still_serves(tmp_path, content_i
     finally:
         daemon.stop()
     assert "could not cache style targets" in daemon.log.read_text()
+
+
+def test_adding_a_large_preset_leaves_the_daemon_answering(fresh_daemon) -> None:
+    """Storing a large painting runs off the socket thread: hello answers meanwhile."""
+    rng = np.random.default_rng(0)
+    side = 4096
+    painting = m.Image(side, side, 3, rng.integers(0, 256, (side, side, 3), dtype=np.uint8).tobytes())
+    done: list[float] = []
+
+    def add() -> None:
+        started = time.monotonic()
+        with Client(fresh_daemon.endpoint, timeout=120) as adder:
+            adder.add_preset("large", painting)
+        done.append(time.monotonic() - started)
+
+    thread = threading.Thread(target=add)
+    thread.start()
+    slowest = 0.0
+    with Client(fresh_daemon.endpoint) as client:
+        while thread.is_alive():
+            started = time.monotonic()
+            client.hello()
+            slowest = max(slowest, time.monotonic() - started)
+            time.sleep(0.05)
+        thread.join()
+        assert "large" in client.hello()["presets"]
+    print(f"adding a {side}² preset took {done[0]:.1f} s; the slowest hello meanwhile {slowest * 1000:.0f} ms")
+    assert done[0] > 0.5  # long enough that a blocked socket thread would have shown
+    assert slowest < 0.3
