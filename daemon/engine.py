@@ -24,6 +24,7 @@ What it adds to the paper, each for a reason:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +48,7 @@ from .imaging import (
     working_size,
     yuv_to_rgb,
 )
+from .lbfgs import OPENING_MOVE
 from .losses import ContentLoss, GramStyleLoss, SlicedWassersteinStyleLoss, gram_matrix
 from .memory import SLICED_POSITIONS, memory_plan, tile_counts, use_bf16
 from .model import LAYER_STRIDE, VGG19
@@ -60,6 +62,24 @@ STRENGTH_DECADES = 5.0
 # photo is padded (replicating its edges) to this, and smaller scales are skipped; a thinner
 # painting is stretched to it (its statistics, not its shape, are what the style term uses).
 MIN_SIDE = 16
+# Above the working size (`size`), the picture is enlarged by DETAIL_STEP a scale up to the
+# photo's own size, with the photo's detail that the smaller scale lacked added back (as between
+# the working size's scales), and each scale repaints only fine texture: the style term at
+# VGG19's shallow layers against the painting at most at its own resolution (an enlarged
+# painting's texture is a blurred one), and a content term that holds each scale's starting
+# picture at relu3_1, so the composition and the look stay the working size's. Measured on the
+# 2560×1600 Path photo × starry_night, 512 px working size, 2-core AVX512-BF16 CPU: 97 s in all,
+# fine detail (mean |Laplacian| of luma) 1.5× the photo's against 0.085× for the enlargement.
+# Few iterations want long first steps: L-BFGS's usual opening move (2/255) left the texture
+# almost untouched after 4 (detail 0.13×), and Adam painted a fine crackle over everything.
+DETAIL_STEP = 2.0
+DETAIL_STYLE_LAYERS = {"relu1_1": 0.2, "relu2_1": 1.0, "relu3_1": 1.0}
+DETAIL_CONTENT_LAYER = "relu3_1"
+DETAIL_STYLE_WEIGHT = 100.0  # at strength 0.5 (the look's default is 1000 over relu4_1-led layers)
+DETAIL_OPENING = 32 / 255  # L-BFGS's first step on a detail scale moves the steepest pixel this far
+# A detail iteration's cost per pixel, relative to a whole VGG19 pass: with it, the first time
+# left estimated for the job above was 102 s, for 97 s taken.
+DETAIL_COST = 0.35
 
 
 class JobCancelled(Exception):
@@ -93,12 +113,13 @@ def prepare_colours(content: torch.Tensor, styles: Styles, params: JobParams, wi
     if params.keep_colors != "luminance":
         return Colours(content, styles, lambda x: x)
     # Optimise a grey picture against grey paintings, then give it the photo's colours back.
-    content_yuv = rgb_to_yuv(resize(content, width, height))
+    content_yuv = rgb_to_yuv(content)
     grey_styles = [(luminance_only(style, content_yuv[:, :1]), weight) for style, weight in styles]
 
     def recolour(image: torch.Tensor) -> torch.Tensor:  # the photo's colours, the image's luma
         h, w = image.shape[-2:]
-        colour = F.interpolate(content_yuv[:, 1:], size=(h, w), mode="bilinear", align_corners=False)
+        colour = F.interpolate(content_yuv[:, 1:], size=(h, w), mode="bilinear", align_corners=False,
+                               antialias=True)
         return yuv_to_rgb(torch.cat([rgb_to_yuv(image)[:, :1], colour], dim=1)).clamp(0, 1)
 
     return Colours(content_yuv[:, :1].expand(-1, 3, -1, -1).contiguous(), grey_styles, recolour)
@@ -119,24 +140,39 @@ def pad_to_min_side(content: torch.Tensor, width: int, height: int) -> tuple[tor
 
 @dataclass
 class Schedule:
-    """The scales of a job, small to large, and the iterations at each."""
+    """The scales of a job, small to large, the iterations at each, and where detail scales begin."""
 
     sizes: list[tuple[int, int]]
     steps: list[int]
+    first_detail: int  # index of the first scale above the working size (len(sizes) when none)
 
     @classmethod
-    def of(cls, width: int, height: int, params: JobParams) -> Schedule:
+    def of(cls, width: int, height: int, params: JobParams, output: tuple[int, int] | None = None) -> Schedule:
+        """Scales up to `width`×`height` (the working size), then, given a larger `output`, detail
+        scales up to it."""
         sizes = [working_size(width, height, side) for side in scale_sides(max(width, height), params.first_scale)]
         sizes = [size for size in sizes[:-1] if min(size) >= MIN_SIDE] + sizes[-1:]
         steps = [params.coarse_iterations or params.iterations] * (len(sizes) - 1) + [params.iterations]
-        return cls(sizes, steps)
+        first_detail = len(sizes)
+        if output is not None and params.detail and max(output) > max(width, height):
+            sides = [max(output)]
+            while sides[-1] / DETAIL_STEP > max(width, height):
+                sides.append(round(sides[-1] / DETAIL_STEP))
+            sizes += [working_size(*output, side) for side in sides[::-1]]
+            steps += [params.detail] * len(sides)
+        return cls(sizes, steps, first_detail)
+
+    def cost(self) -> list[float]:
+        """Each scale's work, in pixel-iterations; detail scales run a third of VGG19 per pixel."""
+        return [w * h * n * (DETAIL_COST if index >= self.first_detail else 1.0)
+                for index, ((w, h), n) in enumerate(zip(self.sizes, self.steps, strict=True))]
 
     def progress(self, index: int, iteration: int, losses: dict[str, float], elapsed: float) -> Progress:
-        """Where the job stands after `iteration` steps of scale `index`. An iteration's pace grows
-        with its pixel count, so the time left is weighed by pixels × iterations."""
-        cost = [w * h * n for (w, h), n in zip(self.sizes, self.steps, strict=True)]
+        """Where the job stands after `iteration` steps of scale `index`, with the time left
+        estimated from the pace so far, weighed by each scale's cost."""
+        cost = self.cost()
+        spent = sum(cost[:index]) + cost[index] * iteration / self.steps[index]
         w, h = self.sizes[index]
-        spent = sum(cost[:index]) + w * h * iteration
         return Progress(scale=index + 1, scales=len(self.sizes), width=w, height=h,
                         iteration=sum(self.steps[:index]) + iteration, total=sum(self.steps), losses=losses,
                         elapsed=elapsed, eta=elapsed / max(spent, 1) * (sum(cost) - spent))
@@ -202,7 +238,8 @@ class StyleTransfer:
 
     @torch.no_grad()
     def style_losses(self, styles: list[tuple[torch.Tensor, float]], params: JobParams, long_side: int,
-                     generator: torch.Generator, max_crop_pixels: int = tiles.UNLIMITED) -> dict[str, nn.Module]:
+                     generator: torch.Generator, max_crop_pixels: int = tiles.UNLIMITED,
+                     native_at_most: bool = False) -> dict[str, nn.Module]:
         """The style term of each layer, with its targets computed once for this scale.
 
         Each style image is scaled so its long side is `long_side` × `style_scale`, which keeps
@@ -213,6 +250,8 @@ class StyleTransfer:
         side = max(MIN_SIDE, round(long_side * params.style_scale))
         for image, weight in styles:
             h, w = image.shape[-2:]
+            if native_at_most:  # an enlarged painting's texture is a blurred one
+                side = min(side, max(w, h))
             size = (max(MIN_SIDE, round(w * side / max(w, h))), max(MIN_SIDE, round(h * side / max(w, h))))
             if params.style_loss == "gram":
                 targets = self._style_grams(image, size, params, max_crop_pixels)
@@ -277,7 +316,11 @@ class StyleTransfer:
         should_stop: Callable[[], bool] = lambda: False,
         memory_limit: int | None = None,
     ) -> torch.Tensor:
-        """Stylise `content` (1, 3, H, W, RGB in 0..1) and return the image at working size.
+        """Stylise `content` (1, 3, H, W, RGB in 0..1) and return the image at its size.
+
+        The picture is composed at the working size (`params.size`), then its detail is painted
+        scale by scale up to the content's size (`params.detail` iterations each; with 0, the
+        result is the working size's and the caller enlarges it).
 
         `styles` pairs each style image (same layout) with its share of the blend. Within
         `memory_limit` bytes (None: no limit), scales too large to be seen whole run in tiles;
@@ -290,18 +333,21 @@ class StyleTransfer:
         generator = torch.Generator().manual_seed(params.seed)
         width, height = working_size(content.shape[-1], content.shape[-2], params.size)
         padded, (left, top) = pad_to_min_side(content, width, height)
-        # The photo's part of every picture this job makes (its scales are all full-size when padded).
-        rows, cols = slice(top, top + height), slice(left, left + width)
-        if padded is not content:
+        rows, cols = slice(None), slice(None)  # the photo's part of every picture this job makes
+        if padded is not content:  # then every scale has the padded working size
+            rows, cols = slice(top, top + height), slice(left, left + width)
             content, width, height = padded, padded.shape[-1], padded.shape[-2]
         if memory_limit is not None:
             max_crop = memory_plan(content.shape[-1], content.shape[-2], params, self.device,
                                    memory_limit).max_crop_pixels
         else:
             max_crop = params.tile_pixels or tiles.UNLIMITED
+        output = content.shape[-1], content.shape[-2]
         colours = prepare_colours(content.to(self.device), [(s.to(self.device), w) for s, w in styles], params,
                                   width, height)
-        schedule = Schedule.of(width, height, params)
+        schedule = Schedule.of(width, height, params, output)
+        if schedule.first_detail == len(schedule.sizes):  # no detail scales: the photo is needed small only
+            colours.content = resize(colours.content, width, height)
         image: torch.Tensor | None = None
         previous_content: torch.Tensor | None = None
         for index, (w, h) in enumerate(schedule.sizes):
@@ -319,8 +365,12 @@ class StyleTransfer:
                         iteration % params.preview_every == 0 or last_of_scale):
                     on_preview(colours.recolour(current)[..., rows, cols], progress)
 
-            image = self._optimise(image, scale_content, colours.styles, params, schedule.steps[index], generator,
-                                   report, max_crop)
+            if index < schedule.first_detail:
+                image = self._optimise(image, scale_content, colours.styles, params, schedule.steps[index],
+                                       generator, report, max_crop)
+            else:
+                image = self._paint_detail(image, colours.styles, params, schedule.steps[index], generator, report,
+                                           max_crop)
         assert image is not None
         return colours.recolour(image.detach().clamp(0, 1))[..., rows, cols]
 
@@ -342,14 +392,25 @@ class StyleTransfer:
         return (enlarge(image, w, h) + detail).clamp(0, 1)
 
     def _optimise(self, image: torch.Tensor, content: torch.Tensor, styles: Styles, params: JobParams,
-                  iterations: int, generator: torch.Generator, report: Report, max_crop_pixels: int) -> torch.Tensor:
+                  iterations: int, generator: torch.Generator, report: Report, max_crop_pixels: int,
+                  detail: bool = False) -> torch.Tensor:
         """One scale: `iterations` steps from `image`; returns the (averaged) result."""
         height, width = image.shape[-2:]
         content_loss = ContentLoss(self.content_target(content, params, max_crop_pixels),
                                    LAYER_STRIDE[params.content_layer])
-        style_losses = self.style_losses(styles, params, max(width, height), generator, max_crop_pixels)
+        style_losses = self.style_losses(styles, params, max(width, height), generator, max_crop_pixels,
+                                         native_at_most=detail)
         image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
         objective = Objective(image, lambda crop, layers: self.features(crop, layers, params), content_loss,
                               style_losses, effective_weights(params), params,
-                              tile_counts(width, height, max_crop_pixels), generator)
-        return descend(objective, params, iterations, report)
+                              tile_counts(width, height, max_crop_pixels), generator,
+                              fixed_cuts=detail and params.style_loss == "gram")
+        return descend(objective, params, iterations, report, DETAIL_OPENING if detail else OPENING_MOVE)
+
+    def _paint_detail(self, image: torch.Tensor, styles: Styles, params: JobParams, iterations: int,
+                      generator: torch.Generator, report: Report, max_crop: int) -> torch.Tensor:
+        """A scale above the working size: only fine texture is repainted (see DETAIL_STEP)."""
+        settings = dataclasses.replace(params, style_layers=dict(DETAIL_STYLE_LAYERS),
+                                       content_layer=DETAIL_CONTENT_LAYER,
+                                       style_weight=DETAIL_STYLE_WEIGHT * params.style_weight / 1000)
+        return self._optimise(image, image, styles, settings, iterations, generator, report, max_crop, detail=True)

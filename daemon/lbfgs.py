@@ -35,11 +35,11 @@ MAX_MOVE = 32 / 255
 class LBFGS:
     """Minimises a loss over `image` in place; `step` as torch's optimisers have it."""
 
-    def __init__(self, image: torch.Tensor, history: int = 50) -> None:
+    def __init__(self, image: torch.Tensor, history: int = 50, opening_move: float = OPENING_MOVE) -> None:
         self.image = image
         self.pairs: deque[tuple[torch.Tensor, torch.Tensor, float]] = deque(maxlen=history)  # s, y, 1/yᵀs
         self.max_move = MAX_MOVE
-        self.opening_move = OPENING_MOVE  # the next gradient step's, doubling while no pair is kept
+        self.opening_move = opening_move  # the next gradient step's, doubling while no pair is kept
         self.previous: tuple[torch.Tensor, torch.Tensor, float] | None = None  # x, g, loss
         self.undone = False  # whether the last step was undone
 

@@ -17,7 +17,7 @@ from torch import nn
 from protocol.messages import JobParams
 
 from . import tiles
-from .lbfgs import LBFGS
+from .lbfgs import LBFGS, OPENING_MOVE
 from .losses import ContentLoss, gram_matrix, total_variation
 from .model import LAYER_STRIDE
 
@@ -38,7 +38,7 @@ class Objective:
 
     def __init__(self, image: torch.Tensor, features: Features, content_loss: ContentLoss,
                  style_losses: dict[str, nn.Module], weights: tuple[float, float], params: JobParams,
-                 counts: tuple[int, int], generator: torch.Generator) -> None:
+                 counts: tuple[int, int], generator: torch.Generator, fixed_cuts: bool = False) -> None:
         self.image = image  # a leaf that requires grad
         self.height, self.width = image.shape[-2:]
         self.features = features
@@ -51,6 +51,10 @@ class Objective:
         self.layers = {params.content_layer, *params.style_layers}
         self.counts = counts
         self.tiled = counts != (1, 1)
+        # Cuts that move every iteration hide seams where a tile's features are not exactly the
+        # picture's; with exact features (margins beyond the deepest layer's reach) and the Gram
+        # loss, which is the whole picture's, they may stay, and L-BFGS then sees one objective.
+        self.moving_cuts = self.tiled and not fixed_cuts
         self.generator = generator
         self.whole_picture_gram = self.tiled and params.style_loss == "gram"
         self.picture_grams: dict[str, torch.Tensor] = {}
@@ -62,7 +66,7 @@ class Objective:
 
     def move_cuts(self) -> None:
         """New cuts between tiles for the next iteration (nothing to do for a whole picture)."""
-        if self.tiled:
+        if self.moving_cuts:
             self.grid = self._new_grid()
 
     def total(self, terms: Terms) -> torch.Tensor:
@@ -133,17 +137,18 @@ class Objective:
 Report = Callable[[int, dict[str, float], torch.Tensor], None]
 
 
-def descend(objective: Objective, params: JobParams, iterations: int, report: Report) -> torch.Tensor:
+def descend(objective: Objective, params: JobParams, iterations: int, report: Report,
+            opening_move: float = OPENING_MOVE) -> torch.Tensor:
     """`iterations` optimiser steps on `objective.image`; returns the (averaged) result.
 
-    Tiled scales use Adam whatever was asked: L-BFGS's curvature estimate assumes one fixed
-    objective, and moving the cuts changes it a little. After each step `report(iteration,
+    Scales with moving cuts use Adam whatever was asked: L-BFGS's curvature estimate assumes one
+    fixed objective, and moving the cuts changes it a little. After each step `report(iteration,
     losses, picture)` is called, where the job may preview or be cancelled.
     """
     image = objective.image
-    use_lbfgs = params.optimizer == "lbfgs" and not objective.tiled
+    use_lbfgs = params.optimizer == "lbfgs" and not objective.moving_cuts
     average = image.detach().clone()
-    optimizer: LBFGS | torch.optim.Optimizer = LBFGS(image) if use_lbfgs else \
+    optimizer: LBFGS | torch.optim.Optimizer = LBFGS(image, opening_move=opening_move) if use_lbfgs else \
         torch.optim.Adam([image], lr=params.learning_rate, betas=(0.9, 0.99))
     decay = 0.0 if use_lbfgs else params.average_decay
     accepted_terms: Terms = {}

@@ -82,12 +82,14 @@ class JobParams:
     Weights are relative, so only their ratios matter.
     """
 
-    size: int = knob(512, Range(16, MAX_SIDE), "long side to work at, in pixels; the result comes back at the "
-                     "content's size")
-    iterations: int = knob(40, Range(1, 20000), "optimiser iterations at the full size")
+    size: int = knob(512, Range(16, MAX_SIDE), "long side at which the picture is composed (its look), in "
+                     "pixels; the result comes back at the content's size")
+    iterations: int = knob(40, Range(1, 20000), "optimiser iterations at the working size (--size)")
     # At each smaller scale: enough for the first previews and the large shapes.
     coarse_iterations: int = knob(3, Range(0, 20000), "optimiser iterations at each smaller scale, 0 for as many "
                                   "as --iterations")
+    detail: int = knob(4, Range(0, 1000), "optimiser iterations at each scale above --size, up to the photo's own "
+                       "size, that paint its fine detail; 0 enlarges the working-size result instead (fast)")
     first_scale: int = knob(128, Range(0, MAX_SIDE), "long side of the first, coarsest scale; scales grow by √2 "
                             "from there, 0 for a single scale")
     strength: float = knob(0.5, Range(0.0, 1.0), "0 keeps the photo, 1 is all painting; the same balance at every "

@@ -35,7 +35,7 @@ def style_image() -> m.Image:
 
 
 def make_submit(content: m.Image, style: m.Image, **params) -> m.Submit:
-    defaults = {"size": 64, "iterations": 20, "preview_every": 5}
+    defaults = {"size": 64, "iterations": 20, "preview_every": 5, "detail": 0}  # detail: see test_detail.py
     return m.Submit(new_job_id(), content, [m.Style(image=style)], m.JobParams(**{**defaults, **params}))
 
 

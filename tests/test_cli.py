@@ -54,9 +54,10 @@ def test_cli_stylize_writes_result_and_frames(daemon, tmp_path, content_image, s
         capture_output=True, text=True, env=cli_env(daemon.endpoint), timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert PILImage.open(tmp_path / "out.png").size == (80, 60)
+    # 12 iterations at the working size, whose end is previewed, then 4 painting the 80 px detail.
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [
-        "frame-00004.png", "frame-00008.png"]
-    assert "12/12" in out.stderr and "wrote" in out.stderr
+        "frame-00004.png", "frame-00008.png", "frame-00012.png"]
+    assert "16/16" in out.stderr and "wrote" in out.stderr
 
 
 def test_cli_preset_and_mask(daemon, tmp_path, content_image, style_image) -> None:
@@ -67,7 +68,7 @@ def test_cli_preset_and_mask(daemon, tmp_path, content_image, style_image) -> No
     PILImage.fromarray(mask).save(tmp_path / "mask.png")
     PILImage.fromarray(mask[:30]).save(tmp_path / "small-mask.png")
     with Client(daemon.endpoint) as client:
-        client.add_preset("quick", style_image, "five iterations", {"iterations": 5, "first_scale": 0})
+        client.add_preset("quick", style_image, "five iterations", {"iterations": 5, "first_scale": 0, "detail": 0})
 
     def stylize(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "cli.main", "stylize", str(tmp_path / "photo.png"), *args,
