@@ -27,3 +27,11 @@ def start_daemon(folder: Path, *args: str) -> tuple[subprocess.Popen, str, dict]
     except DaemonUnavailable as exc:
         sys.exit(f"the daemon did not start: {exc}")
     return process, endpoint, hello
+
+
+def peak_rss_gib(pid: int) -> float:
+    """A process's peak resident memory so far (VmHWM), in GiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024 / 2**30
+    return float("nan")

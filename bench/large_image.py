@@ -27,7 +27,7 @@ from PIL import Image as PILImage
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import start_daemon  # noqa: E402
+from bench.common import peak_rss_gib, start_daemon  # noqa: E402
 from daemon import memory, tiles  # noqa: E402
 from protocol import messages as m  # noqa: E402
 from protocol.client import Client, new_job_id  # noqa: E402
@@ -38,13 +38,6 @@ SHARED = ROOT.parent / "shared" / "images"
 def picture(path: Path, width: int, height: int) -> m.Image:
     array = np.asarray(PILImage.open(path).convert("RGB").resize((width, height), PILImage.BICUBIC))
     return m.Image(width, height, 3, np.ascontiguousarray(array).tobytes())
-
-
-def peak_rss_gib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024 / 2**30
-    return float("nan")
 
 
 def run(client: Client, content: m.Image, style: m.Image, params: m.JobParams, out: Path | None) -> dict:
