@@ -4,7 +4,8 @@ photo's at one deep layer and whose feature statistics match the painting's at s
 
 This module has no sockets: give it tensors and a JobParams, get a tensor back, with callbacks
 for progress, previews and cancellation. The daemon wraps it; tests drive it directly. Its
-parts: losses.py (the terms), objective.py (their tiled sum and the optimiser loop), imaging.py
+parts: plan.py (a job's scales, sizes and colours), losses.py (the terms), objective.py (their
+tiled sum and the optimiser loop), imaging.py
 (colour, sizes, resizing), memory.py (what fits, in which precision), targets.py (the cache).
 
 What it adds to the paper, each for a reason:
@@ -28,10 +29,8 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from protocol.messages import JobParams, Progress
@@ -39,47 +38,29 @@ from protocol.messages import JobParams, Progress
 from . import tiles
 from .imaging import (
     STYLE_FILTER,
+    composed_size,
     enlarge,
-    luminance_only,
-    match_colors,
     resize,
-    rgb_to_yuv,
-    scale_sides,
-    working_size,
-    yuv_to_rgb,
 )
 from .lbfgs import OPENING_MOVE
 from .losses import ContentLoss, GramStyleLoss, SlicedWassersteinStyleLoss, gram_matrix
 from .memory import SLICED_POSITIONS, memory_plan, tile_counts, use_bf16
 from .model import LAYER_STRIDE, VGG19
 from .objective import Objective, Report, descend
+from .plan import MIN_SIDE, Schedule, Styles, as_part_of_whole, pad_to_min_side, prepare_colours
 from .targets import TargetCache, image_digest
 
 # strength 0.5 keeps the weights as given; each 0.1 either way multiplies style by √10.
 STRENGTH_DECADES = 5.0
-# The shortest side VGG19 is given. Its fourth pooling needs at least 2 pixels, so 16 px of
-# picture, or max pooling fails ("Output size is too small") before relu5_1. A thinner
-# photo is padded (replicating its edges) to this, and smaller scales are skipped; a thinner
-# painting is stretched to it (its statistics, not its shape, are what the style term uses).
-MIN_SIDE = 16
-# Above the working size (`size`), the picture is enlarged by DETAIL_STEP a scale up to the
-# photo's own size, with the photo's detail that the smaller scale lacked added back (as between
-# the working size's scales), and each scale repaints only fine texture: the style term at
-# VGG19's shallow layers against the painting at most at its own resolution (an enlarged
-# painting's texture is a blurred one), and a content term that holds each scale's starting
-# picture at relu3_1, so the composition and the look stay the working size's. Measured on the
-# 2560×1600 Path photo × starry_night, 512 px working size, 2-core AVX512-BF16 CPU: 97 s in all,
-# fine detail (mean |Laplacian| of luma) 1.5× the photo's against 0.085× for the enlargement.
-# Few iterations want long first steps: L-BFGS's usual opening move (2/255) left the texture
-# almost untouched after 4 (detail 0.13×), and Adam painted a fine crackle over everything.
-DETAIL_STEP = 2.0
+# The detail scales' objective (see plan.py for their sizes): measured on the 2560×1600 Path
+# photo × starry_night, 512 px working size, 2-core AVX512-BF16 CPU: 97 s in all, fine detail
+# (mean |Laplacian| of luma) 1.5× the photo's against 0.085× for the enlargement. Few iterations
+# want long first steps: L-BFGS's usual opening move (2/255) left the texture almost untouched
+# after 4 (detail 0.13×), and Adam painted a fine crackle over everything.
 DETAIL_STYLE_LAYERS = {"relu1_1": 0.2, "relu2_1": 1.0, "relu3_1": 1.0}
 DETAIL_CONTENT_LAYER = "relu3_1"
 DETAIL_STYLE_WEIGHT = 100.0  # at strength 0.5 (the look's default is 1000 over relu4_1-led layers)
 DETAIL_OPENING = 32 / 255  # L-BFGS's first step on a detail scale moves the steepest pixel this far
-# A detail iteration's cost per pixel, relative to a whole VGG19 pass: with it, the first time
-# left estimated for the job above was 102 s, for 97 s taken.
-DETAIL_COST = 0.35
 
 
 class JobCancelled(Exception):
@@ -94,88 +75,6 @@ def effective_weights(params: JobParams) -> tuple[float, float]:
 
 ProgressCallback = Callable[[Progress], None]
 PreviewCallback = Callable[[torch.Tensor, Progress], None]
-Styles = list[tuple[torch.Tensor, float]]
-
-
-@dataclass
-class Colours:
-    """How a job treats colour: what it optimises against, and how its pictures get their colour back."""
-
-    content: torch.Tensor
-    styles: Styles
-    recolour: Callable[[torch.Tensor], torch.Tensor]
-
-
-def prepare_colours(content: torch.Tensor, styles: Styles, params: JobParams, width: int, height: int) -> Colours:
-    """`keep_colors`: none, the painting recoloured to the photo's palette, or luminance only."""
-    if params.keep_colors == "match":
-        return Colours(content, [(match_colors(style, content), weight) for style, weight in styles], lambda x: x)
-    if params.keep_colors != "luminance":
-        return Colours(content, styles, lambda x: x)
-    # Optimise a grey picture against grey paintings, then give it the photo's colours back.
-    content_yuv = rgb_to_yuv(content)
-    grey_styles = [(luminance_only(style, content_yuv[:, :1]), weight) for style, weight in styles]
-
-    def recolour(image: torch.Tensor) -> torch.Tensor:  # the photo's colours, the image's luma
-        h, w = image.shape[-2:]
-        colour = F.interpolate(content_yuv[:, 1:], size=(h, w), mode="bilinear", align_corners=False,
-                               antialias=True)
-        return yuv_to_rgb(torch.cat([rgb_to_yuv(image)[:, :1], colour], dim=1)).clamp(0, 1)
-
-    return Colours(content_yuv[:, :1].expand(-1, 3, -1, -1).contiguous(), grey_styles, recolour)
-
-
-def pad_to_min_side(content: torch.Tensor, width: int, height: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """`content` at its working size, its edges replicated so neither side is under MIN_SIDE.
-
-    Returns it and where the picture starts in it (left, top); unchanged when no side is short.
-    """
-    pad_x, pad_y = max(0, MIN_SIDE - width), max(0, MIN_SIDE - height)
-    if not (pad_x or pad_y):
-        return content, (0, 0)
-    left, top = pad_x // 2, pad_y // 2
-    padded = F.pad(resize(content, width, height), (left, pad_x - left, top, pad_y - top), mode="replicate")
-    return padded, (left, top)
-
-
-@dataclass
-class Schedule:
-    """The scales of a job, small to large, the iterations at each, and where detail scales begin."""
-
-    sizes: list[tuple[int, int]]
-    steps: list[int]
-    first_detail: int  # index of the first scale above the working size (len(sizes) when none)
-
-    @classmethod
-    def of(cls, width: int, height: int, params: JobParams, output: tuple[int, int] | None = None) -> Schedule:
-        """Scales up to `width`×`height` (the working size), then, given a larger `output`, detail
-        scales up to it."""
-        sizes = [working_size(width, height, side) for side in scale_sides(max(width, height), params.first_scale)]
-        sizes = [size for size in sizes[:-1] if min(size) >= MIN_SIDE] + sizes[-1:]
-        steps = [params.coarse_iterations or params.iterations] * (len(sizes) - 1) + [params.iterations]
-        first_detail = len(sizes)
-        if output is not None and params.detail and max(output) > max(width, height):
-            sides = [max(output)]
-            while sides[-1] / DETAIL_STEP > max(width, height):
-                sides.append(round(sides[-1] / DETAIL_STEP))
-            sizes += [working_size(*output, side) for side in sides[::-1]]
-            steps += [params.detail] * len(sides)
-        return cls(sizes, steps, first_detail)
-
-    def cost(self) -> list[float]:
-        """Each scale's work, in pixel-iterations; detail scales run a third of VGG19 per pixel."""
-        return [w * h * n * (DETAIL_COST if index >= self.first_detail else 1.0)
-                for index, ((w, h), n) in enumerate(zip(self.sizes, self.steps, strict=True))]
-
-    def progress(self, index: int, iteration: int, losses: dict[str, float], elapsed: float) -> Progress:
-        """Where the job stands after `iteration` steps of scale `index`, with the time left
-        estimated from the pace so far, weighed by each scale's cost."""
-        cost = self.cost()
-        spent = sum(cost[:index]) + cost[index] * iteration / self.steps[index]
-        w, h = self.sizes[index]
-        return Progress(scale=index + 1, scales=len(self.sizes), width=w, height=h,
-                        iteration=sum(self.steps[:index]) + iteration, total=sum(self.steps), losses=losses,
-                        elapsed=elapsed, eta=elapsed / max(spent, 1) * (sum(cost) - spent))
 
 
 class StyleTransfer:
@@ -331,7 +230,8 @@ class StyleTransfer:
         self._should_stop = should_stop
         torch.manual_seed(params.seed)
         generator = torch.Generator().manual_seed(params.seed)
-        width, height = working_size(content.shape[-1], content.shape[-2], params.size)
+        width, height = composed_size(content.shape[-1], content.shape[-2], params.size, params.layer_size)
+        params = as_part_of_whole(params, max(content.shape[-2:]))
         padded, (left, top) = pad_to_min_side(content, width, height)
         rows, cols = slice(None), slice(None)  # the photo's part of every picture this job makes
         if padded is not content:  # then every scale has the padded working size

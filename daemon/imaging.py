@@ -67,6 +67,14 @@ def working_size(width: int, height: int, long_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def composed_size(width: int, height: int, size: int, whole_side: int = 0) -> tuple[int, int]:
+    """The size a picture is composed at: its long side at most `size`; for a part of a larger
+    picture (long side `whole_side`), its share of that picture's composed size."""
+    long_side = max(width, height)
+    factor = min(1.0, size / max(long_side, whole_side))
+    return working_size(width, height, max(1, round(long_side * factor)))
+
+
 def scale_sides(long_side: int, first: int) -> list[int]:
     """Long sides from `first` up to `long_side`, about √2 apart; one scale when `first` is 0."""
     sides = [long_side]

@@ -12,7 +12,7 @@ import torch
 from protocol.messages import JobParams
 
 from . import tiles
-from .imaging import working_size
+from .imaging import composed_size
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -69,7 +69,7 @@ def memory_plan(width: int, height: int, params: JobParams, device: torch.device
     Raises DoesNotFit, with the memory the job would need at least, when it cannot.
     """
     # The largest scale: the working size, or the photo's own when detail is painted up to it.
-    w, h = (width, height) if params.detail else working_size(width, height, params.size)
+    w, h = (width, height) if params.detail else composed_size(width, height, params.size, params.layer_size)
     precision = "bf16" if use_bf16(params.precision, device) else "fp32"
     whole = FIXED_BYTES + w * h * WHOLE_BYTES_PER_PIXEL[precision]
     room = max(0, (limit - whole) // BYTES_PER_PIXEL[precision])

@@ -229,8 +229,9 @@ def stylize(procedure, run_mode, image, drawables, config, data):
     content = Image(region.width, region.height, channels,
                     read_pixels(layer, region.x, region.y, region.width, region.height,
                                 "R'G'B'A u8" if channels == 4 else "R'G'B' u8"))
+    layer_side = max(layer.get_width(), layer.get_height()) if mask is not None else 0
     params = job.job_params(config.get_property("quality"), config.get_property("strength"),
-                            config.get_property("seed"), job.feather_for(region, mask is not None))
+                            config.get_property("seed"), job.feather_for(region, mask is not None), layer_side)
     submit = job.build_submit(new_job_id(), content, style, params, mask)
 
     image.undo_group_start()
@@ -285,9 +286,10 @@ class Impasto(Gimp.PlugIn):
                                        True, None, True, flags)
         procedure.add_double_argument("strength", "S_trength", *job.knob("strength"), flags)
         choice = Gimp.Choice.new()
-        for index, (key, (label, _, _)) in enumerate(job.QUALITIES.items()):
+        for index, (key, (label, *_)) in enumerate(job.QUALITIES.items()):
             choice.add(key, index, label, "")
-        procedure.add_choice_argument("quality", "_Quality", "Size worked at and number of iterations",
+        procedure.add_choice_argument("quality", "_Quality", "Size the picture is composed at, and the work spent "
+                                      "on it and on its full-resolution detail",
                                       choice, job.DEFAULT_QUALITY, flags)
         procedure.add_int_argument("seed", "Random see_d", "Same seed, same picture", 0, 2**31 - 1,
                                    JobParams().seed, flags)

@@ -19,11 +19,13 @@ from protocol.client import Client, DaemonUnavailable, ensure_daemon
 from protocol.endpoint import default_endpoint
 from protocol.messages import DEFAULT_PRESET, Image, JobParams, Progress, Style, Submit
 
-# name: (label, long side worked at, iterations at that size)
+# name: (label, long side the picture is composed at, iterations there, iterations at each detail
+# scale above it, up to the layer's own size). Every quality paints the layer's full resolution;
+# they differ in how large the composition is and how much work goes into it.
 QUALITIES = {
-    "draft": ("Draft (fast)", 384, 40),
-    "normal": ("Normal", 768, 60),
-    "fine": ("Fine (slow)", 1280, 100),
+    "draft": ("Draft (fast)", 384, 40, 2),
+    "normal": ("Normal", 768, 60, 4),
+    "fine": ("Fine (slow)", 1280, 100, 8),
 }
 DEFAULT_QUALITY = "normal"
 CONTEXT_FRACTION = 0.15  # context sent around a selection, as a share of its size
@@ -113,11 +115,15 @@ def feather_for(region: Region, has_mask: bool) -> int:
     return max(1, round(max(region.width, region.height) * FEATHER_FRACTION)) if has_mask else 0
 
 
-def job_params(quality: str, strength: float, seed: int, feather: float) -> JobParams:
-    """The job's settings for a quality; everything not named here is the engine's default."""
-    _, long_side, iterations = QUALITIES.get(quality, QUALITIES[DEFAULT_QUALITY])
-    return JobParams(size=long_side, iterations=iterations, strength=strength, seed=seed,
-                     preview_every=max(5, iterations // 2), mask_feather=feather)
+def job_params(quality: str, strength: float, seed: int, feather: float, layer_side: int = 0) -> JobParams:
+    """The job's settings for a quality; everything not named here is the engine's default.
+
+    `layer_side`, the long side of the layer a selection is cut from, makes the selection look
+    like that part of a whole-layer run (strokes of the same size), so parts painted apart match.
+    """
+    _, long_side, iterations, detail = QUALITIES.get(quality, QUALITIES[DEFAULT_QUALITY])
+    return JobParams(size=long_side, iterations=iterations, detail=detail, strength=strength, seed=seed,
+                     preview_every=max(5, iterations // 2), mask_feather=feather, layer_size=layer_side)
 
 
 def build_submit(job: str, content: Image, style: Style, params: JobParams, mask: bytes | None) -> Submit:

@@ -90,6 +90,8 @@ class JobParams:
                                   "as --iterations")
     detail: int = knob(4, Range(0, 1000), "optimiser iterations at each scale above --size, up to the photo's own "
                        "size, that paint its fine detail; 0 enlarges the working-size result instead (fast)")
+    layer_size: int = knob(0, Range(0, MAX_SIDE), "long side of the whole picture the content is a part of (a "
+                           "selection's layer), so the part is painted as the whole would be; 0: the content is whole")
     first_scale: int = knob(128, Range(0, MAX_SIDE), "long side of the first, coarsest scale; scales grow by √2 "
                             "from there, 0 for a single scale")
     strength: float = knob(0.5, Range(0.0, 1.0), "0 keeps the photo, 1 is all painting; the same balance at every "

@@ -36,10 +36,11 @@ def test_feather_and_settings_follow_the_quality() -> None:
     region = job.Region(0, 0, 300, 200)
     assert job.feather_for(region, True) == 12 and job.feather_for(region, False) == 0
     assert job.feather_for(job.Region(0, 0, 5, 5), True) == 1
-    for quality, (_, side, iterations) in job.QUALITIES.items():
-        params = job.job_params(quality, 0.3, 7, 4)
-        assert (params.size, params.iterations, params.strength, params.seed, params.mask_feather) == \
-            (side, iterations, 0.3, 7, 4)
+    for quality, (_, side, iterations, detail) in job.QUALITIES.items():
+        params = job.job_params(quality, 0.3, 7, 4, layer_side=1024)
+        assert (params.size, params.iterations, params.detail, params.strength, params.seed, params.mask_feather,
+                params.layer_size) == (side, iterations, detail, 0.3, 7, 4, 1024)
+        assert params.detail > 0  # every quality paints the layer's own resolution
         assert params.preview_every >= 5
         m.JobParams.from_wire(params.to_wire())  # a job the daemon accepts
     assert job.job_params("unknown", 0.5, 0, 0).size == job.QUALITIES[job.DEFAULT_QUALITY][1]
