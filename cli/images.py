@@ -1,19 +1,67 @@
-"""Image files to protocol images and back (Pillow and numpy; no torch)."""
+"""Image files to protocol images and back (Pillow and numpy; no torch).
+
+Files come from anywhere, so reading is careful: the camera's orientation is applied, 16-bit
+greys are scaled rather than clipped, a palette's transparency is kept where alpha is, and an
+animated file says it uses its first frame. Anything Pillow cannot read, or refuses as a
+decompression bomb, is an ImageError with a sentence for the user. Writing is checked before a
+job starts (a known format that can hold the picture) and done atomically, so a finished job is
+never lost to a bad `-o`.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image as PILImage
+from PIL import ImageOps
 
 from protocol import messages as m
 
+# Formats that cannot hold an alpha channel, by Pillow's format name.
+NO_ALPHA = {"JPEG", "BMP", "PPM", "EPS", "PCX"}
+
+
+class ImageError(ValueError):
+    """A file that cannot be used, with the reason in words."""
+
+
+def open_picture(path: Path) -> PILImage.Image:
+    """The file's first frame, loaded, upright as the camera meant it."""
+    try:
+        picture = PILImage.open(path)
+        frames = getattr(picture, "n_frames", 1)
+        picture.load()
+        upright = ImageOps.exif_transpose(picture) or picture
+    except PILImage.DecompressionBombError as exc:
+        raise ImageError(f"{path} is too large to open safely ({exc})") from None
+    except Exception as exc:  # damaged files: OSError, ValueError, SyntaxError, TypeError, KeyError… (fuzzed)
+        raise ImageError(f"cannot read {path}: {exc or type(exc).__name__}") from None
+    if frames > 1:
+        print(f"impasto: {path.name} has {frames} frames; using the first", file=sys.stderr)
+    return upright
+
+
+def eight_bit(picture: PILImage.Image) -> PILImage.Image:
+    """16- and 32-bit greys scaled to 8 bits (Pillow's convert would clip them at 255)."""
+    if picture.mode not in ("I", "I;16", "I;16B", "I;16L", "F"):
+        return picture
+    values = np.asarray(picture, dtype=np.float64)
+    top = 65535.0 if values.max(initial=0) > 255 else 255.0
+    return PILImage.fromarray(np.clip(values / top * 255 + 0.5, 0, 255).astype(np.uint8), "L")
+
 
 def load_image(path: Path, keep_alpha: bool = False) -> m.Image:
-    picture = PILImage.open(path)
-    mode = "RGBA" if keep_alpha and picture.mode in ("RGBA", "LA", "PA") else "RGB"
-    array = np.asarray(picture.convert(mode))
+    picture = open_picture(path)
+    try:
+        picture = eight_bit(picture)
+        has_alpha = picture.mode in ("RGBA", "LA", "PA") or (picture.mode == "P" and "transparency" in picture.info)
+        array = np.asarray(picture.convert("RGBA" if keep_alpha and has_alpha else "RGB"))
+    except Exception as exc:  # a file that opened but whose pixels do not convert
+        raise ImageError(f"cannot read {path}: {exc or type(exc).__name__}") from None
     return array_to_image(array)
 
 
@@ -23,18 +71,46 @@ def array_to_image(array: np.ndarray) -> m.Image:
     return m.Image(width, height, channels, array.tobytes())
 
 
+def output_format(path: Path, channels: int) -> str:
+    """Pillow's format for writing `path`, checked before any work is done."""
+    extension = path.suffix.lower()
+    if not extension:
+        raise ImageError(f"{path} has no extension: name the format, e.g. {path.name}.png")
+    image_format = PILImage.registered_extensions().get(extension)
+    if image_format is None or image_format not in PILImage.SAVE:
+        raise ImageError(f"cannot write {extension} files: use .png, .jpg, .tif or .webp")
+    if channels == 4 and image_format in NO_ALPHA:
+        raise ImageError(f"the photo has transparency, which {extension} cannot hold: use .png, .tif or .webp")
+    folder = path.parent if str(path.parent) else Path(".")
+    if folder.exists() and not os.access(folder, os.W_OK):
+        raise ImageError(f"cannot write into {folder}")
+    return image_format
+
+
 def save_image(image: m.Image, path: Path) -> None:
+    """Write `image` whole or not at all: to a temporary file beside `path`, then renamed."""
     row = np.frombuffer(image.packed(), dtype=np.uint8)
     array = row.reshape(image.height, image.width, image.channels)
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[image.channels]
+    image_format = output_format(path, image.channels)
     path.parent.mkdir(parents=True, exist_ok=True)
-    PILImage.fromarray(array.squeeze(2) if image.channels == 1 else array, mode).save(path)
+    descriptor, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            PILImage.fromarray(array.squeeze(2) if image.channels == 1 else array, mode).save(file, image_format)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(partial, 0o666 & ~umask)  # as an ordinary file would be, not mkstemp's 0600
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 def load_mask(path: Path, content: m.Image) -> m.Image:
     """A grey image the content's size: white is stylised, black kept, grey blended."""
-    picture = PILImage.open(path)
+    picture = eight_bit(open_picture(path))
     if picture.size != (content.width, content.height):
-        raise ValueError(f"the mask is {picture.size[0]}x{picture.size[1]}, the photo "
+        raise ImageError(f"the mask is {picture.size[0]}x{picture.size[1]}, the photo "
                          f"{content.width}x{content.height}: they must match")
     return array_to_image(np.asarray(picture.convert("L"))[..., None])

@@ -15,7 +15,7 @@ from protocol.client import Client, DaemonError, DaemonUnavailable, ensure_daemo
 from protocol.endpoint import default_endpoint
 from protocol.security import ClientKeys, make_keys
 
-from .images import array_to_image, load_image, load_mask, save_image
+from .images import ImageError, array_to_image, load_image, load_mask, output_format, save_image
 from .options import add_job_options, params_from, parse_preset, parse_style
 
 EXIT_DAEMON = 3  # could not talk to the daemon
@@ -72,7 +72,10 @@ def curve_keys(args: argparse.Namespace) -> ClientKeys | None:
         return None
     if not (client_key and server_key):
         raise SystemExit("impasto: CURVE needs both --client-key and --server-key")
-    return ClientKeys.load(Path(client_key), Path(server_key))
+    try:
+        return ClientKeys.load(Path(client_key), Path(server_key))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"impasto: cannot use the CURVE keys: {exc}") from None
 
 
 def connect(args: argparse.Namespace, timeout: float = m.PEER_TIMEOUT_S) -> Client:
@@ -146,12 +149,13 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         return 2
     try:
         content = load_image(args.content, keep_alpha=True)
-    except OSError as exc:
-        print(f"impasto: cannot read {args.content}: {exc}", file=sys.stderr)
+        output_format(args.output, content.channels)  # a bad -o is said now, not after the work
+    except ImageError as exc:
+        print(f"impasto: {exc}", file=sys.stderr)
         return 2
     try:
         mask = load_mask(args.mask, content) if args.mask else None
-    except (OSError, ValueError) as exc:
+    except ImageError as exc:
         print(f"impasto: cannot use the mask {args.mask}: {exc}", file=sys.stderr)
         return 2
     start_if_needed(args)
@@ -185,8 +189,8 @@ def cmd_presets(args: argparse.Namespace) -> int:
         if args.action == "add":
             try:
                 image = load_image(args.image)
-            except OSError as exc:
-                print(f"impasto: cannot read {args.image}: {exc}", file=sys.stderr)
+            except ImageError as exc:
+                print(f"impasto: {exc}", file=sys.stderr)
                 return 2
             params = {"strength": args.strength} if args.strength is not None else {}
             client.add_preset(args.name, image, args.description or f"from {args.image.name}", params)
@@ -231,7 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="impasto", description="Neural style transfer through the Impasto daemon.")
     parser.add_argument("--endpoint", default=os.environ.get("IMPASTO_ENDPOINT") or default_endpoint(),
                         help="the daemon's ZeroMQ endpoint (default: $IMPASTO_ENDPOINT, else %(default)s)")
-    # --endpoint may also follow the command (`impasto stylize --endpoint ...`).
+    parser.add_argument("--server-key", help="a remote daemon's CURVE public key file")
+    parser.add_argument("--client-key", help="this client's CURVE secret key file")
+    # The connection options may also follow the command (`impasto stylize --endpoint ...`).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--endpoint", default=argparse.SUPPRESS, help="the daemon's ZeroMQ endpoint")
     common.add_argument("--server-key", default=argparse.SUPPRESS, help="a remote daemon's CURVE public key file")
@@ -261,13 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     presets = commands.add_parser("presets", parents=[common], help="list, add or remove style presets")
     actions = presets.add_subparsers(dest="action")
-    add = actions.add_parser("add", help="store an image as a named style on the daemon")
+    add = actions.add_parser("add", parents=[common], help="store an image as a named style on the daemon")
     add.add_argument("name", help="lowercase letters, digits, '-' and '_'")
     add.add_argument("image", type=Path)
     add.add_argument("--description")
     add.add_argument("--strength", type=float, help="the strength recommended with this style")
-    actions.add_parser("remove", help="delete a user preset").add_argument("name")
-    actions.add_parser("list", help="the default")
+    actions.add_parser("remove", parents=[common], help="delete a user preset").add_argument("name")
+    actions.add_parser("list", parents=[common], help="the default")
     presets.set_defaults(run=cmd_presets)
 
     keys = commands.add_parser("keys", help="make CURVE keys for a daemon on another machine")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from protocol import messages as m
 
-from .images import load_image
+from .images import ImageError, load_image
 
 
 def split_weight(spec: str) -> tuple[str, float]:
@@ -32,8 +32,8 @@ def parse_style(spec: str) -> m.Style:
     if path.is_file():
         try:
             return m.Style(weight=weight, image=load_image(path))
-        except OSError as exc:
-            raise argparse.ArgumentTypeError(f"cannot read style image {path}: {exc}") from None
+        except ImageError as exc:
+            raise argparse.ArgumentTypeError(f"style image: {exc}") from None
     if os.sep in target or "." in Path(target).name:
         raise argparse.ArgumentTypeError(f"no such style image: {target}")
     return m.Style(weight=weight, preset=target)
