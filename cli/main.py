@@ -200,7 +200,8 @@ def cmd_presets(args: argparse.Namespace) -> int:
             print(f"removed preset {args.name!r}", file=sys.stderr)
         else:
             for preset in client.presets():
-                print(f"{preset['name']:<16} {preset.get('source', ''):<9} {preset['description']}")
+                text = "".join(c if m.plain(c) else "?" for c in str(preset.get("description", "")))
+                print(f"{preset['name']:<16} {preset.get('source', ''):<9} {text}")  # stored before checks too
     return 0
 
 

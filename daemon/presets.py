@@ -25,7 +25,9 @@ from protocol import messages as m
 from . import artwork
 
 THUMBNAIL_SIDE = 64
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# Matched whole (fullmatch): with match, "$" also matched before a final newline, so "swirls\n"
+# was accepted and listed as a second "swirls".
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -69,14 +71,15 @@ class PresetStore:
         return self.folder / name
 
     def names(self) -> list[str]:
-        user = [p.name for p in self.folder.iterdir() if NAME_PATTERN.match(p.name) and (p / "style.png").is_file()] \
-            if self.folder.is_dir() else []
+        if not self.folder.is_dir():
+            return sorted(BUILT_IN)
+        user = [p.name for p in self.folder.iterdir() if NAME_PATTERN.fullmatch(p.name) and (p / "style.png").is_file()]
         return sorted({*BUILT_IN, *user})
 
     def __contains__(self, name: str) -> bool:
         if name in BUILT_IN:
             return True
-        return bool(NAME_PATTERN.match(name)) and (self._user_folder(name) / "style.png").is_file()
+        return bool(NAME_PATTERN.fullmatch(name)) and (self._user_folder(name) / "style.png").is_file()
 
     def describe(self, name: str) -> dict:
         if name in BUILT_IN:
@@ -139,6 +142,6 @@ class PresetStore:
 
 
 def check_name(name: object) -> None:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise PresetError("a preset name is 1..64 lowercase letters, digits, '-' or '_', starting with a letter "
                           "or digit")

@@ -127,7 +127,7 @@ class Service:
             try:
                 self._handle(identity, m.parse_request(frames, self.max_pixels))
             except m.ProtocolError as exc:
-                log.info("refused a request: %s [%s]", exc.message, exc.code)
+                log.info("refused a request: %s [%s]", exc.message[:300], exc.code)
                 self._send(identity, m.error_message(exc.code, exc.message, exc.job))
             except Exception as exc:  # a bug must not take the daemon down
                 log.error("error handling a request:\n%s", traceback.format_exc())

@@ -30,14 +30,22 @@ def ipc_path(endpoint: str) -> Path | None:
 def make_private_dir(path: Path) -> None:
     """Create `path` as 0700, or check that an existing one is ours and closed to others.
 
-    Another user who could enter the folder could connect to the socket and read pictures.
+    Another user who could enter the folder could connect to the socket and read pictures. An
+    existing folder is never changed: `ipc:///some/shared/x.sock` once turned a 1777 folder into
+    0700 for good (as root, `ipc:///tmp/x.sock` would have done it to /tmp).
     """
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700, parents=True)
+        return
+    except FileExistsError:
+        pass
     info = path.lstat()
-    if info.st_uid != os.getuid():
-        raise PermissionError(f"{path} belongs to another user; refusing to put the daemon's socket there")
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise PermissionError(f"{path} is not a folder, or belongs to another user; refusing to put the daemon's "
+                              "socket there")
     if info.st_mode & 0o077:
-        os.chmod(path, 0o700)
+        raise PermissionError(f"{path} is open to other users (mode {stat.S_IMODE(info.st_mode):o}); the daemon's "
+                              "socket needs a folder only you can enter: choose another endpoint")
 
 
 def check_socket_folder(path: Path) -> None:

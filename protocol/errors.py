@@ -33,6 +33,13 @@ class ProtocolError(Exception):
         self.job = job
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """`value` as an error message quotes it: its repr, cut to `limit` characters. A client's
+    200 KB string was otherwise logged, and sent back, whole on every request."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

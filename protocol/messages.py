@@ -10,12 +10,13 @@ are raw pixel buffers that the header describes. Every header carries `proto` an
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import msgpack
 
-from .errors import Code, ProtocolError, is_int, is_number
+from .errors import Code, ProtocolError, is_int, is_number, shown
 from .images import Image, image_from
 
 # Settings and errors have modules of their own; they are named here too, so that code holding
@@ -123,10 +124,10 @@ def decode_header(frames: list) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise ProtocolError(Code.BAD_MESSAGE, "header must be a msgpack map")
     if header.get("proto") != PROTOCOL:
-        raise ProtocolError(Code.BAD_VERSION, f"not an {PROTOCOL} message (proto={header.get('proto')!r})")
+        raise ProtocolError(Code.BAD_VERSION, f"not an {PROTOCOL} message (proto={shown(header.get('proto'))})")
     if header.get("v") != VERSION:
         raise ProtocolError(Code.BAD_VERSION,
-                            f"protocol version {header.get('v')!r} is not supported; this side speaks {VERSION}")
+                            f"protocol version {shown(header.get('v'))} is not supported; this side speaks {VERSION}")
     if not isinstance(header.get("type"), str):
         raise ProtocolError(Code.BAD_MESSAGE, "header has no 'type'")
     return header
@@ -161,12 +162,18 @@ def _styles(raw: Any, frames: list, max_pixels: int, job: str) -> list[Style]:
     return styles
 
 
+def plain(text: str) -> bool:
+    """Printable, with no format characters: no NUL, no escape, no right-to-left override (U+202E)
+    that would turn a terminal's line around."""
+    return all(char.isprintable() and unicodedata.category(char) != "Cf" for char in text)
+
+
 def parse_request(frames: list, max_pixels: int = MAX_PIXELS) -> Request:
     """Decode and validate one request, raising ProtocolError on anything amiss."""
     header = decode_header(frames)
     kind = header["type"]
     if kind not in REQUEST_TYPES:
-        raise ProtocolError(Code.BAD_REQUEST, f"unknown request type {kind!r}")
+        raise ProtocolError(Code.BAD_REQUEST, f"unknown request type {shown(kind)}")
     if kind == CANCEL:
         return Request(kind, job=_job_id(header))
     if kind == HEARTBEAT and "job" in header:
@@ -203,8 +210,9 @@ def _preset_upload(header: dict[str, Any], frames: list, max_pixels: int, with_i
     if not with_image:
         return PresetUpload(name)
     description = header.get("description", "")
-    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_LENGTH:
-        raise ProtocolError(Code.BAD_REQUEST, f"'description' must be text of at most {MAX_DESCRIPTION_LENGTH}")
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_LENGTH or not plain(description):
+        raise ProtocolError(Code.BAD_REQUEST, f"'description' must be printable text of at most "
+                            f"{MAX_DESCRIPTION_LENGTH} characters")
     params = header.get("params") or {}
     JobParams.from_wire(params)  # refuses anything a job would refuse
     image = image_from(header.get("image"), frames, "preset image", max_pixels)

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .errors import Code, ProtocolError, is_int, is_number
+from .errors import Code, ProtocolError, is_int, is_number, shown
 
 MAX_SIDE = 16384
 MAX_PIXELS = 64 * 1024 * 1024  # one image; the daemon may set a lower limit
@@ -136,9 +136,9 @@ class JobParams:
         if not isinstance(raw, dict):
             raise ProtocolError(Code.BAD_REQUEST, "'params' must be a map")
         known = {f.name: f for f in fields(cls)}
-        unknown = sorted(str(k) for k in raw if k not in known)
+        unknown = sorted(shown(k) for k in raw if k not in known)
         if unknown:
-            raise ProtocolError(Code.BAD_REQUEST, f"unknown parameters: {', '.join(unknown)}")
+            raise ProtocolError(Code.BAD_REQUEST, f"unknown parameters: {', '.join(unknown[:5])}")
         values = {name: _check_param(name, known[name], value) for name, value in raw.items()}
         # A recipe gives the values its keys were not given explicitly.
         recipe = copy.deepcopy(RECIPES.get(values.get("recipe", ""), {}))
@@ -147,7 +147,7 @@ class JobParams:
 
 def _check_param(name: str, spec: Any, value: Any) -> Any:
     allowed = spec.metadata["allowed"]
-    bad = ProtocolError(Code.BAD_REQUEST, f"parameter '{name}': {value!r} is not allowed")
+    bad = ProtocolError(Code.BAD_REQUEST, f"parameter '{name}': {shown(value)} is not allowed")
     if isinstance(allowed, Range):
         if spec.type == "int":
             if not is_int(value):

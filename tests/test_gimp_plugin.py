@@ -66,7 +66,7 @@ def gimp(tmp_path_factory):
         pytest.fail(f"could not build the GIMP chroot:\n{build.stderr[-3000:]}")
     chroot = Path(build.stdout.strip().splitlines()[-1])
     folder = tmp_path_factory.mktemp("gimp")
-    folder.chmod(0o755)
+    folder.chmod(0o700)  # the daemon's socket folder: only its user may enter
     inside = chroot / str(folder).lstrip("/")
     inside.mkdir(parents=True, exist_ok=True)
     mounted = []
@@ -100,7 +100,8 @@ def host_daemon(gimp):
 SELECTION_SPEC = {
     "image_width": 96, "image_height": 72, "layer_width": 80, "layer_height": 60, "layer_offsets": [8, 6],
     "alpha": True, "selection": [30, 20, 36, 30], "inside_margin": 4,
-    "arguments": {"quality": "draft", "start-daemon": False, "style-preset": "swirls", "seed": 3},
+    "arguments": {"quality": "draft", "start-daemon": False, "style-preset": "swirls", "seed": 3,
+                  "keep-previews": True},
 }
 
 

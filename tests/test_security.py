@@ -123,3 +123,13 @@ def test_a_socket_folder_another_user_owns_is_refused(tmp_path) -> None:
     with pytest.raises(DaemonUnavailable, match="another user"):
         ensure_daemon(endpoint, [sys.executable, "-m", "daemon.main"], wait=5)
     assert list(folder.iterdir()) == []  # no log written there, nothing started
+
+
+def test_a_daemon_never_changes_an_existing_folders_mode(tmp_path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp
+    out = subprocess.run([sys.executable, "-m", "daemon.main", "--endpoint", f"ipc://{shared}/x.sock"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 2 and "open to other users" in out.stderr
+    assert shared.stat().st_mode & 0o7777 == 0o1777

@@ -378,3 +378,24 @@ def test_adding_a_large_preset_leaves_the_daemon_answering(fresh_daemon) -> None
     print(f"adding a {side}² preset took {done[0]:.1f} s; the slowest hello meanwhile {slowest * 1000:.0f} ms")
     assert done[0] > 0.5  # long enough that a blocked socket thread would have shown
     assert slowest < 0.3
+
+
+def test_names_and_texts_that_would_fool_a_terminal_are_refused(client, style_image) -> None:
+    for name, description in (("swirls\n", ""), ("fine", "evil \u202e txt.exe"), ("fine", "nul \x00 here")):
+        with pytest.raises(DaemonError) as caught:
+            client.add_preset(name, style_image, description)
+        assert caught.value.code == m.Code.BAD_REQUEST
+    assert client.hello()["presets"].count("swirls") == 1
+
+
+def test_a_huge_string_is_quoted_short(client, daemon, content_image, style_image) -> None:
+    """A 200 KB value is neither sent back nor logged whole."""
+    frames = m.submit_message(make_submit(content_image, style_image))
+    for params in ({"init": "x" * 200_000}, {"y" * 100_000: 1}):
+        header = msgpack.unpackb(frames[0])
+        header["params"] = params
+        client.send([msgpack.packb(header), *frames[1:]])
+        reply = client.receive(5)
+        assert reply.type == m.ERROR and reply.header["code"] == m.Code.BAD_REQUEST
+        assert len(reply.header["message"]) < 500
+    assert max(len(line) for line in daemon.log.read_text().splitlines()) < 2000
