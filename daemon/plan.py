@@ -27,6 +27,11 @@ from .imaging import luminance_only, match_colors, resize, rgb_to_yuv, scale_sid
 # painting is stretched to it (its statistics, not its shape, are what the style term uses).
 MIN_SIDE = 16
 DETAIL_STEP = 2.0
+# The top scale, the photo's own size, holds three quarters of the detail scales' pixels and gets
+# this share of their iterations. On the 1280×800 Path photo (384 px working size), half (2 of
+# 4) took its time from 10.5 s to 6.6 s, the fine detail from 1.39× the photo's to 1.11×, and the
+# crops look alike; VGG19 only to relu2_1 there instead saved 8% of its time.
+TOP_SHARE = 0.5
 # A detail iteration's cost per pixel, relative to a whole VGG19 pass: with it, the first time
 # left estimated for the 2560×1600 Path photo at the defaults was 102 s, for 97 s taken.
 DETAIL_COST = 0.35
@@ -107,7 +112,7 @@ class Schedule:
             while sides[-1] / DETAIL_STEP > max(width, height):
                 sides.append(round(sides[-1] / DETAIL_STEP))
             sizes += [working_size(*output, side) for side in sides[::-1]]
-            steps += [params.detail] * len(sides)
+            steps += [params.detail] * (len(sides) - 1) + [max(1, round(params.detail * TOP_SHARE))]
         return cls(sizes, steps, first_detail)
 
     def cost(self) -> list[float]:

@@ -54,10 +54,11 @@ def test_cli_stylize_writes_result_and_frames(daemon, tmp_path, content_image, s
         capture_output=True, text=True, env=cli_env(daemon.endpoint), timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert PILImage.open(tmp_path / "out.png").size == (80, 60)
-    # 12 iterations at the working size, whose end is previewed, then 4 painting the 80 px detail.
+    # 12 iterations at the working size, whose end is previewed, then 2 painting the 80 px detail
+    # (the top scale gets half of --detail's 4).
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [
         "frame-00004.png", "frame-00008.png", "frame-00012.png"]
-    assert "16/16" in out.stderr and "wrote" in out.stderr
+    assert "14/14" in out.stderr and "wrote" in out.stderr
 
 
 def test_cli_preset_and_mask(daemon, tmp_path, content_image, style_image) -> None:
