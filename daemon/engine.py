@@ -47,7 +47,7 @@ from .losses import ContentLoss, GramStyleLoss, SlicedWassersteinStyleLoss, gram
 from .memory import SLICED_POSITIONS, memory_plan, tile_counts, use_bf16
 from .model import LAYER_STRIDE, VGG19
 from .objective import Objective, Report, descend
-from .plan import MIN_SIDE, Schedule, Styles, as_part_of_whole, pad_to_min_side, prepare_colours
+from .plan import MIN_SIDE, Schedule, Styles, as_part_of_whole, pad_to_min_side, prepare_colours, schedule_for
 from .targets import TargetCache, image_digest
 
 # strength 0.5 keeps the weights as given; each 0.1 either way multiplies style by √10.
@@ -60,6 +60,10 @@ STRENGTH_DECADES = 5.0
 DETAIL_STYLE_LAYERS = {"relu1_1": 0.2, "relu2_1": 1.0, "relu3_1": 1.0}
 DETAIL_CONTENT_LAYER = "relu3_1"
 DETAIL_STYLE_WEIGHT = 100.0  # at strength 0.5 (the look's default is 1000 over relu4_1-led layers)
+# A job's pace is learnt from it only past this much work (Schedule.cost's units): in smaller ones
+# the per-iteration overheads dominate, and a daemon that served many tiny jobs estimated a
+# 160×120 job at 4.2× its time.
+LEARN_FROM_COST = 100_000
 DETAIL_OPENING = 32 / 255  # L-BFGS's first step on a detail scale moves the steepest pixel this far
 
 
@@ -86,6 +90,9 @@ class StyleTransfer:
         self.cache = cache if cache is not None else TargetCache()  # memory only, unless given a folder
         self._digests: dict[int, str] = {}  # style image → pixel hash, for the job in progress
         self._should_stop: Callable[[], bool] = lambda: False  # the job in progress's
+        # Seconds per pixel-iteration of a whole VGG19 pass (Schedule.cost's unit) on this device,
+        # measured at warm-up and then on every finished job: what estimates are made from.
+        self.seconds_per_unit: float | None = None
 
     def warm_up(self) -> None:
         """A tiny job, so the first real one does not pay for kernel selection and allocation.
@@ -95,6 +102,26 @@ class StyleTransfer:
         """
         image = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
         self.run(image, [(image, 1.0)], JobParams(size=64, iterations=2, preview_every=0))
+        image = torch.rand(1, 3, 288, 384, generator=torch.Generator().manual_seed(0))  # the pace, measured
+        self.run(image, [(image, 1.0)], JobParams(size=384, iterations=4, first_scale=0, preview_every=0))
+
+    def estimate(self, width: int, height: int, params: JobParams, memory_limit: int | None = None) -> dict:
+        """How long a job would take here, from the measured pace, and the sizes it works at."""
+        schedule = schedule_for(width, height, params)
+        max_crop = tiles.UNLIMITED if memory_limit is None else \
+            memory_plan(width, height, params, self.device, memory_limit).max_crop_pixels
+        work = schedule.tiled_cost(max_crop, params.style_loss == "gram") + schedule.setup_cost()
+        return {"seconds": work * (self.seconds_per_unit or 0.0),
+                "working": list(schedule.sizes[schedule.first_detail - 1]), "output": list(schedule.sizes[-1]),
+                "scales": len(schedule.sizes)}
+
+    def _learn_pace(self, seconds: float, cost: float) -> None:
+        """Take in a finished job's pace: `seconds` for `cost` units of work after its first
+        iteration (whose set-up, targets and kernel choice, would make a small job look slow)."""
+        if cost < LEARN_FROM_COST:
+            return
+        previous, measured = self.seconds_per_unit, seconds / cost
+        self.seconds_per_unit = measured if previous is None else (previous + measured) / 2
 
     def features(self, image: torch.Tensor, layers: set[str], params: JobParams) -> dict[str, torch.Tensor]:
         with torch.autocast(self.device.type, dtype=torch.bfloat16,
@@ -250,6 +277,7 @@ class StyleTransfer:
             colours.content = resize(colours.content, width, height)
         image: torch.Tensor | None = None
         previous_content: torch.Tensor | None = None
+        first_done: list[float] = []
         for index, (w, h) in enumerate(schedule.sizes):
             scale_content = resize(colours.content, w, h)
             image = self._starting_point(image, scale_content, previous_content, params, generator)
@@ -257,6 +285,8 @@ class StyleTransfer:
 
             def report(iteration: int, losses: dict[str, float], current: torch.Tensor, index: int = index) -> None:
                 progress = schedule.progress(index, iteration, losses, time.monotonic() - started)
+                if not first_done:  # when, and after how much work, the pace can be measured from
+                    first_done.extend((time.monotonic(), schedule.cost()[0] / schedule.steps[0]))
                 if on_progress:
                     on_progress(progress)
                 last_of_scale = iteration == schedule.steps[index]
@@ -272,6 +302,8 @@ class StyleTransfer:
                 image = self._paint_detail(image, colours.styles, params, schedule.steps[index], generator, report,
                                            max_crop)
         assert image is not None
+        if first_done:
+            self._learn_pace(time.monotonic() - first_done[0], sum(schedule.cost()) - first_done[1])
         return colours.recolour(image.detach().clamp(0, 1))[..., rows, cols]
 
     def _starting_point(self, image: torch.Tensor | None, scale_content: torch.Tensor,

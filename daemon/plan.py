@@ -19,7 +19,17 @@ import torch.nn.functional as F
 
 from protocol.messages import JobParams, Progress
 
-from .imaging import luminance_only, match_colors, resize, rgb_to_yuv, scale_sides, working_size, yuv_to_rgb
+from . import tiles
+from .imaging import (
+    composed_size,
+    luminance_only,
+    match_colors,
+    resize,
+    rgb_to_yuv,
+    scale_sides,
+    working_size,
+    yuv_to_rgb,
+)
 
 # The shortest side VGG19 is given. Its fourth pooling needs at least 2 pixels, so 16 px of
 # picture, or max pooling fails ("Output size is too small") before relu5_1. A thinner
@@ -32,9 +42,14 @@ DETAIL_STEP = 2.0
 # 4) took its time from 10.5 s to 6.6 s, the fine detail from 1.39× the photo's to 1.11×, and the
 # crops look alike; VGG19 only to relu2_1 there instead saved 8% of its time.
 TOP_SHARE = 0.5
-# A detail iteration's cost per pixel, relative to a whole VGG19 pass: with it, the first time
-# left estimated for the 2560×1600 Path photo at the defaults was 102 s, for 97 s taken.
-DETAIL_COST = 0.35
+# A detail iteration's cost per pixel, relative to a whole VGG19 pass: forward and backward to
+# relu3_1 took 1.38 s/MP at 512×320 and 1.95 s/MP at 1280×800 against 2.44 and 3.24 for the
+# whole pass (bf16, 2-core AVX512-BF16 CPU): a third of the multiply-adds, but the full-size,
+# 64-channel first layers are bound by memory.
+DETAIL_COST = 0.6
+# A pixel's cost grows with the picture, as its activations outgrow the caches: 2.44 s/MP at
+# 0.16 MP, 3.24 s/MP at 1 MP (same pass as above), about (megapixels)^0.15.
+PACE_EXPONENT = 0.15
 
 Styles = list[tuple[torch.Tensor, float]]
 
@@ -116,9 +131,27 @@ class Schedule:
         return cls(sizes, steps, first_detail)
 
     def cost(self) -> list[float]:
-        """Each scale's work, in pixel-iterations; detail scales run a third of VGG19 per pixel."""
-        return [w * h * n * (DETAIL_COST if index >= self.first_detail else 1.0)
+        """Each scale's work: pixel-iterations of a whole VGG19 pass, a pixel costing more in a
+        larger picture (PACE_EXPONENT) and less at a detail scale (DETAIL_COST)."""
+        return [w * h * (w * h / 1e6) ** PACE_EXPONENT * n * (DETAIL_COST if index >= self.first_detail else 1.0)
                 for index, ((w, h), n) in enumerate(zip(self.sizes, self.steps, strict=True))]
+
+    def tiled_cost(self, max_crop_pixels: int, measuring_pass: bool) -> float:
+        """`cost()` with what tiles add: the margins every crop sees again, and for the Gram loss
+        the forward pass that measures the picture's Gram first (a third more)."""
+        total = 0.0
+        for (w, h), cost in zip(self.sizes, self.cost(), strict=True):
+            counts = tiles.counts_for(w, h, max_crop_pixels) or (1, 1)
+            if counts != (1, 1):
+                seen = sum(tile.crop.pixels for tile in tiles.grid(w, h, counts)) / (w * h)
+                cost *= seen * (4 / 3 if measuring_pass else 1.0)
+            total += cost
+        return total
+
+    def setup_cost(self) -> float:
+        """The work each scale does before its first iteration, in the same units: the photo's
+        and the painting's forward passes for the targets, each a third of a forward+backward."""
+        return sum(2 / 3 * cost / steps for cost, steps in zip(self.cost(), self.steps, strict=True))
 
     def progress(self, index: int, iteration: int, losses: dict[str, float], elapsed: float) -> Progress:
         """Where the job stands after `iteration` steps of scale `index`, with the time left
@@ -129,3 +162,13 @@ class Schedule:
         return Progress(scale=index + 1, scales=len(self.sizes), width=w, height=h,
                         iteration=sum(self.steps[:index]) + iteration, total=sum(self.steps), losses=losses,
                         elapsed=elapsed, eta=elapsed / max(spent, 1) * (sum(cost) - spent))
+
+
+def schedule_for(width: int, height: int, params: JobParams) -> Schedule:
+    """The scales a job on a `width`×`height` content runs (as StyleTransfer.run frames it)."""
+    w, h = composed_size(width, height, params.size, params.layer_size)
+    params = as_part_of_whole(params, max(width, height))
+    if min(w, h) < MIN_SIDE:  # padded: every scale has the padded working size
+        w, h = max(w, MIN_SIDE), max(h, MIN_SIDE)
+        return Schedule.of(w, h, params, (w, h))
+    return Schedule.of(w, h, params, (width, height))

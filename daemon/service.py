@@ -142,6 +142,14 @@ class Service:
             if request.seen is not None:
                 self._acknowledge(identity, request.job)
             self._send(identity, m.simple_message(m.HEARTBEAT))
+        elif request.type == m.ESTIMATE:
+            estimate = request.estimate
+            try:
+                forecast = self.engine.estimate(estimate.width, estimate.height, estimate.params,
+                                                self.job_memory_limit())
+            except DoesNotFit as exc:
+                raise m.ProtocolError(m.Code.TOO_LARGE, str(exc)) from None
+            self._send(identity, m.simple_message(m.ESTIMATE, device=self.device_name, **forecast))
         elif request.type == m.PRESETS:
             self._in_background(identity, self._presets_message)
         elif request.type == m.SUBMIT:

@@ -148,8 +148,9 @@ class ResultLayers:
 
 # --- the procedure ---------------------------------------------------------------------
 
-def show_dialog(procedure, config):
-    """The procedure's dialog; False when the user cancels."""
+def show_dialog(procedure, config, forecast):
+    """The procedure's dialog; False when the user cancels. `forecast(config)` is the line that
+    tells, before OK, the sizes the job works at and how long it should take."""
     gi.require_version("GimpUi", "3.0")
     gi.require_version("Gtk", "3.0")
     from gi.repository import GimpUi, Gtk
@@ -167,6 +168,12 @@ def show_dialog(procedure, config):
     row.pack_start(use_image, False, False, 0)
     dialog.get_content_area().pack_start(row, False, False, 6)
     row.show_all()
+    estimate = Gtk.Label(label=forecast(config), xalign=0.0)
+    estimate.set_line_wrap(True)
+    dialog.get_content_area().pack_start(estimate, False, False, 6)
+    estimate.show()
+    for name in ("quality", "strength"):
+        config.connect(f"notify::{name}", lambda *_: estimate.set_text(forecast(config)))
     accepted = dialog.run()
     if accepted:
         chosen, image_id = images.get_active()
@@ -185,6 +192,19 @@ def check_target(image, drawables):
     if isinstance(drawables[0], Gimp.GroupLayer):
         raise job.PluginError("Impasto cannot stylise a layer group: select one of its layers.")
     return drawables[0]
+
+
+def forecast_text(image, drawables, endpoint, config):
+    """The dialog's line about sizes and time for the current settings ("" when there is no layer)."""
+    try:
+        layer = check_target(image, drawables)
+        region, mask = selection_region(image, layer)
+    except job.PluginError:
+        return ""
+    layer_side = max(layer.get_width(), layer.get_height()) if mask is not None else 0
+    params = job.job_params(config.get_property("quality"), config.get_property("strength"),
+                            config.get_property("seed"), 0, layer_side)
+    return job.estimate_text(job.forecast(endpoint, region, params))
 
 
 def stream_into_layers(client, submit, layers, style_name):
@@ -208,15 +228,16 @@ def stylize(procedure, run_mode, image, drawables, config, data):
     from protocol.client import Client, DaemonError, DaemonUnavailable, new_job_id
     from protocol.messages import Image
 
-    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config):
+    settings = job.load_settings(HERE)
+    endpoint = job.endpoint_of(config.get_property("endpoint"), settings)
+    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(
+            procedure, config, lambda config: forecast_text(image, drawables, endpoint, config)):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
 
     def fail(message):
         error = GLib.Error.new_literal(Gimp.PlugIn.error_quark(), message, 0)
         return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, error)
 
-    settings = job.load_settings(HERE)
-    endpoint = job.endpoint_of(config.get_property("endpoint"), settings)
     Gimp.progress_init("Impasto: connecting to the daemon…")
     try:
         layer = check_target(image, drawables)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from protocol.client import Client, DaemonUnavailable, ensure_daemon
+from protocol.client import Client, DaemonError, DaemonUnavailable, ensure_daemon
 from protocol.endpoint import default_endpoint
 from protocol.messages import DEFAULT_PRESET, Image, JobParams, Progress, Style, Submit
 
@@ -140,6 +140,30 @@ def progress_text(progress: Progress) -> str:
 
 def preview_name(count: int, iteration: int, total: int) -> str:
     return f"Impasto preview {count} (iteration {iteration}/{total})"
+
+
+def duration_text(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    return f"{seconds / 60:.0f} min" if seconds < 90 * 60 else f"{seconds / 3600:.1f} h"
+
+
+def estimate_text(estimate: dict | None) -> str:
+    """What the dialog says before OK: the sizes the job works at and how long it should take."""
+    if estimate is None:
+        return "The Impasto daemon is not running: it starts with the first run (loading VGG19 takes a few seconds)."
+    (width, height), (out_width, out_height) = estimate["working"], estimate["output"]
+    painted = f", painted up to {out_width}×{out_height}" if (out_width, out_height) != (width, height) else ""
+    return f"Composed at {width}×{height}{painted}: about {duration_text(estimate['seconds'])} on {estimate['device']}"
+
+
+def forecast(endpoint: str, region: Region, params: JobParams) -> dict | None:
+    """The daemon's estimate for this job, or None when no daemon answers at once."""
+    try:
+        with Client(endpoint, timeout=1.0) as client:
+            return client.estimate(region.width, region.height, params)
+    except (DaemonUnavailable, DaemonError):
+        return None
 
 
 # --- the daemon ------------------------------------------------------------------------

@@ -114,6 +114,10 @@ class Client:
     def remove_preset(self, name: str) -> None:
         self.request(m.PRESET_REMOVE, m.preset_remove_message(name))
 
+    def estimate(self, width: int, height: int, params: m.JobParams) -> dict:
+        """The daemon's forecast for a job: `seconds`, and the `working` and `output` sizes."""
+        return self.request(m.ESTIMATE, m.estimate_message(m.Estimate(width, height, params))).header
+
     def cancel(self, job: str) -> None:
         self.send(m.cancel_message(job))
 

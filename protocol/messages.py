@@ -46,12 +46,12 @@ MAX_MESSAGE_BYTES = 4 * MAX_PIXELS + 16 * MAX_HEADER_BYTES
 # Request and reply types.
 HELLO, SUBMIT, CANCEL, PRESETS = "hello", "submit", "cancel", "presets"
 HEARTBEAT, SHUTDOWN = "heartbeat", "shutdown"
-PRESET_ADD, PRESET_REMOVE = "preset_add", "preset_remove"
-REQUEST_TYPES = (HELLO, SUBMIT, CANCEL, PRESETS, HEARTBEAT, SHUTDOWN, PRESET_ADD, PRESET_REMOVE)
+PRESET_ADD, PRESET_REMOVE, ESTIMATE = "preset_add", "preset_remove", "estimate"
+REQUEST_TYPES = (HELLO, SUBMIT, CANCEL, PRESETS, HEARTBEAT, SHUTDOWN, PRESET_ADD, PRESET_REMOVE, ESTIMATE)
 ACCEPTED, PROGRESS, PREVIEW, RESULT = "accepted", "progress", "preview", "result"
 ERROR, CANCELLED = "error", "cancelled"
-REPLY_TYPES = (HELLO, PRESETS, HEARTBEAT, SHUTDOWN, PRESET_ADD, PRESET_REMOVE, ACCEPTED, PROGRESS, PREVIEW, RESULT,
-               ERROR, CANCELLED)
+REPLY_TYPES = (HELLO, PRESETS, HEARTBEAT, SHUTDOWN, PRESET_ADD, PRESET_REMOVE, ESTIMATE, ACCEPTED, PROGRESS, PREVIEW,
+               RESULT, ERROR, CANCELLED)
 MAX_DESCRIPTION_LENGTH = 200
 
 # A job sends at most this many previews the client has not acknowledged (heartbeat `seen`), so
@@ -93,6 +93,16 @@ class Request:
     submit: Submit | None = None
     seen: int | None = None  # HEARTBEAT: the iteration of the last preview the client has taken in
     preset: PresetUpload | None = None  # PRESET_ADD; PRESET_REMOVE sets only its name
+    estimate: Estimate | None = None  # ESTIMATE
+
+
+@dataclass
+class Estimate:
+    """How long a job on a `width`×`height` content with `params` would take on the daemon's device."""
+
+    width: int
+    height: int
+    params: JobParams
 
 
 @dataclass
@@ -181,6 +191,11 @@ def parse_request(frames: list, max_pixels: int = MAX_PIXELS) -> Request:
         if seen is not None and not is_int(seen):
             raise ProtocolError(Code.BAD_REQUEST, "'seen' must be an integer")
         return Request(kind, job=_job_id(header), seen=seen)
+    if kind == ESTIMATE:
+        size = [header.get("width"), header.get("height")]
+        if not all(is_int(side) and 1 <= side <= MAX_SIDE for side in size):
+            raise ProtocolError(Code.BAD_REQUEST, f"'width' and 'height' must be integers in 1..{MAX_SIDE}")
+        return Request(kind, estimate=Estimate(*size, JobParams.from_wire(header.get("params"))))
     if kind in (PRESET_ADD, PRESET_REMOVE):
         return Request(kind, preset=_preset_upload(header, frames, max_pixels, with_image=kind == PRESET_ADD))
     if kind != SUBMIT:
@@ -294,6 +309,10 @@ def preset_add_message(upload: PresetUpload) -> list:
 
 def preset_remove_message(name: str) -> list:
     return simple_message(PRESET_REMOVE, name=name)
+
+
+def estimate_message(estimate: Estimate) -> list:
+    return simple_message(ESTIMATE, width=estimate.width, height=estimate.height, params=estimate.params.to_wire())
 
 
 def progress_message(job: str, progress: Progress) -> list:

@@ -102,3 +102,14 @@ def test_connect_starts_the_configured_daemon(tmp_path) -> None:
     finally:
         with Client(endpoint) as client:
             client.request(m.SHUTDOWN)
+
+
+def test_the_dialog_tells_sizes_and_time_before_ok(daemon, tmp_path) -> None:
+    region = job.Region(0, 0, 2560, 1600)
+    estimate = job.forecast(daemon.endpoint, region, job.job_params("normal", 0.5, 0, 0))
+    assert estimate is not None and estimate["working"] == [768, 480] and estimate["output"] == [2560, 1600]
+    text = job.estimate_text(estimate)
+    assert text.startswith("Composed at 768×480, painted up to 2560×1600: about ") and " on cpu" in text
+    assert job.forecast(f"ipc://{tmp_path}/none.sock", region, job.job_params("draft", 0.5, 0, 0)) is None
+    assert "not running" in job.estimate_text(None)
+    assert [job.duration_text(s) for s in (0.2, 59, 125, 7200)] == ["1 s", "59 s", "2 min", "2.0 h"]

@@ -399,3 +399,24 @@ def test_a_huge_string_is_quoted_short(client, daemon, content_image, style_imag
         assert reply.type == m.ERROR and reply.header["code"] == m.Code.BAD_REQUEST
         assert len(reply.header["message"]) < 500
     assert max(len(line) for line in daemon.log.read_text().splitlines()) < 2000
+
+
+def test_estimates_come_from_the_measured_pace(client, style_image) -> None:
+    """The forecast the plug-in shows before OK: sizes as the job will run them, seconds measured."""
+    from daemon import artwork
+
+    from .conftest import image_of
+
+    params = m.JobParams(size=96, iterations=8, detail=2, preview_every=0)
+    estimate = client.estimate(320, 240, params)
+    assert estimate["working"] == [96, 72] and estimate["output"] == [320, 240] and estimate["seconds"] > 0
+    assert estimate["device"].startswith("cpu")
+    submit = m.Submit("estimated", image_of(artwork.landscape(), (320, 240)), [m.Style(image=style_image)], params)
+    started = time.monotonic()
+    assert replies_of(client, submit)[-1].type == m.RESULT
+    took = time.monotonic() - started
+    print(f"estimated {estimate['seconds']:.2f} s, took {took:.2f} s")
+    assert estimate["seconds"] / 4 < took < 4 * estimate["seconds"]
+    with pytest.raises(DaemonError) as caught:
+        client.request(m.ESTIMATE, m.simple_message(m.ESTIMATE, width=0, height=10))
+    assert caught.value.code == m.Code.BAD_REQUEST
