@@ -5,9 +5,7 @@ Threads and sockets (ZeroMQ sockets belong to one thread each):
   queues submissions, flags cancellations, and notices clients that stopped sending heartbeats;
 - one worker thread runs jobs through the engine. It never touches the ROUTER: what it has to say
   goes through an inproc PUSH socket that the main thread drains and forwards;
-- one chores thread does the preset work that reads or writes large pictures (adding one,
-  listing them with thumbnails), answering through a PUSH socket of its own: an 8192×8192 preset
-  took 15 s to store, and heartbeats must keep flowing meanwhile.
+- one chores thread (chores.py) does the preset work that reads or writes large pictures.
 So the daemon keeps answering while a job computes (torch releases the GIL in its kernels).
 """
 
@@ -19,20 +17,18 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import zmq
 
 from protocol import messages as m
 
 from . import pixels
+from .chores import PresetChores
 from .engine import JobCancelled, StyleTransfer
 from .memory import DoesNotFit, available_bytes, memory_plan, release_memory
-from .presets import PresetError, PresetStore, UnknownPreset
+from .presets import PresetStore
 
 log = logging.getLogger("impasto.daemon")
 
@@ -74,8 +70,7 @@ class Service:
         self.outbox = context.socket(zmq.PULL)
         self.outbox.bind(OUTBOX)
         self.worker = threading.Thread(target=self._work, name="impasto-worker", daemon=True)
-        self.chores = ThreadPoolExecutor(max_workers=1, thread_name_prefix="impasto-chores")
-        self._chores_outbox: zmq.Socket | None = None  # the chores thread's own
+        self.chores = PresetChores(self.presets, context, OUTBOX)
 
     # --- main thread -------------------------------------------------------------------
 
@@ -151,62 +146,17 @@ class Service:
                 raise m.ProtocolError(m.Code.TOO_LARGE, str(exc)) from None
             self._send(identity, m.simple_message(m.ESTIMATE, device=self.device_name, **forecast))
         elif request.type == m.PRESETS:
-            self._in_background(identity, self._presets_message)
+            self.chores.list(identity)
         elif request.type == m.SUBMIT:
             self._enqueue(identity, request.submit)
         elif request.type == m.CANCEL:
             self._cancel(identity, request.job)
         elif request.type in (m.PRESET_ADD, m.PRESET_REMOVE):
-            self._in_background(identity, lambda: self._change_presets(request))
+            self.chores.change(identity, request)
         elif request.type == m.SHUTDOWN:
             log.info("shutdown requested by a client")
             self._send(identity, m.simple_message(m.SHUTDOWN))
             self.stop()
-
-    def _in_background(self, identity: bytes, work: Callable[[], list]) -> None:
-        """Run `work` on the chores thread; its message, or its error, goes to `identity`."""
-        def chore() -> None:
-            try:
-                frames = work()
-            except m.ProtocolError as exc:
-                frames = m.error_message(exc.code, exc.message, exc.job)
-            except Exception as exc:
-                log.error("error in a preset request:\n%s", traceback.format_exc())
-                frames = m.error_message(m.Code.INTERNAL, f"internal error: {exc}")
-            if self._chores_outbox is None:
-                self._chores_outbox = self.context.socket(zmq.PUSH)
-                self._chores_outbox.connect(OUTBOX)
-            self._chores_outbox.send_multipart([identity, *frames], copy=False)
-
-        self.chores.submit(chore)
-
-    def _close_chores(self) -> None:
-        """On the chores thread, last: its socket must close before the context ends."""
-        if self._chores_outbox is not None:
-            self._chores_outbox.close(linger=1000)
-
-    def _change_presets(self, request: m.Request) -> list:
-        upload = request.preset
-        try:
-            if request.type == m.PRESET_ADD:
-                array = pixels.to_array(upload.image)[..., :3]
-                self.presets.add(upload.name, np.ascontiguousarray(array), upload.description, upload.params)
-                log.info("user preset %s added (%dx%d)", upload.name, upload.image.width, upload.image.height)
-            else:
-                self.presets.remove(upload.name)
-        except UnknownPreset as exc:
-            raise m.ProtocolError(m.Code.UNKNOWN_PRESET, str(exc)) from None
-        except PresetError as exc:
-            raise m.ProtocolError(m.Code.BAD_REQUEST, str(exc)) from None
-        return m.simple_message(request.type, name=upload.name)
-
-    def _presets_message(self) -> list:
-        entries, images = [], []
-        for name in self.presets.names():
-            thumb = pixels.from_array(self.presets.thumbnail(name))
-            images.append(thumb)
-            entries.append({**self.presets.describe(name), "thumbnail": thumb.describe(len(images))})
-        return m.encode({"type": m.PRESETS, "presets": entries}, images)
 
     def _jobs(self) -> list[Job]:
         """The queued jobs and the running one; call with the lock held."""
@@ -301,8 +251,7 @@ class Service:
                 job.cancel.set()
             self.lock.notify()
         self.worker.join(timeout=10)
-        self.chores.submit(self._close_chores)
-        self.chores.shutdown(wait=True)
+        self.chores.close()
         self._forward_outbox()
         self.outbox.close(linger=0)
 
