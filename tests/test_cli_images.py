@@ -134,6 +134,7 @@ def damaged_files(draw) -> bytes:
     return draw(st.binary(max_size=200))
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the damage it survives
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=damaged_files())
 def test_damaged_files_give_clear_errors_only(tmp_path, data) -> None:
