@@ -273,13 +273,16 @@ class StyleTransfer:
         colours = prepare_colours(content.to(self.device), [(s.to(self.device), w) for s, w in styles], params,
                                   width, height)
         schedule = Schedule.of(width, height, params, output)
+        # The look's scales shrink the photo from its working size, not from its own: a 24 MP
+        # photo shrunk for every small scale cost its first preview a quarter of a second.
+        small_content = resize(colours.content, width, height)
         if schedule.first_detail == len(schedule.sizes):  # no detail scales: the photo is needed small only
-            colours.content = resize(colours.content, width, height)
+            colours.content = small_content
         image: torch.Tensor | None = None
         previous_content: torch.Tensor | None = None
         first_done: list[float] = []
         for index, (w, h) in enumerate(schedule.sizes):
-            scale_content = resize(colours.content, w, h)
+            scale_content = resize(small_content if index < schedule.first_detail else colours.content, w, h)
             image = self._starting_point(image, scale_content, previous_content, params, generator)
             previous_content = scale_content
 

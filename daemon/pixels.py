@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image as PILImage
 
 from protocol.messages import Image, Submit
 
@@ -45,10 +46,11 @@ def finish(image: torch.Tensor, submit: Submit) -> Image:
     Outside the mask the content's own bytes are copied, so they come back exactly.
     """
     content = submit.content
-    if image.shape[-2:] != (content.height, content.width):
-        image = F.interpolate(image.float(), size=(content.height, content.width), mode="bicubic",
-                              align_corners=False)
     rgb = to_uint8(image)
+    if rgb.shape[:2] != (content.height, content.width):
+        # Enlarged as 8-bit pixels by Pillow: in float32 by torch, a first preview enlarged to
+        # 24 MP took 0.73 s, twice what the job had spent to make it.
+        rgb = np.asarray(PILImage.fromarray(rgb).resize((content.width, content.height), PILImage.BICUBIC))
     original = to_array(content)
     if submit.mask is not None:
         weight = feathered(to_array(submit.mask), submit.params.mask_feather)
