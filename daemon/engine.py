@@ -95,7 +95,8 @@ class StyleTransfer:
         self.seconds_per_unit: float | None = None
 
     def warm_up(self) -> None:
-        """A tiny job, so the first real one does not pay for kernel selection and allocation.
+        """A tiny job, so the first real one does not pay for kernel selection and allocation,
+        then a small one whose pace the first estimates are made from.
 
         On the CPU the first forward and backward of a process take over a second longer than
         the next ones, whatever their size; after this, a first preview comes within a second.
@@ -306,7 +307,8 @@ class StyleTransfer:
                                            max_crop)
         assert image is not None
         if first_done:
-            self._learn_pace(time.monotonic() - first_done[0], sum(schedule.cost()) - first_done[1])
+            work = schedule.tiled_cost(max_crop, params.style_loss == "gram")
+            self._learn_pace(time.monotonic() - first_done[0], work - first_done[1])
         return colours.recolour(image.detach().clamp(0, 1))[..., rows, cols]
 
     def _starting_point(self, image: torch.Tensor | None, scale_content: torch.Tensor,
