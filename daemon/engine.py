@@ -38,7 +38,6 @@ from protocol.messages import JobParams, Progress
 from . import tiles
 from .imaging import (
     STYLE_FILTER,
-    composed_size,
     enlarge,
     resize,
 )
@@ -47,7 +46,7 @@ from .losses import ContentLoss, GramStyleLoss, SlicedWassersteinStyleLoss, gram
 from .memory import SLICED_POSITIONS, memory_plan, tile_counts, use_bf16
 from .model import LAYER_STRIDE, VGG19
 from .objective import Objective, Report, descend
-from .plan import MIN_SIDE, Schedule, Styles, as_part_of_whole, pad_to_min_side, prepare_colours, schedule_for
+from .plan import MIN_SIDE, Schedule, Styles, frame, prepare_colours, schedule_for
 from .targets import TargetCache, image_digest
 
 # strength 0.5 keeps the weights as given; each 0.1 either way multiplies style by √10.
@@ -258,13 +257,9 @@ class StyleTransfer:
         self._should_stop = should_stop
         torch.manual_seed(params.seed)
         generator = torch.Generator().manual_seed(params.seed)
-        width, height = composed_size(content.shape[-1], content.shape[-2], params.size, params.layer_size)
-        params = as_part_of_whole(params, max(content.shape[-2:]))
-        padded, (left, top) = pad_to_min_side(content, width, height)
-        rows, cols = slice(None), slice(None)  # the photo's part of every picture this job makes
-        if padded is not content:  # then every scale has the padded working size
-            rows, cols = slice(top, top + height), slice(left, left + width)
-            content, width, height = padded, padded.shape[-1], padded.shape[-2]
+        framing = frame(content, params)
+        content, width, height, params = framing.content, framing.width, framing.height, framing.params
+        rows, cols = framing.crop
         if memory_limit is not None:
             max_crop = memory_plan(content.shape[-1], content.shape[-2], params, self.device,
                                    memory_limit).max_crop_pixels

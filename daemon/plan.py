@@ -164,6 +164,28 @@ class Schedule:
                         elapsed=elapsed, eta=elapsed / max(spent, 1) * (sum(cost) - spent))
 
 
+@dataclass
+class Framing:
+    """A job's photo as it runs: its own size, or, when thinner than MIN_SIDE at its working size,
+    that size padded; `crop` is the photo's part of every picture the job makes."""
+
+    content: torch.Tensor
+    width: int  # the working size
+    height: int
+    crop: tuple[slice, slice]
+    params: JobParams  # as run: a part's settings adjusted to its whole
+
+
+def frame(content: torch.Tensor, params: JobParams) -> Framing:
+    width, height = composed_size(content.shape[-1], content.shape[-2], params.size, params.layer_size)
+    params = as_part_of_whole(params, max(content.shape[-2:]))
+    padded, (left, top) = pad_to_min_side(content, width, height)
+    if padded is content:
+        return Framing(content, width, height, (slice(None), slice(None)), params)
+    crop = (slice(top, top + height), slice(left, left + width))
+    return Framing(padded, padded.shape[-1], padded.shape[-2], crop, params)
+
+
 def schedule_for(width: int, height: int, params: JobParams) -> Schedule:
     """The scales a job on a `width`×`height` content runs (as StyleTransfer.run frames it)."""
     w, h = composed_size(width, height, params.size, params.layer_size)
