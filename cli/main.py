@@ -148,10 +148,11 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         print("impasto: give a style: --style FILE|PRESET or --preset NAME", file=sys.stderr)
         return 2
     try:
+        params_from(args)  # a value out of range is said now, before a daemon is started
         content = load_image(args.content, keep_alpha=True)
         output_format(args.output, content.channels)  # a bad -o is said now, not after the work
-    except ImageError as exc:
-        print(f"impasto: {exc}", file=sys.stderr)
+    except (ImageError, m.ProtocolError) as exc:
+        print(f"impasto: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 2
     try:
         mask = load_mask(args.mask, content) if args.mask else None

@@ -88,6 +88,8 @@ def test_the_cli_refuses_bad_outputs_and_files_without_starting_anything(tmp_pat
         return subprocess.run([sys.executable, "-m", "cli.main", "stylize", *args], capture_output=True, text=True,
                               env=cli_env(endpoint), timeout=60, cwd=ROOT)
 
+    out = stylize(str(tmp_path / "photo.png"), "--style", "swirls", "--strength", "5", "-o", str(tmp_path / "o.png"))
+    assert out.returncode == 2 and "'strength': 5.0 is outside 0..1" in out.stderr, out.stderr
     for output, reason in (("out.xyz", "cannot write"), ("out.jpg", "transparency"), ("outnoext", "extension")):
         out = stylize(str(tmp_path / "photo.png"), "--style", "swirls", "-o", str(tmp_path / output))
         assert out.returncode == 2 and reason in out.stderr and "Traceback" not in out.stderr, out.stderr
