@@ -46,7 +46,7 @@ from .losses import ContentLoss, GramStyleLoss, SlicedWassersteinStyleLoss, gram
 from .memory import SLICED_POSITIONS, memory_plan, tile_counts, use_bf16
 from .model import LAYER_STRIDE, VGG19
 from .objective import Objective, Report, descend
-from .plan import MIN_SIDE, Schedule, Styles, frame, prepare_colours, schedule_for
+from .plan import MIN_SIDE, Schedule, Styles, blended_pace, frame, prepare_colours, schedule_for
 from .targets import TargetCache, image_digest
 
 # strength 0.5 keeps the weights as given; each 0.1 either way multiplies style by √10.
@@ -78,6 +78,14 @@ def effective_weights(params: JobParams) -> tuple[float, float]:
 
 ProgressCallback = Callable[[Progress], None]
 PreviewCallback = Callable[[torch.Tensor, Progress], None]
+
+
+def preview_due(params: JobParams, iteration: int, last_of_scale: bool, last_preview: list[float]) -> bool:
+    """Whether a preview goes out now: every `preview_seconds`, else every `preview_every` iterations
+    and at the end of each scale."""
+    if params.preview_seconds:
+        return time.monotonic() - last_preview[0] >= params.preview_seconds
+    return bool(params.preview_every) and (iteration % params.preview_every == 0 or last_of_scale)
 
 
 class StyleTransfer:
@@ -277,22 +285,26 @@ class StyleTransfer:
         image: torch.Tensor | None = None
         previous_content: torch.Tensor | None = None
         first_done: list[float] = []
+        last_preview = [started - params.preview_seconds]  # the first preview at once, then evenly spaced
         for index, (w, h) in enumerate(schedule.sizes):
             scale_content = resize(small_content if index < schedule.first_detail else colours.content, w, h)
             image = self._starting_point(image, scale_content, previous_content, params, generator)
             previous_content = scale_content
 
             def report(iteration: int, losses: dict[str, float], current: torch.Tensor, index: int = index) -> None:
-                progress = schedule.progress(index, iteration, losses, time.monotonic() - started)
+                now, spent = time.monotonic(), schedule.spent(index, iteration)
                 if not first_done:  # when, and after how much work, the pace can be measured from
-                    first_done.extend((time.monotonic(), schedule.cost()[0] / schedule.steps[0]))
+                    first_done.extend((now, spent))
+                pace = blended_pace(self.seconds_per_unit, now - first_done[0], spent - first_done[1],
+                                    sum(schedule.cost()), (now - started) / spent)
+                progress = schedule.progress(index, iteration, losses, now - started, pace)
                 if on_progress:
                     on_progress(progress)
                 last_of_scale = iteration == schedule.steps[index]
                 final = last_of_scale and index == len(schedule.sizes) - 1
-                if on_preview and not final and params.preview_every and (
-                        iteration % params.preview_every == 0 or last_of_scale):
+                if on_preview and not final and preview_due(params, iteration, last_of_scale, last_preview):
                     on_preview(colours.recolour(current)[..., rows, cols], progress)
+                    last_preview[0] = time.monotonic()
 
             if index < schedule.first_detail:
                 image = self._optimise(image, scale_content, colours.styles, params, schedule.steps[index],

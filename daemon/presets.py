@@ -1,7 +1,8 @@
 """Named styles the daemon can use without the client sending pixels.
 
-Built-in presets are drawn by `artwork`; user presets live under the XDG data dir, one folder
-each (`style.png`, `preset.json`). A name is checked against NAME_PATTERN and only ever looked
+Built-in presets are four public-domain paintings shipped in `paintings/` (see NOTICE) and two
+textures `artwork` draws; user presets live under the XDG data dir, one folder each
+(`style.png`, `preset.json`). A name is checked against NAME_PATTERN and only ever looked
 up in these tables, so a client can never make the daemon read or write another path.
 """
 
@@ -14,7 +15,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +31,34 @@ THUMBNAIL_SIDE = 64
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
+PAINTINGS = Path(__file__).resolve().parent / "paintings"
+
+
 @dataclass(frozen=True)
 class BuiltIn:
     name: str
     description: str
     draw: Callable[[], Image.Image]
+    params: dict = field(default_factory=dict)  # recommended settings, as a user preset's
 
 
+def painting(file: str) -> Callable[[], Image.Image]:
+    return lambda: Image.open(PAINTINGS / file)
+
+
+# The paintings' recommended settings were chosen by eye on tubingen, golden_gate and
+# hoovertowernight (bench/presets_sheet.py draws the sheet they were chosen from).
 BUILT_IN = {
     preset.name: preset
     for preset in (
+        BuiltIn("starry_night", "Vincent van Gogh, The Starry Night (1889): swirling strokes in blue and yellow",
+                painting("starry_night.jpg"), {"strength": 0.5}),
+        BuiltIn("the_scream", "Edvard Munch, The Scream (1893): long wavy bands of orange and blue",
+                painting("the_scream.jpg"), {"strength": 0.4}),
+        BuiltIn("shipwreck", "J. M. W. Turner, The Shipwreck (1805): stormy browns, foam and sweeping brushwork",
+                painting("shipwreck.jpg"), {"strength": 0.4}),
+        BuiltIn("woman_with_hat", "Henri Matisse, Woman with a Hat (1905): bold patches of pure colour",
+                painting("woman_with_hat.jpg"), {"strength": 0.5}),
         BuiltIn("swirls", "Night-sky swirls in blues and yellows (drawn by Impasto)", artwork.swirls),
         BuiltIn("embers", "Warm red and orange hatching (drawn by Impasto)", artwork.embers),
     )
@@ -71,10 +90,11 @@ class PresetStore:
         return self.folder / name
 
     def names(self) -> list[str]:
+        """The built-in presets, paintings first, then the user's, by name."""
         if not self.folder.is_dir():
-            return sorted(BUILT_IN)
+            return list(BUILT_IN)
         user = [p.name for p in self.folder.iterdir() if NAME_PATTERN.fullmatch(p.name) and (p / "style.png").is_file()]
-        return sorted({*BUILT_IN, *user})
+        return [*BUILT_IN, *sorted(set(user) - set(BUILT_IN))]
 
     def __contains__(self, name: str) -> bool:
         if name in BUILT_IN:
@@ -83,7 +103,8 @@ class PresetStore:
 
     def describe(self, name: str) -> dict:
         if name in BUILT_IN:
-            return {"name": name, "description": BUILT_IN[name].description, "source": "built-in", "params": {}}
+            preset = BUILT_IN[name]
+            return {"name": name, "description": preset.description, "source": "built-in", "params": preset.params}
         info = json.loads((self._user_folder(name) / "preset.json").read_text())
         return {"name": name, "description": info.get("description", ""), "source": "user",
                 "params": info.get("params", {})}

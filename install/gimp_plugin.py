@@ -10,8 +10,12 @@ What it does, and says it did:
    ~/.var/app/org.gimp.GIMP/config/GIMP/3.x (Flatpak);
 2. copies the plug-in to <profile>/plug-ins/impasto/impasto.py (executable, named like its
    folder, as GIMP requires) with its logic (impasto_job.py) and the `protocol` package beside it;
-3. checks that GIMP's Python can import pyzmq and msgpack; where it cannot, installs them for
-   that Python into the plug-in's own folder (vendor/) with pip;
+3. finds GIMP's own Python: the one its interpreters/*.interp files name, else the first of
+   /usr/bin/python3 and `python3` on PATH that can load GIMP 3's bindings (a python3 first on
+   PATH, pyenv's say, is often not GIMP's), or the Flatpak's own; writes its path into the
+   plug-in's first line; checks that it can import pyzmq and msgpack, and where it cannot,
+   installs wheels for its version and ABI into the plug-in's own folder (vendor/), then checks
+   again, and fails loudly if they still do not import;
 4. writes impasto.json beside the plug-in: the daemon's endpoint and the command that starts it;
 5. optionally (--systemd) writes a systemd user unit that keeps the daemon running.
 Standard library only, so any python3 can run it.
@@ -20,17 +24,26 @@ Standard library only, so any python3 can run it.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_NAME = "impasto"
 SYSTEMD_UNIT = "impasto-daemon.service"
+FLATPAK_PYTHON = ["flatpak", "run", "--command=python3", "org.gimp.GIMP"]
+# Where GIMP 3 installs look for interpreter files (native packages and builds from source).
+INTERPRETER_FILES = ("/usr/lib/*/gimp/3.0/interpreters/*.interp", "/usr/lib/gimp/3.0/interpreters/*.interp",
+                     "/usr/local/lib/*/gimp/3.0/interpreters/*.interp", "/usr/local/lib/gimp/3.0/interpreters/*.interp")
+# What a GIMP plug-in's Python must do: load GIMP 3's bindings through PyGObject.
+LOADS_GIMP = "import gi; gi.require_version('Gimp', '3.0')"
+PLUGIN_PARTS = ("impasto_dialog.py", "impasto_run.py", "impasto_job.py", "impasto-help.html")
 
 
 def gimp_profiles(home: Path) -> list[Path]:
@@ -51,10 +64,91 @@ def default_endpoint() -> str:
 
 def python_can_import(python: list[str], modules: str, extra_path: Path | None = None) -> bool:
     code = "import sys\n" + (f"sys.path.insert(0, {str(extra_path)!r})\n" if extra_path else "") + f"import {modules}"
+    return run_python(python, code) is not None
+
+
+def run_python(python: list[str], code: str) -> str | None:
+    """What `code` prints when `python` runs it, or None when it fails."""
     try:
-        return subprocess.run([*python, "-c", code], capture_output=True, timeout=60).returncode == 0
+        done = subprocess.run([*python, "-c", code], capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired):
-        return False
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+@dataclass
+class GimpPython:
+    command: list[str]
+    why: str  # how it was found, for the report
+    executable: str = ""  # its own path, for the plug-in's first line ("" for the Flatpak's)
+    version: str = ""  # e.g. "3.13"
+    tag: str = ""  # e.g. "cp313", its ABI
+    platform: str = ""  # e.g. "linux-x86_64"
+
+
+def interpreter_files_python(patterns: tuple[str, ...] = INTERPRETER_FILES) -> tuple[list[str], str] | None:
+    """The python3 that GIMP's interpreters/*.interp files name (`python3=/usr/bin/python3`)."""
+    for path in sorted(p for pattern in patterns for p in glob.glob(pattern)):
+        try:
+            lines = Path(path).read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            name, _, program = line.strip().partition("=")
+            if name in ("python3", "python") and program.startswith("/"):
+                return [program], f"named by {path}"
+    return None
+
+
+def find_gimp_python(args: argparse.Namespace, profile: Path, say) -> GimpPython | None:
+    """GIMP's own Python for `profile`, checked to load GIMP's bindings; None (said why) if none does."""
+    if args.gimp_python:
+        candidates = [(shlex.split(args.gimp_python), "given with --gimp-python")]
+    elif ".var/app/org.gimp.GIMP" in str(profile):
+        candidates = [(FLATPAK_PYTHON, "the GIMP Flatpak's own")]
+    else:
+        named = interpreter_files_python()
+        on_path = shutil.which("python3")
+        candidates = ([named] if named else []) + [(["/usr/bin/python3"], "the system's")] + \
+            ([([on_path], "python3 on PATH")] if on_path else [])
+    report = "import sys, sysconfig; print(sys.executable, '%d.%d' % sys.version_info[:2], " \
+             "sys.implementation.cache_tag.replace('cpython-', 'cp'), sysconfig.get_platform())"
+    for command, why in candidates:
+        found = run_python(command, f"{LOADS_GIMP}; {report}")
+        if found:
+            executable, version, tag, platform = found.split()[-4:]
+            on_path = shutil.which("python3")
+            # A venv's python3 is a link to a base Python, so its path proves nothing: ask it.
+            if on_path and not args.gimp_python and run_python([on_path], LOADS_GIMP) is None:
+                about = run_python([on_path], "import sys; print('%d.%d' % sys.version_info[:2])") or "?"
+                say(f"  note: python3 on PATH ({on_path}, Python {about}) is not GIMP's Python; the plug-in "
+                    "names GIMP's in its first line")
+            return GimpPython(command, why, executable if command != FLATPAK_PYTHON else "", version, tag, platform)
+        about = run_python(command, "import sys; print(sys.executable, '%d.%d' % sys.version_info[:2])")
+        say(f"  not GIMP's Python: {shlex.join(command)} ({about or 'does not run'}, {why}) cannot load GIMP 3's "
+            "bindings (gi, Gimp 3.0)")
+    say("  COULD NOT find GIMP's Python: none of the above loads GIMP 3's bindings. Give the Python GIMP runs "
+        "plug-ins with: --gimp-python /path/to/python3")
+    return None
+
+
+def vendor_wheels(python: GimpPython, vendor: Path) -> str:
+    """Install pyzmq and msgpack for `python` into `vendor`: with its own pip, else with this
+    one's, for its version, ABI and platform. Returns pip's complaint, or ""."""
+    shutil.rmtree(vendor, ignore_errors=True)
+    packages = ["pyzmq", "msgpack"]
+    own = subprocess.run([*python.command, "-m", "pip", "install", "--quiet", "--target", str(vendor), *packages],
+                         capture_output=True, text=True)
+    if own.returncode == 0:
+        return ""
+    arch = python.platform.split("-", 1)[-1]
+    platforms = [f"manylinux_2_28_{arch}", f"manylinux2014_{arch}", f"manylinux_2_17_{arch}"] \
+        if python.platform.startswith("linux") else [python.platform.replace("-", "_").replace(".", "_")]
+    wanted = ["--python-version", python.version, "--implementation", "cp", "--abi", python.tag,
+              "--only-binary=:all:", *(option for p in platforms for option in ("--platform", p))]
+    ours = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(vendor), *wanted,
+                           *packages], capture_output=True, text=True)
+    return "" if ours.returncode == 0 else (ours.stderr or own.stderr).strip()
 
 
 def install(profile: Path, args: argparse.Namespace, say) -> bool:
@@ -63,7 +157,8 @@ def install(profile: Path, args: argparse.Namespace, say) -> bool:
     script = folder / f"{PLUGIN_NAME}.py"
     shutil.copyfile(ROOT / "plugin" / "impasto.py", script)
     script.chmod(0o755)
-    shutil.copyfile(ROOT / "plugin" / "impasto_job.py", folder / "impasto_job.py")  # its GIMP-free logic
+    for part in PLUGIN_PARTS:  # its dialog, its run, its GIMP-free logic and its help page
+        shutil.copyfile(ROOT / "plugin" / part, folder / part)
     shutil.rmtree(folder / "protocol", ignore_errors=True)
     shutil.copytree(ROOT / "protocol", folder / "protocol", ignore=shutil.ignore_patterns("__pycache__", "*.md"))
     config = {"endpoint": args.endpoint, "daemon_command": args.daemon_command}
@@ -72,20 +167,26 @@ def install(profile: Path, args: argparse.Namespace, say) -> bool:
     say(f"  daemon endpoint: {args.endpoint}")
     say(f"  daemon command:  {shlex.join(args.daemon_command)}")
 
-    python = shlex.split(args.gimp_python)
-    if python_can_import(python, "zmq, msgpack"):
-        say(f"  GIMP's Python ({args.gimp_python}) has pyzmq and msgpack")
-        return True
+    python = find_gimp_python(args, profile, say)
+    if python is None:
+        return False
+    say(f"  GIMP's Python: {python.executable or shlex.join(python.command)} (Python {python.version}, {python.why})")
+    if python.executable:  # the plug-in runs with exactly that Python, whatever PATH GIMP was started with
+        text = script.read_text()
+        script.write_text(f"#!{python.executable}\n" + text.split("\n", 1)[1])
     vendor = folder / "vendor"
-    say(f"  GIMP's Python ({args.gimp_python}) lacks pyzmq or msgpack; installing them into {vendor}")
-    result = subprocess.run([*python, "-m", "pip", "install", "--quiet", "--target", str(vendor), "pyzmq", "msgpack"],
-                            capture_output=True, text=True)
-    if result.returncode == 0 and python_can_import(python, "zmq, msgpack", vendor):
-        say("  installed pyzmq and msgpack for GIMP's Python")
+    if python_can_import(python.command, "zmq, msgpack"):
+        shutil.rmtree(vendor, ignore_errors=True)
+        say("  GIMP's Python has pyzmq and msgpack")
+        return True
+    say(f"  GIMP's Python lacks pyzmq or msgpack; installing {python.tag} wheels into {vendor}")
+    complaint = vendor_wheels(python, vendor)
+    if python_can_import(python.command, "zmq, msgpack", vendor):
+        say(f"  installed pyzmq and msgpack for GIMP's Python {python.version}")
         return True
     say("  COULD NOT make pyzmq and msgpack importable by GIMP's Python: install them with your system's "
         "packages (Debian/Ubuntu: apt install python3-zmq python3-msgpack) and run this again"
-        + (f"\n  pip said: {result.stderr.strip().splitlines()[-1]}" if result.stderr.strip() else ""))
+        + (f"\n  pip said: {complaint.splitlines()[-1]}" if complaint else ""))
     return False
 
 
@@ -116,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint", default=None, help="the daemon's endpoint (default: the private ipc socket)")
     parser.add_argument("--daemon-command", default=None,
                         help="command that starts the daemon (default: this checkout's .venv/bin/impasto-daemon)")
-    parser.add_argument("--gimp-python", default="python3",
-                        help="the Python GIMP runs plug-ins with, as a command (default: python3)")
+    parser.add_argument("--gimp-python", default="",
+                        help="the Python GIMP runs plug-ins with, as a command (default: found, see above)")
     parser.add_argument("--systemd", action="store_true", help="also write a systemd user unit for the daemon")
     parser.add_argument("--uninstall", action="store_true", help="remove the plug-in")
     args = parser.parse_args(argv)

@@ -10,6 +10,7 @@ Needs only GIMP's own Python with pyzmq and msgpack: the daemon does the heavy l
 names the daemon's endpoint and the command that starts it.
 """
 
+import dataclasses
 import os
 import sys
 
@@ -23,14 +24,13 @@ import gi  # noqa: E402
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 import impasto_job as job  # noqa: E402
+import impasto_run  # noqa: E402
 from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
 from protocol.messages import DEFAULT_PRESET, JobParams  # noqa: E402
 
 PROCEDURE = "plug-in-impasto-style-transfer"
-# The procedure's arguments, in the order the dialog shows them.
-ARGUMENTS = ("style-preset", "style-file", "style-image", "use-pattern", "style-pattern", "strength", "quality",
-             "seed", "keep-previews", "start-daemon", "endpoint")
+SAVE_PRESET = "plug-in-impasto-save-preset"
 
 
 # --- pixels ----------------------------------------------------------------------------
@@ -78,110 +78,36 @@ def style_from_pattern(pattern):
 
 
 def choose_style(config):
-    """The style the procedure's arguments name (see impasto_job.style_source), and its name."""
-    image = config.get_property("style-image")
-    style_file = config.get_property("style-file")
-    path = style_file.get_path() if style_file is not None else None
-    pattern = config.get_property("style-pattern")
-    source = job.style_source(image is not None, path, config.get_property("use-pattern"), pattern is not None)
+    """The style the procedure's arguments name, and its name: "Style from" decides."""
+    source = config.get_property("style-source")
+    given = {"file": config.get_property("style-file"), "image": config.get_property("style-image"),
+             "pattern": config.get_property("style-pattern")}
+    source = job.check_style_source(source, given.get(source) is not None)
     if source == "image":
-        return style_from_image(image), image.get_name()
+        return style_from_image(given["image"]), given["image"].get_name()
     if source == "file":
-        return style_from_file(style_file), os.path.basename(path)
+        return style_from_file(given["file"]), os.path.basename(given["file"].get_path() or "style file")
     if source == "pattern":
-        return style_from_pattern(pattern), pattern.get_name()
+        return style_from_pattern(given["pattern"]), given["pattern"].get_name()
     return job.preset_style(config.get_property("style-preset") or "")
 
 
-def selection_region(image, layer):
-    """The region to send (impasto_job.Region, layer coordinates) and the selection mask over it (or None)."""
+def selection_region(image, layer, context=True):
+    """The region to send (impasto_job.Region, layer coordinates) and the selection mask over it (or
+    None). `context`: some of the layer around the selection goes too (a job's), or none (a preset's)."""
     _, offset_x, offset_y = layer.get_offsets()
     size = (layer.get_width(), layer.get_height())
     _, selected, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
     if not selected:
         return job.region_to_send(size, None), None
     # Selection bounds are in image coordinates.
-    region = job.region_to_send(size, (x1 - offset_x, y1 - offset_y, x2 - offset_x, y2 - offset_y))
+    region = job.region_to_send(size, (x1 - offset_x, y1 - offset_y, x2 - offset_x, y2 - offset_y), context)
     mask = read_pixels(image.get_selection(), region.x + offset_x, region.y + offset_y, region.width, region.height,
                        "Y u8")
     return region, mask
 
 
-# --- layers ----------------------------------------------------------------------------
-
-class ResultLayers:
-    """The group above the source layer, and the layers the previews and the result become."""
-
-    def __init__(self, image, source, region, name, keep_previews):
-        self.image = image
-        self.x, self.y, self.width, self.height = region.x, region.y, region.width, region.height
-        _, offset_x, offset_y = source.get_offsets()
-        self.x += offset_x
-        self.y += offset_y
-        self.has_alpha = source.has_alpha()
-        self.keep_previews = keep_previews
-        self.group = Gimp.GroupLayer.new(image, f"Impasto: {name}")
-        image.insert_layer(self.group, source.get_parent(), image.get_item_position(source))
-        self.latest = None
-
-    def add(self, picture, name):
-        """A new layer for each preview when they are kept; else one layer, repainted (seven
-        full-size preview layers of a 6000×4000 image took 951 MB in GIMP)."""
-        if self.latest is not None and not self.keep_previews:
-            layer = self.latest
-            layer.set_name(name)
-        else:
-            kind = Gimp.ImageType.RGBA_IMAGE if picture.channels == 4 else Gimp.ImageType.RGB_IMAGE
-            layer = Gimp.Layer.new(self.image, name, picture.width, picture.height, kind, 100.0,
-                                   Gimp.LayerMode.NORMAL)
-            self.image.insert_layer(layer, self.group, 0)
-            layer.set_offsets(self.x, self.y)
-        fmt = "R'G'B'A u8" if picture.channels == 4 else "R'G'B' u8"
-        buffer = layer.get_buffer()
-        buffer.set(Gegl.Rectangle.new(0, 0, picture.width, picture.height), fmt, picture.packed())
-        buffer.flush()
-        layer.update(0, 0, picture.width, picture.height)
-        self.latest = layer
-        Gimp.displays_flush()
-        return layer
-
-
 # --- the procedure ---------------------------------------------------------------------
-
-def show_dialog(procedure, config, forecast):
-    """The procedure's dialog; False when the user cancels. `forecast(config)` is the line that
-    tells, before OK, the sizes the job works at and how long it should take."""
-    gi.require_version("GimpUi", "3.0")
-    gi.require_version("Gtk", "3.0")
-    from gi.repository import GimpUi, Gtk
-
-    GimpUi.init("impasto")
-    dialog = GimpUi.ProcedureDialog.new(procedure, config, "Impasto Style Transfer")
-    dialog.get_scale_entry("strength", 1.0)
-    dialog.fill([name for name in ARGUMENTS if name != "style-image"])
-    # GIMP 3.0's dialog draws no widget for an image argument: add a combo of open images.
-    images = GimpUi.ImageComboBox.new(None, None)
-    row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=12)
-    row.pack_start(Gtk.Label(label="Style from open image"), False, False, 0)
-    use_image = Gtk.CheckButton(label="use it")
-    row.pack_start(images, True, True, 0)
-    row.pack_start(use_image, False, False, 0)
-    dialog.get_content_area().pack_start(row, False, False, 6)
-    row.show_all()
-    estimate = Gtk.Label(label=forecast(config), xalign=0.0)
-    estimate.set_line_wrap(True)
-    dialog.get_content_area().pack_start(estimate, False, False, 6)
-    estimate.show()
-    for name in ("quality", "strength"):
-        config.connect(f"notify::{name}", lambda *_: estimate.set_text(forecast(config)))
-    accepted = dialog.run()
-    if accepted:
-        chosen, image_id = images.get_active()
-        if chosen and use_image.get_active():
-            config.set_property("style-image", Gimp.Image.get_by_id(image_id))
-    dialog.destroy()
-    return accepted
-
 
 def check_target(image, drawables):
     """The one RGB layer to stylise; PluginError otherwise."""
@@ -194,6 +120,12 @@ def check_target(image, drawables):
     return drawables[0]
 
 
+def settings_of(config, feather, layer_side):
+    """The job's settings from the procedure's arguments."""
+    return job.job_params(config.get_property("quality"), config.get_property("strength"), config.get_property("seed"),
+                          feather, layer_side, config.get_property("keep-colors"), config.get_property("brush-size"))
+
+
 def forecast_text(image, drawables, endpoint, config):
     """The dialog's line about sizes and time for the current settings ("" when there is no layer)."""
     try:
@@ -202,26 +134,32 @@ def forecast_text(image, drawables, endpoint, config):
     except job.PluginError:
         return ""
     layer_side = max(layer.get_width(), layer.get_height()) if mask is not None else 0
-    params = job.job_params(config.get_property("quality"), config.get_property("strength"),
-                            config.get_property("seed"), 0, layer_side)
-    return job.estimate_text(job.forecast(endpoint, region, params))
+    return job.estimate_text(job.forecast(endpoint, region, settings_of(config, 0, layer_side)))
 
 
-def stream_into_layers(client, submit, layers, style_name):
-    """Run the job, turning its previews and result into layers and its progress into GIMP's."""
-    from protocol.messages import PREVIEW, PROGRESS, RESULT
+def stream_into_layers(client, submit, layers, progress):
+    """Run the job, turning its previews and result into layers and its progress into words.
+    Returns False when the user cancelled."""
+    from protocol.messages import CANCELLED, PREVIEW, PROGRESS, RESULT
 
-    previews = 0
-    for reply in client.run_job(submit):
+    latest = None
+    for reply in client.run_job(submit, should_stop=progress.poll):
         if reply.type == PROGRESS:
-            progress = reply.progress
-            Gimp.progress_set_text(job.progress_text(progress))
-            Gimp.progress_update(progress.iteration / progress.total)
+            latest = reply.progress
+            progress.say(job.progress_text(latest), latest.iteration / latest.total)
         elif reply.type == PREVIEW:
-            previews += 1
-            layers.add(reply.image, job.preview_name(previews, reply.header["iteration"], reply.header["total"]))
+            progress.show_preview(reply.image)
+            layers.preview(reply.image, job.preview_name(latest))
         elif reply.type == RESULT:
-            layers.add(reply.image, f"Impasto {style_name}")
+            layers.finish(reply.image)
+        elif reply.type == CANCELLED:
+            return False
+    return True
+
+
+def failure(procedure, message):
+    error = GLib.Error.new_literal(Gimp.PlugIn.error_quark(), message, 0)
+    return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, error)
 
 
 def stylize(procedure, run_mode, image, drawables, config, data):
@@ -230,101 +168,169 @@ def stylize(procedure, run_mode, image, drawables, config, data):
 
     settings = job.load_settings(HERE)
     endpoint = job.endpoint_of(config.get_property("endpoint"), settings)
-    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(
-            procedure, config, lambda config: forecast_text(image, drawables, endpoint, config)):
-        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    interactive = run_mode == Gimp.RunMode.INTERACTIVE
+    daemon = None
+    if interactive:
+        import impasto_dialog
 
-    def fail(message):
-        error = GLib.Error.new_literal(Gimp.PlugIn.error_quark(), message, 0)
-        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, error)
-
-    Gimp.progress_init("Impasto: connecting to the daemon…")
+        daemon = job.Daemon(endpoint, settings, config.get_property("start-daemon"))
+        if not impasto_dialog.show(procedure, config, daemon, image,
+                                   lambda config: forecast_text(image, drawables, endpoint, config)):
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
         layer = check_target(image, drawables)
         region, mask = selection_region(image, layer)
         style, style_name = choose_style(config)
-        job.connect(endpoint, settings, config.get_property("start-daemon"), on_wait=Gimp.progress_pulse,
-                    on_start=lambda log: Gimp.progress_set_text("Starting the Impasto daemon (loading VGG19)…"))
     except job.PluginError as exc:
-        return fail(str(exc))
+        return failure(procedure, str(exc))
     except GLib.Error as exc:
-        return fail(f"Impasto could not read the style: {exc.message}")
+        return failure(procedure, f"Impasto could not read the style: {exc.message}")
+
+    progress = impasto_run.progress_for(interactive, f"Impasto: {style_name}", "Connecting to the daemon…")
+    try:
+        job.connect(endpoint, settings, config.get_property("start-daemon"), on_wait=progress.pulse,
+                    on_start=lambda log: progress.say("Starting the Impasto daemon (loading VGG19)…"),
+                    starting=daemon)
+    except job.PluginError as exc:
+        progress.close()
+        return failure(procedure, str(exc))
 
     channels = 4 if layer.has_alpha() else 3
     content = Image(region.width, region.height, channels,
                     read_pixels(layer, region.x, region.y, region.width, region.height,
                                 "R'G'B'A u8" if channels == 4 else "R'G'B' u8"))
     layer_side = max(layer.get_width(), layer.get_height()) if mask is not None else 0
-    params = job.job_params(config.get_property("quality"), config.get_property("strength"),
-                            config.get_property("seed"), job.feather_for(region, mask is not None), layer_side)
+    params = settings_of(config, job.feather_for(region, mask is not None), layer_side)
+    if interactive:  # previews spread evenly in time, from the daemon's forecast
+        estimate = job.forecast(endpoint, region, params)
+        params = dataclasses.replace(params, preview_every=0,
+                                     preview_seconds=job.preview_interval(estimate and estimate["seconds"]))
     submit = job.build_submit(new_job_id(), content, style, params, mask)
-
-    image.undo_group_start()
-    layers = ResultLayers(image, layer, region, style_name, config.get_property("keep-previews"))
+    layers = impasto_run.ResultLayers(image, layer, region, style_name, config.get_property("keep-previews"),
+                                      live=interactive)
     client = Client(endpoint, timeout=2.0)
     try:
-        stream_into_layers(client, submit, layers, style_name)
+        finished = stream_into_layers(client, submit, layers, progress)
     except (DaemonError, DaemonUnavailable) as exc:
-        if layers.latest is None:  # nothing came back: leave no empty group behind
-            image.remove_layer(layers.group)
-        image.undo_group_end()
-        return fail(f"Impasto: {exc}")
+        layers.mark_unfinished()
+        return failure(procedure, f"Impasto: {exc}")
     finally:
         client.close()
-    image.undo_group_end()
-    Gimp.progress_end()
-    Gimp.displays_flush()
+        progress.close()
+    if not finished:
+        layers.remove()
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+
+def save_preset(procedure, run_mode, image, drawables, config, data):
+    """Filters > Artistic > Save Layer as Impasto Style Preset…: the layer (or the selection in it)
+    becomes a user preset of the daemon's, with a name."""
+    from protocol.client import Client, DaemonError, DaemonUnavailable
+    from protocol.messages import Image
+
+    if run_mode == Gimp.RunMode.INTERACTIVE:
+        gi.require_version("GimpUi", "3.0")
+        from gi.repository import GimpUi
+
+        GimpUi.init("impasto")
+        dialog = GimpUi.ProcedureDialog.new(procedure, config, "Save Layer as Impasto Style Preset")
+        dialog.fill(["preset-name", "description"])
+        accepted = dialog.run()
+        dialog.destroy()
+        if not accepted:
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    settings = job.load_settings(HERE)
+    endpoint = job.endpoint_of(config.get_property("endpoint"), settings)
+    try:
+        layer = check_target(image, drawables)
+        region, _ = selection_region(image, layer, context=False)
+        name = job.preset_name(config.get_property("preset-name"))
+        job.connect(endpoint, settings, True)
+    except job.PluginError as exc:
+        return failure(procedure, str(exc))
+    picture = Image(region.width, region.height, 3,
+                    read_pixels(layer, region.x, region.y, region.width, region.height, "R'G'B' u8"))
+    try:
+        with Client(endpoint, timeout=60.0) as client:
+            client.add_preset(name, picture, config.get_property("description") or f"From {image.get_name()}")
+    except (DaemonError, DaemonUnavailable) as exc:
+        return failure(procedure, f"Impasto could not save the preset: {exc}")
+    if run_mode == Gimp.RunMode.INTERACTIVE:
+        Gimp.message(f"Saved the Impasto style preset '{name}': choose it under Style from: Preset.")
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+
+def choice_of(options):
+    choice = Gimp.Choice.new()
+    for index, (key, label) in enumerate(options.items()):
+        choice.add(key, index, label, "")
+    return choice
+
+
+def add_style_transfer_arguments(procedure):
+    flags = GObject.ParamFlags.READWRITE
+    procedure.add_choice_argument("style-source", "Style _from", "Which style argument decides (the others are "
+                                  "ignored)", choice_of(job.STYLE_SOURCES), job.DEFAULT_STYLE_SOURCE, flags)
+    procedure.add_string_argument("style-preset", "Style _preset", "A preset of the daemon's, by name",
+                                  DEFAULT_PRESET, flags)
+    procedure.add_file_argument("style-file", "Style _file", "A painting to take the style from",
+                                Gimp.FileChooserAction.OPEN, True, None, flags)
+    procedure.add_image_argument("style-image", "Style _image", "Another open image as the style", True, flags)
+    procedure.add_pattern_argument("style-pattern", "St_yle pattern", "A GIMP pattern as the style",
+                                   True, None, True, flags)
+    procedure.add_double_argument("strength", "S_trength", *job.knob("strength"), flags)
+    procedure.add_choice_argument("keep-colors", "Colours", "Whose colours the result has",
+                                  choice_of(job.KEEP_COLORS), "none", flags)
+    procedure.add_double_argument("brush-size", "_Brush size", "Size of the painting's strokes (1: as painted)",
+                                  *job.BRUSH_SIZES, 1.0, flags)
+    procedure.add_choice_argument("quality", "_Quality", "Size the picture is composed at, and the work spent on "
+                                  "it and on its full-resolution detail",
+                                  choice_of({k: v[0] for k, v in job.QUALITIES.items()}), job.DEFAULT_QUALITY, flags)
+    procedure.add_int_argument("seed", "Random see_d", "Same seed, same picture", 0, 2**31 - 1, JobParams().seed,
+                               flags)
+    procedure.add_boolean_argument("keep-previews", "_Keep every preview",
+                                   "Keep each progressive result as a layer of its own", False, flags)
+    procedure.add_boolean_argument("start-daemon", "Start the daemon if _missing",
+                                   "Start the Impasto daemon if it is not running", True, flags)
+    procedure.add_string_argument("endpoint", "Daemon _endpoint", "Empty: the one the installer wrote", "", flags)
 
 
 class Impasto(Gimp.PlugIn):
     def do_query_procedures(self):
-        return [PROCEDURE]
+        return [PROCEDURE, SAVE_PRESET]
 
     def do_set_i18n(self, name):
         return False
 
     def do_create_procedure(self, name):
-        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, stylize, None)
+        run = save_preset if name == SAVE_PRESET else stylize
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_image_types("RGB*")
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-        procedure.set_menu_label("Impasto Style Transfer…")
-        procedure.add_menu_path("<Image>/Filters/Artistic")
+        procedure.set_attribution("Impasto", "Impasto", "2026")
+        procedure.set_menu_label("Save Layer as Impasto Style Preset…" if name == SAVE_PRESET else
+                                 "Impasto Style Transfer…")
+        procedure.add_menu_path("<Image>/Filters/Artistic")  # after the label, which it needs
+        if name == SAVE_PRESET:
+            procedure.set_documentation("Keep the layer as an Impasto style preset",
+                                        "The layer, or the selection in it, becomes a user preset of the Impasto "
+                                        "daemon's, listed in Impasto Style Transfer's gallery.", name)
+            flags = GObject.ParamFlags.READWRITE
+            procedure.add_string_argument("preset-name", "Preset _name", "Lowercase letters, digits, '-' and '_' "
+                                          "(a preset of that name is replaced)", "my-style", flags)
+            procedure.add_string_argument("description", "_Description", "Shown in the gallery", "", flags)
+            procedure.add_string_argument("endpoint", "Daemon _endpoint", "Empty: the one the installer wrote", "",
+                                          flags)
+            return procedure
         procedure.set_documentation(
             "Paint the layer in the style of another picture",
-            "Neural style transfer (Gatys et al.) through the Impasto daemon. The result and its "
-            "progressive previews become new layers in a group above the layer; with a selection, only "
-            "the selection is stylised, with a soft edge.",
+            "Neural style transfer (Gatys et al.) through the Impasto daemon. The result becomes a new layer "
+            "above the layer; with a selection, only the selection is stylised, with a soft edge. The style "
+            "comes from what style-source names: style-preset, style-file, style-image or style-pattern "
+            "(the others are ignored).",
             name)
-        procedure.set_attribution("Impasto", "Impasto", "2026")
-        flags = GObject.ParamFlags.READWRITE
-        procedure.add_string_argument("style-preset", "Style _preset",
-                                      "A built-in style (used when no image, file or pattern is given)",
-                                      DEFAULT_PRESET, flags)
-        procedure.add_file_argument("style-file", "Style _file", "A painting to take the style from",
-                                    Gimp.FileChooserAction.OPEN, True, None, flags)
-        procedure.add_image_argument("style-image", "Style from open _image", "Another open image as the style",
-                                     True, flags)
-        procedure.add_boolean_argument("use-pattern", "_Use the pattern", "Take the style from the pattern",
-                                       False, flags)
-        procedure.add_pattern_argument("style-pattern", "St_yle pattern", "A GIMP pattern as the style",
-                                       True, None, True, flags)
-        procedure.add_double_argument("strength", "S_trength", *job.knob("strength"), flags)
-        choice = Gimp.Choice.new()
-        for index, (key, (label, *_)) in enumerate(job.QUALITIES.items()):
-            choice.add(key, index, label, "")
-        procedure.add_choice_argument("quality", "_Quality", "Size the picture is composed at, and the work spent "
-                                      "on it and on its full-resolution detail",
-                                      choice, job.DEFAULT_QUALITY, flags)
-        procedure.add_int_argument("seed", "Random see_d", "Same seed, same picture", 0, 2**31 - 1,
-                                   JobParams().seed, flags)
-        procedure.add_boolean_argument("keep-previews", "_Keep every preview",
-                                       "Keep each progressive result as a layer (else one layer shows the latest)",
-                                       False, flags)
-        procedure.add_boolean_argument("start-daemon", "Start the daemon if _missing",
-                                       "Start the Impasto daemon if it is not running", True, flags)
-        procedure.add_string_argument("endpoint", "Daemon _endpoint", "Empty: the one the installer wrote",
-                                      "", flags)
+        add_style_transfer_arguments(procedure)
         return procedure
 
 

@@ -8,16 +8,29 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
+import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from protocol.client import Client, DaemonError, DaemonUnavailable, ensure_daemon
-from protocol.endpoint import default_endpoint
-from protocol.messages import DEFAULT_PRESET, Image, JobParams, Progress, Style, Submit
+from protocol.client import (
+    Client,
+    DaemonError,
+    DaemonUnavailable,
+    daemon_log_path,
+    ensure_daemon,
+    last_line,
+    spawn_daemon,
+    wait_for_daemon,
+)
+from protocol.endpoint import default_endpoint, ipc_path, make_private_dir
+from protocol.errors import is_number
+from protocol.messages import DEFAULT_PRESET, Image, JobParams, PresetInfo, Progress, Style, Submit
 
 # name: (label, long side the picture is composed at, iterations there, iterations at each detail
 # scale above it, up to the layer's own size). Every quality paints the layer's full resolution;
@@ -28,8 +41,12 @@ QUALITIES = {
     "fine": ("Fine (slow)", 1280, 100, 8),
 }
 DEFAULT_QUALITY = "normal"
+KEEP_COLORS = {"none": "Painting's colours", "luminance": "Photo's colours (luminance)",
+               "match": "Photo's colours (matched palette)"}
+BRUSH_SIZES = (0.25, 4.0)  # the dialog's range for JobParams.style_scale
 CONTEXT_FRACTION = 0.15  # context sent around a selection, as a share of its size
 FEATHER_FRACTION = 0.04  # soft edge inside a selection, as a share of its size
+PRESET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # the daemon's rule (daemon/presets.py)
 START_WAIT_S = 90  # how long the plug-in waits for a daemon it started (loading VGG19)
 
 
@@ -62,24 +79,49 @@ def endpoint_of(argument: str, settings: dict, environ: dict[str, str] | None = 
 
 # --- the style -------------------------------------------------------------------------
 
-STYLE_SOURCES = ("image", "file", "pattern", "preset")
+# The "Style from" choice: it alone decides which style argument is read, in the dialog and for
+# scripts alike (the other style arguments are ignored).
+STYLE_SOURCES = {"preset": "Preset", "file": "Image file", "image": "Open image", "pattern": "GIMP pattern"}
+DEFAULT_STYLE_SOURCE = "preset"
 
 
-def style_source(image_given: bool, file_path: str | None, use_pattern: bool, pattern_given: bool) -> str:
-    """Which of the procedure's style arguments decides, for scripts: an open image, else a file,
-    else the pattern (when `use-pattern` is on), else the preset."""
-    if image_given:
-        return "image"
-    if file_path:
-        return "file"
-    if use_pattern and pattern_given:
-        return "pattern"
-    return "preset"
+def check_style_source(source: str, given: bool) -> str:
+    """The source to use; PluginError when its argument is missing (a script's mistake)."""
+    if source not in STYLE_SOURCES:
+        raise PluginError(f"Unknown style source {source!r}: use one of {', '.join(STYLE_SOURCES)}.")
+    if not given and source != "preset":
+        argument = {"file": "style-file", "image": "style-image", "pattern": "style-pattern"}[source]
+        raise PluginError(f"Style from '{STYLE_SOURCES[source]}' needs a {argument}: choose one.")
+    return source
 
 
 def preset_style(name: str) -> tuple[Style, str]:
     name = name.strip() or DEFAULT_PRESET
     return Style(preset=name), name
+
+
+def recommended(info: PresetInfo) -> dict[str, Any]:
+    """The dialog settings a preset recommends (strength, keep-colors, brush-size), valid ones only."""
+    settings: dict[str, Any] = {}
+    params = info.params
+    if is_number(params.get("strength")) and 0 <= params["strength"] <= 1:
+        settings["strength"] = float(params["strength"])
+    if params.get("keep_colors") in KEEP_COLORS:
+        settings["keep-colors"] = params["keep_colors"]
+    if is_number(params.get("style_scale")) and BRUSH_SIZES[0] <= params["style_scale"] <= BRUSH_SIZES[1]:
+        settings["brush-size"] = float(params["style_scale"])
+    return settings
+
+
+def thumbnail_rgb(image: Image) -> tuple[int, int, bytes]:
+    """A thumbnail as packed RGB rows (what a GdkPixbuf wants), whatever its channels."""
+    data = image.packed()
+    if image.channels == 3:
+        return image.width, image.height, bytes(data)
+    pixels = range(image.width * image.height)
+    if image.channels == 1:
+        return image.width, image.height, bytes(v for i in pixels for v in (data[i],) * 3)
+    return image.width, image.height, bytes(v for i in pixels for v in data[4 * i:4 * i + 3])
 
 
 # --- the region and the job ------------------------------------------------------------
@@ -94,9 +136,10 @@ class Region:
     height: int
 
 
-def region_to_send(layer_size: tuple[int, int], selection: tuple[int, int, int, int] | None) -> Region:
+def region_to_send(layer_size: tuple[int, int], selection: tuple[int, int, int, int] | None,
+                   context: bool = True) -> Region:
     """The whole layer, or the selection's bounds (x1, y1, x2, y2, in layer coordinates) with
-    CONTEXT_FRACTION of context around them, clipped to the layer."""
+    CONTEXT_FRACTION of context around them (when `context`), clipped to the layer."""
     width, height = layer_size
     if selection is None:
         return Region(0, 0, width, height)
@@ -104,7 +147,7 @@ def region_to_send(layer_size: tuple[int, int], selection: tuple[int, int, int, 
     x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
     if x2 <= x1 or y2 <= y1:
         raise PluginError("The selection does not touch the active layer.")
-    pad = int(max(x2 - x1, y2 - y1) * CONTEXT_FRACTION)
+    pad = int(max(x2 - x1, y2 - y1) * CONTEXT_FRACTION) if context else 0
     x1, y1 = max(x1 - pad, 0), max(y1 - pad, 0)
     x2, y2 = min(x2 + pad, width), min(y2 + pad, height)
     return Region(x1, y1, x2 - x1, y2 - y1)
@@ -115,7 +158,8 @@ def feather_for(region: Region, has_mask: bool) -> int:
     return max(1, round(max(region.width, region.height) * FEATHER_FRACTION)) if has_mask else 0
 
 
-def job_params(quality: str, strength: float, seed: int, feather: float, layer_side: int = 0) -> JobParams:
+def job_params(quality: str, strength: float, seed: int, feather: float, layer_side: int = 0,
+               keep_colors: str = "none", brush_size: float = 1.0) -> JobParams:
     """The job's settings for a quality; everything not named here is the engine's default.
 
     `layer_side`, the long side of the layer a selection is cut from, makes the selection look
@@ -123,7 +167,14 @@ def job_params(quality: str, strength: float, seed: int, feather: float, layer_s
     """
     _, long_side, iterations, detail = QUALITIES.get(quality, QUALITIES[DEFAULT_QUALITY])
     return JobParams(size=long_side, iterations=iterations, detail=detail, strength=strength, seed=seed,
-                     preview_every=max(5, iterations // 2), mask_feather=feather, layer_size=layer_side)
+                     preview_every=max(5, iterations // 2), mask_feather=feather, layer_size=layer_side,
+                     keep_colors=keep_colors if keep_colors in KEEP_COLORS else "none", style_scale=brush_size)
+
+
+def preview_interval(seconds: float | None) -> float:
+    """Seconds between previews for a job expected to take `seconds`: about a dozen, evenly in
+    time, and none closer than 2 s (a 24 MP preview costs the daemon 0.7 s)."""
+    return min(max((seconds or 0.0) / 12, 2.0), 60.0)
 
 
 def build_submit(job: str, content: Image, style: Style, params: JobParams, mask: bytes | None) -> Submit:
@@ -134,12 +185,24 @@ def build_submit(job: str, content: Image, style: Style, params: JobParams, mask
 # --- what the user reads ---------------------------------------------------------------
 
 def progress_text(progress: Progress) -> str:
-    return (f"Impasto: scale {progress.scale}/{progress.scales} ({progress.width}×{progress.height}), "
-            f"iteration {progress.iteration}/{progress.total}, about {round(progress.eta)} s left")
+    return (f"Iteration {progress.iteration}/{progress.total}, scale {progress.scale}/{progress.scales} "
+            f"({progress.width}×{progress.height}): about {duration_text(progress.eta)} left")
 
 
-def preview_name(count: int, iteration: int, total: int) -> str:
-    return f"Impasto preview {count} (iteration {iteration}/{total})"
+def preview_name(progress: Progress | None) -> str:
+    """A kept preview's layer name, in the words and numbers of the progress shown with it."""
+    if progress is None:
+        return "Impasto preview"
+    return f"Impasto preview: iteration {progress.iteration}/{progress.total}, scale {progress.scale}/{progress.scales}"
+
+
+def preset_name(name: str) -> str:
+    """A name for a new preset, as the daemon will take it (lowercase, '-' for spaces); PluginError if none."""
+    cleaned = "-".join(name.strip().lower().split())
+    if not PRESET_NAME.fullmatch(cleaned):
+        raise PluginError(f"{name!r} cannot name a preset: use 1 to 64 lowercase letters, digits, '-' or '_', "
+                          "starting with a letter or a digit.")
+    return cleaned
 
 
 def duration_text(seconds: float) -> str:
@@ -174,11 +237,18 @@ def daemon_command(settings: dict) -> list[str]:
 
 
 def connect(endpoint: str, settings: dict, start: bool, on_wait: Callable[[], None] = lambda: None,
-            on_start: Callable[[Path], None] = lambda log: None) -> None:
-    """Make sure a daemon answers at `endpoint`, starting the configured one where allowed.
+            on_start: Callable[[Path], None] = lambda log: None, starting: Daemon | None = None) -> None:
+    """Make sure a daemon answers at `endpoint`, starting the configured one where allowed (or
+    waiting for the one the dialog started, `starting`).
 
     Raises PluginError with what the user can do about it.
     """
+    if starting is not None and starting.waiting():
+        try:
+            wait_for_daemon(endpoint, START_WAIT_S, still_starting=starting.waiting, on_wait=on_wait)
+            return
+        except DaemonUnavailable:
+            raise PluginError(f"The Impasto daemon could not be started: {starting.state_text()}") from None
     command = daemon_command(settings)
     found = bool(command) and (os.path.exists(command[0]) or shutil.which(command[0]) is not None)
     if start and found:
@@ -193,10 +263,78 @@ def connect(endpoint: str, settings: dict, start: bool, on_wait: Callable[[], No
         return
     except DaemonUnavailable:
         pass
+    raise PluginError(not_running_text(endpoint, command, start))
+
+
+def not_running_text(endpoint: str, command: list[str], start: bool) -> str:
+    """What to do when no daemon answers: the configured command (with its endpoint), or the installer."""
     if start:
-        raise PluginError(f"The Impasto daemon is not running at {endpoint}, and it cannot be started from here "
-                          f"({command[0] if command else 'no daemon command configured'} not found). Run "
-                          "Impasto's installer again.")
+        return (f"The Impasto daemon is not running at {endpoint}, and it cannot be started from here "
+                f"({command[0] if command else 'no daemon command configured'} not found). Run Impasto's "
+                "installer again.")
     how = f"`{shlex.join([*command, '--endpoint', endpoint])}`" if command else "Impasto's installer"
-    raise PluginError(f"The Impasto daemon is not running at {endpoint}. Start it with {how}, or turn on "
-                      "'Start the daemon if missing'.")
+    return (f"The Impasto daemon is not running at {endpoint}. Start it with {how}, or turn on "
+            "'Start the daemon if missing' (under Advanced).")
+
+
+class Daemon:
+    """The daemon as the dialog sees it: its presets once it answers. Where allowed, a daemon
+    that is not running is started in the background when the dialog opens, so the gallery
+    fills while the user chooses (loading VGG19 takes a few seconds)."""
+
+    def __init__(self, endpoint: str, settings: dict, may_start: bool) -> None:
+        self.endpoint = endpoint
+        self.command = daemon_command(settings)
+        self.process: subprocess.Popen | None = None
+        self.log: Path | None = None
+        self.problem = ""
+        self.started = time.monotonic()
+        self.infos = self._ask()
+        if self.infos is None and may_start:
+            self._start()
+        elif self.infos is None:
+            self._explain(may_start)
+
+    def _ask(self) -> list[PresetInfo] | None:
+        try:
+            with Client(self.endpoint, timeout=0.15) as client:  # a short wait: the dialog is drawing
+                client.hello()
+            with Client(self.endpoint, timeout=10.0) as client:  # it answers: thumbnails take a moment
+                return client.preset_gallery()
+        except (DaemonUnavailable, DaemonError):
+            return None
+
+    def _explain(self, may_start: bool) -> None:
+        self.problem = not_running_text(self.endpoint, self.command, may_start)
+
+    def _start(self) -> None:
+        found = bool(self.command) and (os.path.exists(self.command[0]) or shutil.which(self.command[0]))
+        if not found or ipc_path(self.endpoint) is None:
+            self._explain(True)
+            return
+        try:
+            self.log = daemon_log_path(self.endpoint)
+            make_private_dir(self.log.parent)
+            self.process = spawn_daemon(self.command, self.endpoint, self.log)
+        except (OSError, DaemonUnavailable) as exc:
+            self.problem = f"The Impasto daemon could not be started: {exc}"
+
+    def waiting(self) -> bool:
+        """Whether a daemon this dialog started may still come up."""
+        return (self.infos is None and self.process is not None and self.process.poll() is None
+                and time.monotonic() - self.started < START_WAIT_S)
+
+    def presets(self) -> list[PresetInfo] | None:
+        if self.infos is None and (self.waiting() or self.process is None):
+            self.infos = self._ask()
+        return self.infos
+
+    def state_text(self) -> str:
+        if self.infos is not None:
+            return ""
+        if self.waiting():
+            return "Starting the Impasto daemon (loading VGG19): its presets appear here when it is ready."
+        if self.process is not None and self.process.poll() is not None:
+            tail = last_line(self.log) if self.log else ""
+            return f"The Impasto daemon stopped at once: {tail or 'no output'} (see {self.log})."
+        return self.problem or not_running_text(self.endpoint, self.command, False)

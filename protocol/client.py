@@ -108,6 +108,10 @@ class Client:
     def presets(self) -> list[dict]:
         return self.request(m.PRESETS).header.get("presets", [])
 
+    def preset_gallery(self) -> list[m.PresetInfo]:
+        """The presets with their thumbnails."""
+        return m.preset_infos(self.request(m.PRESETS))
+
     def add_preset(self, name: str, image: m.Image, description: str = "", params: dict | None = None) -> None:
         self.request(m.PRESET_ADD, m.preset_add_message(m.PresetUpload(name, image, description, params or {})))
 
@@ -202,6 +206,20 @@ def last_line(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
+def spawn_daemon(command: Sequence[str], endpoint: str, log_path: Path, detach: bool = True,
+                 cwd: Path | None = None) -> subprocess.Popen:
+    """Run `command --endpoint ENDPOINT`, logging to `log_path`, without waiting for it to answer
+    (a dialog that goes on drawing meanwhile); start_daemon waits."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        descriptor = os.open(log_path, flags, 0o600)  # never through a planted symlink
+        with open(descriptor, "ab") as log:
+            return subprocess.Popen([*command, "--endpoint", endpoint], stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=log, start_new_session=detach, cwd=cwd)
+    except OSError as exc:
+        raise DaemonUnavailable(f"could not start the Impasto daemon ({' '.join(command)}): {exc}") from None
+
+
 def start_daemon(command: Sequence[str], endpoint: str, log_path: Path, wait: float = 120.0,
                  keys: ClientKeys | None = None, on_wait: Callable[[], None] = lambda: None,
                  detach: bool = True, cwd: Path | None = None) -> tuple[subprocess.Popen, dict]:
@@ -212,14 +230,7 @@ def start_daemon(command: Sequence[str], endpoint: str, log_path: Path, wait: fl
     Returns the process and its hello; raises DaemonUnavailable, with the log's last line, when it
     exits first or does not answer within `wait` seconds.
     """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        descriptor = os.open(log_path, flags, 0o600)  # never through a planted symlink
-        with open(descriptor, "ab") as log:
-            process = subprocess.Popen([*command, "--endpoint", endpoint], stdin=subprocess.DEVNULL, stdout=log,
-                                       stderr=log, start_new_session=detach, cwd=cwd)
-    except OSError as exc:
-        raise DaemonUnavailable(f"could not start the Impasto daemon ({' '.join(command)}): {exc}") from None
+    process = spawn_daemon(command, endpoint, log_path, detach, cwd)
     try:
         return process, wait_for_daemon(endpoint, wait, keys, lambda: process.poll() is None, on_wait)
     except DaemonUnavailable:

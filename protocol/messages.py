@@ -336,6 +336,7 @@ class Reply:
     type: str
     header: dict[str, Any]
     image: Image | None = None
+    frames: list = field(default_factory=list, repr=False)  # the raw frames, for replies with several images
 
     @property
     def job(self) -> str | None:
@@ -352,4 +353,31 @@ def parse_reply(frames: list) -> Reply:
     image = None
     if "image" in header:
         image = image_from(header["image"], frames, "reply image", MAX_PIXELS)
-    return Reply(header["type"], header, image)
+    return Reply(header["type"], header, image, frames)
+
+
+@dataclass(frozen=True)
+class PresetInfo:
+    """One entry of a `presets` reply: what a gallery shows."""
+
+    name: str
+    description: str
+    source: str  # "built-in" or "user"
+    params: dict[str, Any]
+    thumbnail: Image | None  # at most 64 px a side
+
+
+def preset_infos(reply: Reply) -> list[PresetInfo]:
+    """The presets a `presets` reply lists, with their thumbnails (None where one is unreadable)."""
+    infos = []
+    for entry in reply.header.get("presets", []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            continue
+        try:
+            thumbnail = image_from(entry.get("thumbnail"), reply.frames, "thumbnail", 256 * 256)
+        except ProtocolError:
+            thumbnail = None
+        params = entry.get("params")
+        infos.append(PresetInfo(entry["name"], str(entry.get("description", "")), str(entry.get("source", "")),
+                                params if isinstance(params, dict) else {}, thumbnail))
+    return infos

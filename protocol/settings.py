@@ -18,7 +18,7 @@ MAX_SIDE = 16384
 MAX_PIXELS = 64 * 1024 * 1024  # one image; the daemon may set a lower limit
 
 # The built-in style a job uses when the user names none.
-DEFAULT_PRESET = "swirls"
+DEFAULT_PRESET = "starry_night"  # van Gogh, built in (daemon/paintings)
 
 
 def _vgg_layer_names() -> tuple[str, ...]:
@@ -118,6 +118,10 @@ class JobParams:
                             "run in overlapping tiles (0: as many as the daemon's memory allows)")
     seed: int = knob(0, Range(0, 2**63 - 1), "random seed: the same seed, the same picture")
     preview_every: int = knob(10, Range(0, 20000), "a preview every N iterations, 0 for none")
+    # A GUI wants previews evenly in time: counted in iterations, the small scales' fast ones
+    # came in a burst (five in 10 s) and the slow full-size ones a minute apart.
+    preview_seconds: float = knob(0.0, Range(0.0, 3600.0), "a preview whenever this many seconds have passed "
+                                  "since the last one, instead of every N iterations (0: off)")
     mask_feather: float = knob(0.0, Range(0.0, 1024.0), "soften the mask's edge over this many pixels, inside "
                                "the mask")
     keep_colors: str = knob("none", ("none", "luminance", "match"), "keep the photo's colours: transfer only "

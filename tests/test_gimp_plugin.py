@@ -1,14 +1,16 @@
-"""The GIMP plug-in in real GIMP 3.0.4 (Debian trixie, in a chroot), against a real daemon.
+"""The GIMP plug-in in real GIMP, 3.0.4 (Debian trixie) and 3.2 (Debian sid), each in a chroot,
+against a real daemon.
 
-The chroot is built once and cached (tests/gimp/build-chroot.sh); the plug-in is installed into
-it with the project's own installer; the daemon runs on the host and the two meet on an ipc
-socket in a folder bind-mounted into the chroot at the same path.
+The chroots are built once and cached (tests/gimp/build-chroot.sh); the plug-in is installed
+into each with the project's own installer; the daemon runs on the host and the two meet on an
+ipc socket in a folder bind-mounted into the chroot at the same path.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,16 +31,18 @@ def mount(*args: str) -> None:
 
 
 class Gimp:
-    """gimp-console-3.0 in the chroot, with `folder` shared at the same path."""
+    """gimp-console in the chroot, with `folder` shared at the same path."""
 
     def __init__(self, chroot: Path, folder: Path) -> None:
         self.chroot = chroot
         self.folder = folder
+        # gimp-console-3.0 or -3.2: the version names the profile folder too.
+        self.version = sorted(p.name for p in (chroot / "usr" / "bin").glob("gimp-console-3.*"))[-1].split("-")[-1]
 
     def command(self) -> list[str]:
         code = "exec(open('%s').read())" % (self.folder / "batch.py")
         return ["chroot", str(self.chroot), "env", "HOME=/root", f"IMPASTO_BATCH_DIR={self.folder}",
-                "gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval", "-b", code, "--quit"]
+                f"gimp-console-{self.version}", "-i", "--batch-interpreter=python-fu-eval", "-b", code, "--quit"]
 
     def prepare(self, spec: dict) -> None:
         (self.folder / "result.json").unlink(missing_ok=True)
@@ -58,10 +62,10 @@ class Gimp:
         return result
 
 
-@pytest.fixture(scope="module")
-def gimp(tmp_path_factory):
-    build = subprocess.run(["bash", str(ROOT / "tests" / "gimp" / "build-chroot.sh")], capture_output=True,
-                           text=True, timeout=1500)
+@pytest.fixture(scope="module", params=["trixie", "sid"])
+def gimp(request, tmp_path_factory):
+    build = subprocess.run(["bash", str(ROOT / "tests" / "gimp" / "build-chroot.sh"), request.param],
+                           capture_output=True, text=True, timeout=1500)
     if build.returncode != 0:
         pytest.fail(f"could not build the GIMP chroot:\n{build.stderr[-3000:]}")
     chroot = Path(build.stdout.strip().splitlines()[-1])
@@ -76,15 +80,16 @@ def gimp(tmp_path_factory):
             mounted.append(chroot / "proc")
         mount("--bind", str(folder), str(inside))
         mounted.append(inside)
+        gimp = Gimp(chroot, folder)
         (folder / "batch.py").write_text((ROOT / "tests" / "gimp" / "batch.py").read_text())
         install = subprocess.run(
             [sys.executable, str(ROOT / "install" / "gimp_plugin.py"), "--gimp-dir",
-             str(chroot / "root" / ".config" / "GIMP" / "3.0"), "--endpoint", f"ipc://{folder}/d.sock",
+             str(chroot / "root" / ".config" / "GIMP" / gimp.version), "--endpoint", f"ipc://{folder}/d.sock",
              "--gimp-python", f"chroot {chroot} python3"], capture_output=True, text=True, timeout=300)
         assert install.returncode == 0, install.stdout + install.stderr
         assert "has pyzmq and msgpack" in install.stdout
         print(install.stdout)
-        yield Gimp(chroot, folder)
+        yield gimp
     finally:
         for path in reversed(mounted):
             subprocess.run(["umount", "-l", str(path)])
@@ -100,8 +105,8 @@ def host_daemon(gimp):
 SELECTION_SPEC = {
     "image_width": 96, "image_height": 72, "layer_width": 80, "layer_height": 60, "layer_offsets": [8, 6],
     "alpha": True, "selection": [30, 20, 36, 30], "inside_margin": 4,
-    "arguments": {"quality": "draft", "start-daemon": False, "style-preset": "swirls", "seed": 3,
-                  "keep-previews": True},
+    "arguments": {"quality": "draft", "start-daemon": False, "style-source": "preset", "style-preset": "swirls",
+                  "seed": 3, "keep-previews": True},
 }
 
 
@@ -109,11 +114,15 @@ def test_selection_is_stylised_into_new_layers(gimp, host_daemon) -> None:
     result = gimp.run(SELECTION_SPEC)
     assert result["status"] == "success", result
     assert result["original_unchanged"]
-    # The group sits directly above the photo; the final layer is on top inside it.
-    assert result["top_level"] == ["Impasto: swirls", "photo", "background"]
-    children = result["children"]
-    assert children[0]["name"] == "Impasto swirls"
-    assert all(c["name"].startswith("Impasto preview") for c in children[1:]) and len(children) >= 2
+    # The result sits directly above the photo, the kept previews below it (newest first), each
+    # named with the iteration the progress showed with it.
+    children = result["run_layers"]
+    assert result["top_level"] == [c["name"] for c in children] + ["photo", "background"]
+    assert children[0]["name"] == "Impasto: swirls"
+    previews = [c["name"] for c in children[1:]]
+    assert previews and all(name.startswith("Impasto preview: iteration ") for name in previews)
+    iterations = [int(name.split("iteration ")[1].split("/")[0]) for name in previews]
+    assert iterations == sorted(iterations, reverse=True)
     # Sent: the selection plus 15% context, clipped to the layer; placed at image coordinates.
     x, y, w, h = 30 - 5, 20 - 5, 36 + 10, 30 + 10
     assert all(c["offsets"] == [x, y] and c["size"] == [w, h] for c in children)
@@ -128,9 +137,9 @@ def test_whole_layer_without_alpha(gimp, host_daemon) -> None:
     result = gimp.run(spec)
     assert result["status"] == "success", result
     assert result["original_unchanged"]
-    # Only the latest layer is kept: the result.
-    assert [c["name"] for c in result["children"]] == ["Impasto swirls"]
-    assert result["children"][0]["size"] == [80, 60]
+    # One layer: the result (a script's run shows no previews unless asked to keep them).
+    assert result["top_level"] == ["Impasto: swirls", "photo", "background"]
+    assert result["run_layers"][0]["size"] == [80, 60]
     assert result["inside_changed"] > 0.8 * result["inside_total"]
 
 
@@ -139,15 +148,15 @@ def test_style_from_a_file_or_a_pattern(gimp, host_daemon, source) -> None:
     from daemon import artwork
 
     arguments = {**SELECTION_SPEC["arguments"], "keep-previews": False}
+    arguments["style-source"] = source  # decides: the preset named too is ignored
     if source == "file":
         artwork.embers(96).save(gimp.folder / "painting.png")
         arguments["style-file"] = str(gimp.folder / "painting.png")
-    else:
-        arguments["use-pattern"] = True  # the context's pattern, GIMP's default
+    # else the context's pattern, GIMP's default
     result = gimp.run({**SELECTION_SPEC, "selection": None, "layer_offsets": [0, 0], "arguments": arguments})
     assert result["status"] == "success", result
-    name = "painting.png" if source == "file" else result["group"].removeprefix("Impasto: ")
-    assert result["group"] == f"Impasto: {name}" and name != "swirls"
+    name = result["top_level"][0].removeprefix("Impasto: ")
+    assert name == "painting.png" if source == "file" else name not in ("swirls", "painting.png")
     assert result["inside_changed"] > 0.8 * result["inside_total"]
 
 
@@ -222,8 +231,9 @@ def test_daemon_dying_mid_run_ends_in_a_clear_message(gimp, host_daemon) -> None
     assert result["status"] == "execution-error"
     assert "stopped answering" in result.get("error", "")
     assert result["original_unchanged"]
-    # Previews that arrived stay (the user's to keep); an empty group does not.
-    assert result["top_level"] == ["photo", "background"] or result["children"]
+    # Previews that arrived stay, named as previews (the user's to keep); nothing else of the run does.
+    assert result["top_level"][-2:] == ["photo", "background"]
+    assert all(name.startswith("Impasto preview: ") for name in result["top_level"][:-2])
     assert finished < 15  # the plug-in gives up within its 3 s timeout; GIMP then quits
 
 
@@ -244,7 +254,7 @@ def test_plugin_starts_the_daemon_when_none_runs(gimp, tmp_path_factory) -> None
                               "keep-previews": False}}
         result = gimp.run(spec, timeout=240)
         assert result["status"] == "success", result
-        assert result["children"] and result["inside_changed"] > 0.8 * result["inside_total"]
+        assert result["run_layers"] and result["inside_changed"] > 0.8 * result["inside_total"]
         with Client(endpoint) as client:
             assert client.hello()["queue"] == 0  # it stays up for the next run
             client.request("shutdown")
@@ -253,3 +263,135 @@ def test_plugin_starts_the_daemon_when_none_runs(gimp, tmp_path_factory) -> None
         time.sleep(1)
         for target in reversed(mounted):
             subprocess.run(["umount", "-l", str(target)])
+
+
+class Screen:
+    """Xvfb, xdotool and ImageMagick inside the chroot: GIMP's real windows, driven by keys."""
+
+    def __init__(self, gimp: Gimp, display: int) -> None:
+        self.gimp, self.display = gimp, f":{display}"
+        (gimp.chroot / "tmp" / f".X{display}-lock").unlink(missing_ok=True)
+        self.xvfb = subprocess.Popen(self.inside("Xvfb", self.display, "-screen", "0", "1280x900x24"),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)
+
+    def inside(self, *command: str) -> list[str]:
+        return ["chroot", str(self.gimp.chroot), "env", "HOME=/root", f"DISPLAY={self.display}", *command]
+
+    def xdotool(self, *args: str, timeout: float = 60) -> str:
+        return subprocess.run(self.inside("xdotool", *args), capture_output=True, text=True, timeout=timeout,
+                              check=True).stdout
+
+    def window(self, title: str) -> str:
+        """The id of the first window whose title matches, once there is one."""
+        return self.xdotool("search", "--sync", "--name", title).split()[0]
+
+    def keys(self, window: str, *keys: str) -> None:
+        self.xdotool("windowfocus", "--sync", window)
+        for key in keys:
+            self.xdotool("key", key)
+            time.sleep(0.4)
+
+    def shot(self, name: str) -> Path:
+        subprocess.run(self.inside("import", "-window", "root", str(self.gimp.folder / name)), check=True)
+        return self.gimp.folder / name
+
+    def close(self) -> None:
+        self.xvfb.kill()
+        self.xvfb.wait()
+
+
+def wait_for_file(path: Path, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never came"
+        time.sleep(0.2)
+    time.sleep(0.2)
+    return json.loads(path.read_text())
+
+
+def test_the_dialog_in_the_gui_runs_a_preset_from_the_gallery_and_cancels_cleanly(gimp, host_daemon) -> None:
+    """Real GIMP with its windows under Xvfb: pick a preset in the gallery with the keys, run it;
+    then a second run cancelled midway leaves the image as it was, and GIMP warns of nothing."""
+    from daemon.presets import BUILT_IN
+    from protocol.settings import DEFAULT_PRESET
+
+    chosen = list(BUILT_IN)[list(BUILT_IN).index(DEFAULT_PRESET) + 1]  # the gallery's next after the default
+    profile = gimp.chroot / "root" / ".config" / "GIMP" / gimp.version
+    for remembered in profile.glob("plug-in-settings/*plug-in-impasto-style-transfer*"):
+        remembered.unlink()  # GIMP's last-used values: start from the defaults
+    for old in gimp.folder.glob("run*.json"):
+        old.unlink()
+    (gimp.folder / "gui.py").write_text((ROOT / "tests" / "gimp" / "gui.py").read_text())
+    (gimp.folder / "plan.json").write_text(json.dumps([[96, 72], [512, 384]]))
+    screen = Screen(gimp, 90 + (gimp.version == "3.2"))
+    code = "exec(open('%s').read())" % (gimp.folder / "gui.py")
+    started = time.monotonic()
+    process = subprocess.Popen(screen.inside(f"IMPASTO_BATCH_DIR={gimp.folder}", f"gimp-{gimp.version}",
+                                             "--console-messages", "--no-splash", "--batch-interpreter=python-fu-eval",
+                                             "-b", code, "--quit"),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        dialog = screen.window("^Impasto Style Transfer$")
+        opened = time.monotonic() - started
+        time.sleep(3)  # the gallery fills when the daemon has answered
+        screen.shot("dialog.png")
+        screen.keys(dialog, "Right")  # the gallery has the keys: the next preset
+        screen.shot("gallery.png")
+        screen.keys(dialog, "Return")  # Enter in the gallery runs it
+        first = wait_for_file(gimp.folder / "run0.json", 120)
+        assert first["status"] == "success", first
+        assert first["layers"] == [f"Impasto: {chosen}", "photo"] and first["sizes"][0] == [96, 72]
+
+        dialog = screen.window("^Impasto Style Transfer$")  # the second image's run: same preset, remembered
+        screen.keys(dialog, "Return")
+        running = screen.window(f"^Impasto: {chosen}$")
+        with Client(host_daemon.endpoint) as client:
+            deadline = time.monotonic() + 60
+            while client.hello()["queue"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.2)
+        time.sleep(4)  # a preview or two painted into the image
+        screen.shot("running.png")
+        cancelled_at = time.monotonic()
+        screen.keys(running, "Return")  # Cancel has the keys
+        second = wait_for_file(gimp.folder / "run1.json", 60)
+        cancel_seconds = time.monotonic() - cancelled_at
+        screen.shot("cancelled.png")
+        output = process.communicate(timeout=60)[0]
+    finally:
+        process.kill()
+        screen.close()
+    assert second["status"] == "cancel" and second["layers"] == ["photo"], second
+    assert "inconsistent" not in output and "undo group" not in output, output[-3000:]
+    with Client(host_daemon.endpoint) as client:
+        assert client.hello()["queue"] == 0
+    print(f"GIMP {gimp.version} GUI: dialog after {opened:.1f} s, first run {first['seconds']:.1f} s, "
+          f"cancel done in {cancel_seconds:.1f} s; screenshots in {gimp.folder}")
+
+
+def test_the_installer_finds_gimps_python_not_the_first_python3_on_path(gimp) -> None:
+    """Inside the chroot, as a user would run it: `python3 install/gimp_plugin.py` with a Python
+    that cannot load GIMP's bindings first on PATH (a venv here; pyenv's, say, in the wild)."""
+    source = gimp.folder / "src"
+    for part in ("install", "plugin", "protocol"):
+        shutil.copytree(ROOT / part, source / part, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+    wrong = gimp.folder / "wrong-python"
+    subprocess.run(["chroot", str(gimp.chroot), "python3", "-m", "venv", "--without-pip", str(wrong)], check=True)
+    profile = gimp.folder / "profile"
+
+    def install(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["chroot", str(gimp.chroot), "env", f"PATH={wrong}/bin:/usr/bin:/bin", "python3",
+                               str(source / "install" / "gimp_plugin.py"), "--gimp-dir", str(profile), "--endpoint",
+                               f"ipc://{gimp.folder}/d.sock", *extra], capture_output=True, text=True, timeout=300)
+
+    done = install()
+    print(done.stdout)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "GIMP's Python: /usr/bin/python3" in done.stdout
+    assert f"python3 on PATH ({wrong}/bin/python3" in done.stdout and "is not GIMP's Python" in done.stdout
+    assert "has pyzmq and msgpack" in done.stdout  # Debian's python3-zmq, found: nothing vendored
+    plugin = profile / "plug-ins" / "impasto"
+    assert (plugin / "impasto.py").read_text().startswith("#!/usr/bin/python3\n")
+    assert not (plugin / "vendor").exists()
+    refused = install("--gimp-python", f"{wrong}/bin/python3")  # told a Python that is not GIMP's: refused loudly
+    assert refused.returncode == 1 and "COULD NOT find GIMP's Python" in refused.stdout, refused.stdout

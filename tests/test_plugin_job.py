@@ -12,20 +12,46 @@ from protocol import messages as m
 from protocol.client import Client
 
 
-def test_the_style_arguments_decide_in_a_documented_order() -> None:
-    assert job.style_source(True, "/a.png", True, True) == "image"
-    assert job.style_source(False, "/a.png", True, True) == "file"
-    assert job.style_source(False, "", True, True) == "pattern"
-    assert job.style_source(False, None, False, True) == "preset"  # a pattern only when asked for
-    assert job.style_source(False, None, True, False) == "preset"
+def test_style_from_alone_decides_which_style_is_used() -> None:
+    for source in job.STYLE_SOURCES:
+        assert job.check_style_source(source, True) == source
+    assert job.check_style_source("preset", False) == "preset"  # a preset name always has a default
+    with pytest.raises(job.PluginError, match="'Image file' needs a style-file"):
+        job.check_style_source("file", False)
+    with pytest.raises(job.PluginError, match="Unknown style source 'painting'"):
+        job.check_style_source("painting", True)
     assert job.preset_style("  ") == (m.Style(preset=m.DEFAULT_PRESET), m.DEFAULT_PRESET)
     assert job.preset_style("embers")[1] == "embers"
+
+
+def test_a_presets_recommendations_become_the_dialogs_settings() -> None:
+    info = m.PresetInfo("x", "", "built-in", {"strength": 0.4, "keep_colors": "luminance", "style_scale": 2.0,
+                                              "iterations": 80}, None)
+    assert job.recommended(info) == {"strength": 0.4, "keep-colors": "luminance", "brush-size": 2.0}
+    odd = m.PresetInfo("x", "", "user", {"strength": 3, "keep_colors": "sepia", "style_scale": "big"}, None)
+    assert job.recommended(odd) == {}
+    grey = m.Image(2, 1, 1, bytes([10, 20]))
+    rgba = m.Image(1, 2, 4, bytes([1, 2, 3, 255, 4, 5, 6, 0]))
+    assert job.thumbnail_rgb(grey) == (2, 1, bytes([10, 10, 10, 20, 20, 20]))
+    assert job.thumbnail_rgb(rgba) == (1, 2, bytes([1, 2, 3, 4, 5, 6]))
+
+
+def test_a_new_presets_name_is_made_acceptable_or_refused() -> None:
+    assert job.preset_name("  My Oil Sketch ") == "my-oil-sketch"
+    for bad in ("", "-x", "ünïcode", "a" * 65, "x/y"):
+        with pytest.raises(job.PluginError, match="cannot name a preset"):
+            job.preset_name(bad)
+    # The daemon's rule, spelt twice (the plug-in cannot import the daemon): kept equal here.
+    from daemon.presets import NAME_PATTERN
+
+    assert job.PRESET_NAME.pattern == NAME_PATTERN.pattern
 
 
 def test_a_selection_is_sent_with_context_clipped_to_the_layer() -> None:
     assert job.region_to_send((80, 60), None) == job.Region(0, 0, 80, 60)
     # 36×30 selection: 15% of 36 = 5 px of context each side.
     assert job.region_to_send((80, 60), (22, 14, 58, 44)) == job.Region(17, 9, 46, 40)
+    assert job.region_to_send((80, 60), (22, 14, 58, 44), context=False) == job.Region(22, 14, 36, 30)
     # Near an edge the context is clipped; so is a selection reaching past the layer.
     assert job.region_to_send((80, 60), (-10, 50, 20, 70)) == job.Region(0, 47, 23, 13)  # 20×10: 3 px
     with pytest.raises(job.PluginError, match="does not touch"):
@@ -60,8 +86,9 @@ def test_the_submit_carries_the_mask_at_the_contents_size() -> None:
 def test_what_the_user_reads() -> None:
     progress = m.Progress(scale=2, scales=4, width=192, height=144, iteration=7, total=49, losses={"total": 1.0},
                           elapsed=3.0, eta=20.4)
-    assert job.progress_text(progress) == "Impasto: scale 2/4 (192×144), iteration 7/49, about 20 s left"
-    assert job.preview_name(3, 7, 49) == "Impasto preview 3 (iteration 7/49)"
+    # A kept preview's name and the progress line shown with it say the same numbers.
+    assert job.progress_text(progress) == "Iteration 7/49, scale 2/4 (192×144): about 20 s left"
+    assert job.preview_name(progress) == "Impasto preview: iteration 7/49, scale 2/4"
 
 
 def test_settings_and_endpoint(tmp_path) -> None:
@@ -82,7 +109,7 @@ def test_an_absent_daemon_is_explained(tmp_path) -> None:
         job.connect(endpoint, {"daemon_command": ["/opt/impasto/impasto-daemon"]}, start=False)
     # The configured command with the endpoint, and the option that would have started it.
     assert "/opt/impasto/impasto-daemon --endpoint " + endpoint in str(caught.value)
-    assert "Start the daemon if missing" in str(caught.value)
+    assert "Start the daemon if missing' (under Advanced)" in str(caught.value)
     with pytest.raises(job.PluginError, match="not found"):
         job.connect(endpoint, {"daemon_command": ["/nonexistent/impasto-daemon"]}, start=True)
 
@@ -99,6 +126,31 @@ def test_connect_starts_the_configured_daemon(tmp_path) -> None:
             assert client.hello()["queue"] == 0
         job.connect(endpoint, settings, start=True, on_start=started.append)  # already running: not started again
         assert len(started) == 1
+    finally:
+        with Client(endpoint) as client:
+            client.request(m.SHUTDOWN)
+
+
+def test_the_dialogs_gallery_starts_the_daemon_and_fills_when_it_answers(tmp_path) -> None:
+    endpoint = f"ipc://{tmp_path}/sock/d.sock"
+    settings = {"daemon_command": [sys.executable, "-m", "daemon.main", "--cache-dir", str(tmp_path / "cache"),
+                                   "--presets-dir", str(tmp_path / "presets")]}
+    absent = job.Daemon(f"ipc://{tmp_path}/none.sock", {"daemon_command": ["/opt/impasto-daemon"]}, may_start=False)
+    assert absent.presets() is None and not absent.waiting()
+    assert "/opt/impasto-daemon --endpoint" in absent.state_text()
+    daemon = job.Daemon(endpoint, settings, may_start=True)
+    try:
+        assert daemon.presets() is None and daemon.waiting()  # started in the background: the dialog draws on
+        assert "Starting the Impasto daemon" in daemon.state_text()
+        job.connect(endpoint, settings, True, starting=daemon)  # OK pressed meanwhile: waits for that one
+        infos = daemon.presets()
+        assert infos is not None and not daemon.waiting() and daemon.state_text() == ""
+        by_name = {info.name: info for info in infos}
+        assert {"starry_night", "the_scream", "shipwreck", "woman_with_hat", "swirls"} <= set(by_name)
+        starry = by_name["starry_night"]
+        assert starry.source == "built-in" and "van Gogh" in starry.description
+        assert starry.thumbnail is not None and max(starry.thumbnail.width, starry.thumbnail.height) == 64
+        assert job.recommended(starry)["strength"] == pytest.approx(starry.params["strength"])
     finally:
         with Client(endpoint) as client:
             client.request(m.SHUTDOWN)

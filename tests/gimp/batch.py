@@ -81,16 +81,12 @@ if result["status"] != "success":
 
 result["original_unchanged"] = pixels(photo, 0, 0, width, height, fmt) == before
 result["top_level"] = [layer.get_name() for layer in image.get_layers()]
-groups = [layer for layer in image.get_layers() if isinstance(layer, Gimp.GroupLayer)]
-if groups:
-    group = groups[0]
-    children = group.get_children()
-    result["group"] = group.get_name()
-    result["children"] = [
-        {"name": c.get_name(), "size": [c.get_width(), c.get_height()], "offsets": list(c.get_offsets()[1:])}
-        for c in children]
-if groups and result["children"]:
-    final = group.get_children()[0]
+run_layers = [layer for layer in image.get_layers() if layer.get_name().startswith("Impasto")]
+result["run_layers"] = [
+    {"name": c.get_name(), "size": [c.get_width(), c.get_height()], "offsets": list(c.get_offsets()[1:])}
+    for c in run_layers]
+if run_layers:
+    final = run_layers[0]
     _, fx, fy = final.get_offsets()
     fw, fh = final.get_width(), final.get_height()
     px, py = spec["layer_offsets"]

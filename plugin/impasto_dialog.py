@@ -1,0 +1,271 @@
+"""The Impasto dialog: the style first (one "Style from" choice, a preset gallery, the chosen
+style's thumbnail), then strength, quality with its forecast, and an Advanced part.
+
+Every widget is bound to the procedure's config, so what the dialog shows is what runs, and
+GIMP's Reset restores both. Needs GIMP's UI; the logic it asks about lives in impasto_job.
+"""
+
+import os
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("GimpUi", "3.0")
+gi.require_version("Gtk", "3.0")
+gi.require_version("GdkPixbuf", "2.0")
+import impasto_job as job  # noqa: E402
+from gi.repository import GdkPixbuf, Gimp, GimpUi, Gio, GLib, GObject, Gtk  # noqa: E402
+
+THUMB = 96  # the chosen style's thumbnail, pixels
+HELP_PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "impasto-help.html")
+
+
+def pixbuf_of(width, height, rgb, side=THUMB):
+    pixbuf = GdkPixbuf.Pixbuf.new_from_bytes(GLib.Bytes.new(rgb), GdkPixbuf.Colorspace.RGB, False, 8, width,
+                                             height, width * 3)
+    scale = side / max(width, height)
+    return pixbuf.scale_simple(max(1, round(width * scale)), max(1, round(height * scale)),
+                               GdkPixbuf.InterpType.BILINEAR)
+
+
+class Gallery:
+    """The daemon's presets as thumbnails; selecting one sets `style-preset` and the settings it
+    recommends. Filled when the daemon answers (it may be starting: `daemon.ready()` is polled)."""
+
+    def __init__(self, config, daemon, on_change):
+        self.config, self.daemon, self.on_change = config, daemon, on_change
+        self.store = Gtk.ListStore(GdkPixbuf.Pixbuf, str, str)
+        self.view = Gtk.IconView.new_with_model(self.store)
+        self.view.set_pixbuf_column(0)
+        self.view.set_text_column(1)
+        self.view.set_tooltip_column(2)
+        self.view.set_item_width(72)
+        self.view.set_columns(-1)  # as many as fit, in rows
+        self.view.set_selection_mode(Gtk.SelectionMode.BROWSE)
+        self.view.connect("selection-changed", self._selected)
+        self.status = Gtk.Label(xalign=0.0, wrap=True, max_width_chars=60)
+        scrolled = Gtk.ScrolledWindow(min_content_height=190, min_content_width=480)
+        scrolled.set_policy(Gtk.PolicyType.NEVER, Gtk.PolicyType.AUTOMATIC)
+        scrolled.add(self.view)
+        self.widget = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4)
+        self.widget.pack_start(scrolled, True, True, 0)
+        self.widget.pack_start(self.status, False, False, 0)
+        self.infos = {}
+        self.thumbnails = {}
+        self.status.set_text(daemon.state_text())
+        GLib.timeout_add(300, self._poll)
+
+    def _poll(self):
+        infos = self.daemon.presets()
+        if infos is None:
+            self.status.set_text(self.daemon.state_text())
+            return self.daemon.waiting()  # keep polling while it starts
+        for info in infos:
+            self.infos[info.name] = info
+            pixbuf = pixbuf_of(*job.thumbnail_rgb(info.thumbnail), side=64) if info.thumbnail else None
+            self.thumbnails[info.name] = pixbuf
+            self.store.append([pixbuf, info.name, f"{info.name}: {info.description}"])
+        self.status.set_text(f"{len(infos)} presets. Add your own with Filters ▸ Artistic ▸ "
+                             "Save Layer as Impasto Style Preset…")
+        self.show_current()
+        self.on_change()
+        return False
+
+    def show_current(self):
+        name = self.config.get_property("style-preset")
+        for row in self.store:
+            if row[1] == name:
+                self.view.select_path(row.path)
+                self.view.set_cursor(row.path, None, False)  # the arrow keys move on from here
+                self.view.scroll_to_path(row.path, False, 0, 0)
+                return
+
+    def _selected(self, view):
+        paths = view.get_selected_items()
+        if not paths:
+            return
+        name = self.store[paths[0]][1]
+        if name != self.config.get_property("style-preset"):
+            self.config.set_property("style-preset", name)
+            for key, value in job.recommended(self.infos[name]).items():
+                self.config.set_property(key, value)
+
+    def thumbnail(self, name):
+        pixbuf = self.thumbnails.get(name)
+        return pixbuf.scale_simple(THUMB, THUMB * pixbuf.get_height() // pixbuf.get_width(),
+                                   GdkPixbuf.InterpType.BILINEAR) if pixbuf else None
+
+
+class StyleSection:
+    """"Style from" radio buttons, the chosen style's thumbnail, and the one widget that source uses."""
+
+    def __init__(self, dialog, config, daemon, current_image):
+        self.config = config
+        self.thumb = Gtk.Image()
+        self.thumb.set_size_request(THUMB, THUMB)
+        self.stack = Gtk.Stack()
+        self.gallery = Gallery(config, daemon, self.refresh)
+        self.stack.add_named(self.gallery.widget, "preset")
+        self.stack.add_named(self._file_chooser(), "file")
+        self.stack.add_named(self._image_chooser(dialog, current_image), "image")
+        self.stack.add_named(dialog.get_widget("style-pattern", GObject.TYPE_NONE), "pattern")
+        self.radios = {}
+        row = Gtk.Box(spacing=8)
+        row.pack_start(Gtk.Label(label="Style from:"), False, False, 0)
+        group = None
+        for key, label in job.STYLE_SOURCES.items():
+            radio = Gtk.RadioButton.new_with_mnemonic_from_widget(group, label)
+            group = group or radio
+            radio.connect("toggled", self._toggled, key)
+            row.pack_start(radio, False, False, 0)
+            self.radios[key] = radio
+        left = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6)
+        left.pack_start(row, False, False, 0)
+        left.pack_start(self.stack, True, True, 0)
+        self.widget = Gtk.Box(spacing=12)
+        self.widget.pack_start(left, True, True, 0)
+        self.widget.pack_start(self.thumb, False, False, 0)
+        for name in ("style-source", "style-preset", "style-file", "style-image", "style-pattern"):
+            config.connect(f"notify::{name}", lambda *_: self.refresh())
+        self.refresh()
+
+    def _file_chooser(self):
+        self.file_button = Gtk.FileChooserButton(title="Choose a painting", action=Gtk.FileChooserAction.OPEN)
+        images = Gtk.FileFilter()
+        images.set_name("Images")
+        images.add_pixbuf_formats()
+        self.file_button.add_filter(images)
+        preview = Gtk.Image()
+        self.file_button.set_preview_widget(preview)
+        self.file_button.connect("update-preview", self._update_preview, preview)
+        self.file_button.connect("file-set", lambda b: self.config.set_property("style-file", b.get_file()))
+        return self.file_button
+
+    def _update_preview(self, chooser, preview):
+        path = chooser.get_preview_filename()
+        try:
+            preview.set_from_pixbuf(GdkPixbuf.Pixbuf.new_from_file_at_scale(path, 160, 160, True))
+            chooser.set_preview_widget_active(True)
+        except (GLib.Error, TypeError):
+            chooser.set_preview_widget_active(False)
+
+    def _image_chooser(self, dialog, current_image):
+        if hasattr(GimpUi, "ImageChooser"):  # GIMP 3.2 draws an image argument itself
+            return dialog.get_widget("style-image", GObject.TYPE_NONE)
+        # GIMP 3.0 does not: a combo of the other open images.
+        combo = GimpUi.ImageComboBox.new(lambda image, *_: image != current_image)
+
+        def changed(widget):
+            chosen, image_id = widget.get_active()
+            self.config.set_property("style-image", Gimp.Image.get_by_id(image_id) if chosen else None)
+
+        GObject.Object.connect(combo, "changed", changed)  # GimpIntComboBox.connect means something else
+        chosen = self.config.get_property("style-image")
+        if chosen is not None:
+            combo.set_active(chosen.get_id())
+        return combo
+
+    def _toggled(self, radio, key):
+        if radio.get_active() and self.config.get_property("style-source") != key:
+            self.config.set_property("style-source", key)
+
+    def refresh(self):
+        """Show the chosen source's widget and the style's thumbnail (after any change, Reset included)."""
+        source = self.config.get_property("style-source")
+        source = source if source in self.radios else job.DEFAULT_STYLE_SOURCE
+        self.radios[source].set_active(True)
+        self.stack.set_visible_child_name(source)
+        style_file = self.config.get_property("style-file")
+        if style_file is None:
+            self.file_button.unselect_all()  # Reset: the button forgets the file too
+        elif self.file_button.get_file() is None or not self.file_button.get_file().equal(style_file):
+            self.file_button.set_file(style_file)
+        self.gallery.show_current()
+        self.thumb.set_from_pixbuf(self._thumbnail(source))
+
+    def _thumbnail(self, source):
+        try:
+            if source == "preset":
+                return self.gallery.thumbnail(self.config.get_property("style-preset"))
+            if source == "file" and self.config.get_property("style-file") is not None:
+                path = self.config.get_property("style-file").get_path()
+                return GdkPixbuf.Pixbuf.new_from_file_at_scale(path, THUMB, THUMB, True)
+            if source == "image" and self.config.get_property("style-image") is not None:
+                return self.config.get_property("style-image").get_thumbnail(THUMB, THUMB,
+                                                                             Gimp.PixbufTransparency.SMALL_CHECKS)
+            if source == "pattern" and self.config.get_property("style-pattern") is not None:
+                return pattern_pixbuf(self.config.get_property("style-pattern"))
+        except (GLib.Error, TypeError, AttributeError):
+            pass
+        return None
+
+
+def pattern_pixbuf(pattern):
+    gi.require_version("Babl", "0.1")
+    gi.require_version("Gegl", "0.4")
+    from gi.repository import Babl, Gegl
+
+    buffer = pattern.get_buffer(THUMB, THUMB, Babl.format("R'G'B' u8"))
+    extent = buffer.get_extent()
+    data = bytes(buffer.get(extent, 1.0, "R'G'B' u8", Gegl.AbyssPolicy.CLAMP))
+    return pixbuf_of(extent.width, extent.height, data)
+
+
+def open_help(parent):
+    try:
+        Gtk.show_uri_on_window(parent, Gio.File.new_for_path(HELP_PAGE).get_uri(), Gtk.get_current_event_time())
+    except GLib.Error:
+        Gimp.message(f"Impasto's help is the page {HELP_PAGE}: open it in a web browser.")
+
+
+def packed(*rows, spacing=6, orientation=Gtk.Orientation.VERTICAL):
+    box = Gtk.Box(orientation=orientation, spacing=spacing)
+    for row in rows:
+        box.pack_start(row, False, False, 0)
+    return box
+
+
+def show(procedure, config, daemon, current_image, forecast):
+    """Run the dialog; True when the user pressed OK. `daemon` answers presets (impasto_job.Daemon);
+    `forecast(config)` is the line about sizes and time, refreshed as settings change."""
+    GimpUi.init("impasto")
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, "Impasto Style Transfer")
+    style = StyleSection(dialog, config, daemon, current_image)
+    estimate = Gtk.Label(xalign=0.0, wrap=True, max_width_chars=70)
+
+    def update_estimate(*_):
+        estimate.set_text(forecast(config))
+
+    for name in ("quality", "strength", "brush-size"):
+        config.connect(f"notify::{name}", update_estimate)
+    style.gallery.on_change = lambda: (style.refresh(), update_estimate())
+    update_estimate()
+    strength = packed(dialog.get_scale_entry("strength", 1.0), dialog.get_widget("keep-colors", GObject.TYPE_NONE),
+                      dialog.get_scale_entry("brush-size", 1.0))
+    advanced = Gtk.Expander(label="_Advanced", use_underline=True)
+    advanced.add(packed(*(dialog.get_widget(name, GObject.TYPE_NONE)
+                          for name in ("seed", "keep-previews", "start-daemon", "endpoint"))))
+    quality = packed(dialog.get_widget("quality", GObject.TYPE_NONE), estimate)  # titled by its own label
+    content = packed(frame("Style", style.widget), frame("Strength", strength), quality, advanced, spacing=12)
+    content.set_border_width(12)
+    dialog.get_content_area().pack_start(content, True, True, 0)
+    content.show_all()
+
+    def on_response(widget, response):
+        if response == Gtk.ResponseType.HELP:  # GIMP's own help would say its manual is missing
+            open_help(dialog)
+            widget.stop_emission_by_name("response")
+
+    dialog.connect("response", on_response)
+    # The gallery has the keys: arrows choose a preset, Enter (or a double click) runs it.
+    style.gallery.view.connect("item-activated", lambda *_: dialog.response(Gtk.ResponseType.OK))
+    style.gallery.view.grab_focus()
+    accepted = dialog.run()
+    dialog.destroy()
+    return accepted
+
+
+def frame(title, child):
+    label = Gtk.Label(xalign=0.0)
+    label.set_markup(f"<b>{GLib.markup_escape_text(title)}</b>")
+    return packed(label, child)

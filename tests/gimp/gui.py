@@ -1,0 +1,49 @@
+"""Runs inside real GIMP with its GUI (under Xvfb), driven by test_gimp_plugin.py's GUI test:
+for each [width, height] in `plan.json`, opens a new image in a window and runs the Impasto
+plug-in INTERACTIVELY (its dialog appears; the test answers it with xdotool), then writes what
+the image holds afterwards to `runN.json`.
+
+GIMP evaluates this with exec(), so it reads its folder from the IMPASTO_BATCH_DIR variable.
+"""
+
+import json
+import os
+import time
+
+from gi.repository import Gegl, Gimp
+
+folder = os.environ["IMPASTO_BATCH_DIR"]
+
+
+def new_image(width, height):
+    image = Gimp.Image.new(width, height, Gimp.ImageBaseType.RGB)
+    layer = Gimp.Layer.new(image, "photo", width, height, Gimp.ImageType.RGB_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, None, 0)
+    data = bytearray()
+    for y in range(height):
+        for x in range(width):
+            data += bytes((x * 255 // width, y * 255 // height, ((x // 6 + y // 6) % 2) * 200 + 30))
+    layer.get_buffer().set(Gegl.Rectangle.new(0, 0, width, height), "R'G'B' u8", bytes(data))
+    layer.get_buffer().flush()
+    image.clean_all()
+    Gimp.Display.new(image)
+    Gimp.displays_flush()
+    return image, layer
+
+
+procedure = Gimp.get_pdb().lookup_procedure("plug-in-impasto-style-transfer")
+with open(os.path.join(folder, "plan.json")) as f:
+    plan = json.load(f)
+for index, (width, height) in enumerate(plan):
+    image, layer = new_image(width, height)
+    config = procedure.create_config()
+    config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
+    config.set_property("image", image)
+    config.set_core_object_array("drawables", [layer])
+    started = time.monotonic()
+    values = procedure.run(config)
+    result = {"status": values.index(0).value_nick, "seconds": time.monotonic() - started,
+              "layers": [item.get_name() for item in image.get_layers()],
+              "sizes": [[item.get_width(), item.get_height()] for item in image.get_layers()]}
+    with open(os.path.join(folder, f"run{index}.json"), "w") as f:
+        json.dump(result, f)
