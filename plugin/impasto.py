@@ -187,12 +187,20 @@ def stylize(procedure, run_mode, image, drawables, config, data):
         return failure(procedure, f"Impasto could not read the style: {exc.message}")
 
     progress = impasto_run.progress_for(interactive, f"Impasto: {style_name}", "Connecting to the daemon…")
+
+    def waiting():
+        progress.pulse()
+        if progress.cancelled:  # Cancel while the daemon starts: nothing of the run exists yet
+            raise job.PluginError("cancelled")
+
     try:
-        job.connect(endpoint, settings, config.get_property("start-daemon"), on_wait=progress.pulse,
+        job.connect(endpoint, settings, config.get_property("start-daemon"), on_wait=waiting,
                     on_start=lambda log: progress.say("Starting the Impasto daemon (loading VGG19)…"),
                     starting=daemon)
     except job.PluginError as exc:
         progress.close()
+        if progress.cancelled:
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         return failure(procedure, str(exc))
 
     channels = 4 if layer.has_alpha() else 3

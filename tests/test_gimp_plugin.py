@@ -395,3 +395,20 @@ def test_the_installer_finds_gimps_python_not_the_first_python3_on_path(gimp) ->
     assert not (plugin / "vendor").exists()
     refused = install("--gimp-python", f"{wrong}/bin/python3")  # told a Python that is not GIMP's: refused loudly
     assert refused.returncode == 1 and "COULD NOT find GIMP's Python" in refused.stdout, refused.stdout
+
+
+def test_a_selection_is_saved_as_a_user_preset(gimp, host_daemon) -> None:
+    spec = {**SELECTION_SPEC, "procedure": "plug-in-impasto-save-preset",
+            "arguments": {"preset-name": "My Stripes", "description": "stripes from a test",
+                          "endpoint": host_daemon.endpoint}}
+    result = gimp.run(spec)
+    assert result["status"] == "success", result
+    assert result["top_level"] == ["photo", "background"] and result["original_unchanged"]
+    with Client(host_daemon.endpoint) as client:
+        saved = {info.name: info for info in client.preset_gallery()}["my-stripes"]
+        assert saved.source == "user" and saved.description == "stripes from a test"
+        assert saved.thumbnail is not None and (saved.thumbnail.width, saved.thumbnail.height) == (36, 30)  # the selection
+        client.remove_preset("my-stripes")
+    refused = gimp.run({**spec, "arguments": {**spec["arguments"], "preset-name": "../../etc"}})
+    assert refused["status"] == "execution-error" and "cannot name a preset" in refused.get("error", "") + \
+        refused["log"]

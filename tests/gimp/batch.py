@@ -1,6 +1,7 @@
 """Runs inside real GIMP (gimp-console-3.0 --batch-interpreter=python-fu-eval), driven by
 tests/test_gimp_plugin.py: builds an image as `spec.json` describes, calls the Impasto plug-in
-non-interactively through the PDB, and writes what it finds to `result.json`.
+(its style transfer, or the procedure `spec["procedure"]` names) non-interactively through the
+PDB, and writes what it finds to `result.json`.
 
 GIMP evaluates this with exec(), so it reads its folder from the IMPASTO_BATCH_DIR variable.
 """
@@ -58,7 +59,7 @@ before = pixels(photo, 0, 0, width, height, fmt)
 if spec.get("selection"):
     image.select_rectangle(Gimp.ChannelOps.REPLACE, *spec["selection"])
 
-procedure = Gimp.get_pdb().lookup_procedure("plug-in-impasto-style-transfer")
+procedure = Gimp.get_pdb().lookup_procedure(spec.get("procedure", "plug-in-impasto-style-transfer"))
 config = procedure.create_config()
 config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
 config.set_property("image", image)
