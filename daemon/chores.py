@@ -17,6 +17,7 @@ import zmq
 from protocol import messages as m
 
 from . import pixels
+from .delivery import MUST
 from .presets import PresetError, PresetStore, UnknownPreset
 
 log = logging.getLogger("impasto.daemon")
@@ -55,7 +56,7 @@ class PresetChores:
             if self._outbox is None:
                 self._outbox = self.context.socket(zmq.PUSH)
                 self._outbox.connect(self.outbox_address)
-            self._outbox.send_multipart([identity, *frames], copy=False)
+            self._outbox.send_multipart([MUST, identity, *frames], copy=False)
 
         self.pool.submit(chore)
 

@@ -20,6 +20,7 @@ from protocol import messages as m
 from protocol.endpoint import default_endpoint, ipc_path, make_private_dir
 from protocol.security import TransportRefused, check_transport
 
+from .delivery import SEND_QUEUE
 from .engine import StyleTransfer
 from .model import WeightsError, default_weights_path, load_vgg19
 from .presets import PresetStore
@@ -142,6 +143,7 @@ def listen(context: zmq.Context, args: argparse.Namespace) -> tuple[zmq.Socket, 
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.MAXMSGSIZE, m.MAX_MESSAGE_BYTES)
     socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a reply to a vanished client raises, not vanishes
+    socket.setsockopt(zmq.SNDHWM, SEND_QUEUE)  # per client; a full queue says so (delivery.py)
     try:
         socket.bind(args.endpoint)
     except zmq.ZMQError as exc:

@@ -26,6 +26,7 @@ from protocol import messages as m
 
 from . import pixels
 from .chores import PresetChores
+from .delivery import MAY, MUST, PREVIEW, Delivery
 from .engine import JobCancelled, StyleTransfer
 from .memory import DoesNotFit, available_bytes, memory_plan, release_memory
 from .presets import PresetStore
@@ -71,6 +72,7 @@ class Service:
         self.outbox.bind(OUTBOX)
         self.worker = threading.Thread(target=self._work, name="impasto-worker", daemon=True)
         self.chores = PresetChores(self.presets, context, OUTBOX)
+        self.delivery = Delivery(socket, self._preview_dropped)
 
     # --- main thread -------------------------------------------------------------------
 
@@ -86,6 +88,8 @@ class Service:
                 self._forward_outbox()
             if self.socket in events:
                 self._receive()
+            if self.delivery.pending:
+                self.delivery.retry()
             self._cancel_silent_clients()
         self._shut_down()
 
@@ -93,23 +97,16 @@ class Service:
         self.stopping.set()
 
     def _forward_outbox(self) -> None:
+        """The worker's and the chores' messages: [kind, identity, *frames] (see delivery.py)."""
         while True:
             try:
                 frames = self.outbox.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            self._send_raw(frames)
+            self.delivery.send(frames[1].bytes, frames[2:], frames[0].bytes)
 
-    def _send_raw(self, frames: list) -> None:
-        try:
-            self.socket.send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
-        except zmq.Again:
-            log.warning("a client is not reading; dropped a reply")
-        except zmq.ZMQError as exc:  # EHOSTUNREACH: the client has gone (ROUTER_MANDATORY)
-            log.debug("reply not delivered: %s", exc)
-
-    def _send(self, identity: bytes, frames: list) -> None:
-        self._send_raw([identity, *frames])
+    def _send(self, identity: bytes, frames: list, kind: bytes = MUST) -> None:
+        self.delivery.send(identity, frames, kind)
 
     def _receive(self) -> None:
         for _ in range(100):  # drain a burst, but come back to the outbox in between
@@ -136,7 +133,7 @@ class Service:
         elif request.type == m.HEARTBEAT:
             if request.seen is not None:
                 self._acknowledge(identity, request.job)
-            self._send(identity, m.simple_message(m.HEARTBEAT))
+            self._send(identity, m.simple_message(m.HEARTBEAT), MAY)
         elif request.type == m.ESTIMATE:
             estimate = request.estimate
             try:
@@ -212,6 +209,13 @@ class Service:
             return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float() / 255
         return pixels.to_tensor(style.image)
 
+    def _preview_dropped(self, identity: bytes) -> None:
+        """A preview the client's full queue could not take: as good as read, so the next can go."""
+        with self.lock:
+            job = self.running
+            if job is not None and job.identity == identity:
+                job.previews_in_flight = max(0, job.previews_in_flight - 1)
+
     def _acknowledge(self, identity: bytes, job_id: str) -> None:
         with self.lock:
             job = self.running
@@ -242,6 +246,7 @@ class Service:
         active = {job.identity for job in jobs}
         for identity in [i for i, seen in self.last_seen.items() if i not in active and now - seen > 60]:
             del self.last_seen[identity]
+            self.delivery.forget(identity)
 
     def _shut_down(self) -> None:
         with self.lock:
@@ -274,7 +279,7 @@ class Service:
                 with self.lock:
                     self.running = None
                 release_memory()
-                outbox.send_multipart([job.identity, *last], copy=False)
+                outbox.send_multipart([MUST, job.identity, *last], copy=False)
         finally:
             outbox.close(linger=1000)
 
@@ -282,8 +287,8 @@ class Service:
         """Run one job, streaming progress and previews; returns its last message, unsent."""
         submit = job.submit
 
-        def send(frames: list) -> None:
-            outbox.send_multipart([job.identity, *frames], copy=False)
+        def send(frames: list, kind: bytes = MAY) -> None:
+            outbox.send_multipart([kind, job.identity, *frames], copy=False)
 
         if job.cancel.is_set():
             return stopped_message(job)
@@ -305,7 +310,7 @@ class Service:
                     return
                 job.previews_in_flight += 1
             send(m.image_message(m.PREVIEW, pixels.finish(image, submit), job=submit.job,
-                                 iteration=progress.iteration, total=progress.total, scale=progress.scale))
+                                 iteration=progress.iteration, total=progress.total, scale=progress.scale), PREVIEW)
 
         try:
             content = pixels.to_tensor(submit.content)

@@ -407,7 +407,8 @@ def test_a_selection_is_saved_as_a_user_preset(gimp, host_daemon) -> None:
     with Client(host_daemon.endpoint) as client:
         saved = {info.name: info for info in client.preset_gallery()}["my-stripes"]
         assert saved.source == "user" and saved.description == "stripes from a test"
-        assert saved.thumbnail is not None and (saved.thumbnail.width, saved.thumbnail.height) == (36, 30)  # the selection
+        assert saved.thumbnail is not None  # the selection itself, 36×30, without the context a job gets:
+        assert (saved.thumbnail.width, saved.thumbnail.height) == (36, 30)
         client.remove_preset("my-stripes")
     refused = gimp.run({**spec, "arguments": {**spec["arguments"], "preset-name": "../../etc"}})
     assert refused["status"] == "execution-error" and "cannot name a preset" in refused.get("error", "") + \

@@ -133,3 +133,47 @@ def test_a_daemon_never_changes_an_existing_folders_mode(tmp_path) -> None:
                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 2 and "open to other users" in out.stderr
     assert shared.stat().st_mode & 0o7777 == 0o1777
+
+
+def test_a_client_that_acknowledges_previews_it_never_reads_cannot_make_the_daemon_hoard(fresh_daemon) -> None:
+    """Hardening #13 item 9: a client that acknowledges every preview without reading any. Its
+    queue in the daemon stays a few messages (previews beyond are dropped), and the job's end
+    still reaches it when it reads again."""
+    import zmq
+
+    from daemon import artwork
+    from daemon.delivery import SEND_QUEUE
+    from protocol import messages as m
+
+    from .conftest import image_of, make_submit
+
+    submit = make_submit(image_of(artwork.landscape(), (192, 144)), image_of(artwork.swirls(), (64, 64)),
+                         size=192, iterations=40, first_scale=0, preview_every=1)
+    liar = zmq.Context.instance().socket(zmq.DEALER)
+    liar.setsockopt(zmq.RCVHWM, 1)
+    liar.setsockopt(zmq.RCVBUF, 4096)  # what it would buffer itself: next to nothing
+    liar.setsockopt(zmq.LINGER, 0)
+    liar.connect(fresh_daemon.endpoint)
+    try:
+        liar.send_multipart(m.submit_message(submit))
+        claimed = 0
+        with Client(fresh_daemon.endpoint) as honest:
+            deadline = time.monotonic() + 120
+            while honest.hello()["queue"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            while honest.hello()["queue"] and time.monotonic() < deadline:  # "seen" every preview, read none
+                claimed += 1
+                liar.send_multipart(m.heartbeat_message(submit.job, seen=claimed))
+                time.sleep(0.05)
+            assert honest.hello()["queue"] == 0, "the job did not end"
+        replies = []
+        while liar.poll(3000):
+            replies.append(m.parse_reply([bytes(f) for f in liar.recv_multipart()]))
+    finally:
+        liar.close()
+    kinds = [reply.type for reply in replies if reply.job == submit.job]
+    assert kinds[-1] == m.RESULT  # the end must arrive
+    previews = kinds.count(m.PREVIEW)
+    print(f"a client that read nothing got {previews} of 39 previews afterwards (queue limit {SEND_QUEUE})")
+    assert previews <= 10  # was all 39: the daemon held every one (498 → 1177 MB in the issue's probe)
+    assert "not reading" in fresh_daemon.log.read_text()
