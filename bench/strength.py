@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--strengths", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
     parser.add_argument("--gains", type=float, nargs="*", help="sweep the style weight's multiplier instead")
     parser.add_argument("--paintings", nargs="+", default=list(PAINTINGS))
+    parser.add_argument("--pairs", nargs="*", help="only these PHOTO:PAINTING pairs (file stems)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     model = load_vgg19()
@@ -53,6 +54,9 @@ def main() -> None:
     settings = [("gain", g) for g in args.gains] if args.gains else [("strength", s) for s in args.strengths]
     photos = sorted((IMAGES / "content").glob("*.jpg"))
     pairs = list(itertools.product(photos, [IMAGES / "style" / f"{p}.jpg" for p in args.paintings]))
+    if args.pairs:
+        pairs = [(IMAGES / "content" / f"{a}.jpg", IMAGES / "style" / f"{b}.jpg")
+                 for a, b in (pair.split(":") for pair in args.pairs)]
     sheet = Image.new("RGB", (CELL * (len(settings) + 1), CELL * len(pairs)), "white")
     draw = ImageDraw.Draw(sheet)
     print(f"{'pair':>36} {'setting':>13} {'content':>10} {'style':>10} {'from photo':>10} {'step':>6} {'s':>5}")

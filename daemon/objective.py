@@ -37,14 +37,14 @@ class Objective:
     """
 
     def __init__(self, image: torch.Tensor, features: Features, content_loss: ContentLoss,
-                 style_losses: dict[str, nn.Module], weights: tuple[float, float], params: JobParams,
+                 style_losses: dict[str, nn.Module], weights: tuple[float, float, float], params: JobParams,
                  counts: tuple[int, int], generator: torch.Generator, fixed_cuts: bool = False) -> None:
         self.image = image  # a leaf that requires grad
         self.height, self.width = image.shape[-2:]
         self.features = features
         self.content_loss = content_loss
         self.style_losses = style_losses
-        self.content_weight, self.style_weight = weights
+        self.content_weight, self.style_weight, self.tv_weight = weights
         self.params = params
         self.layer_weights = params.style_layers
         self.layer_weight_sum = sum(params.style_layers.values()) or 1.0
@@ -71,7 +71,7 @@ class Objective:
 
     def total(self, terms: Terms) -> torch.Tensor:
         return (self.content_weight * terms["content"] + self.style_weight * terms["style"]
-                + self.params.tv_weight * terms["tv"])
+                + self.tv_weight * terms["tv"])
 
     def __call__(self) -> torch.Tensor:
         """The loss at `image`, with its gradient in `image.grad`: the optimiser's closure."""

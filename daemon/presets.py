@@ -47,21 +47,20 @@ def painting(file: str) -> Callable[[], Image.Image]:
 
 
 # The paintings' recommended settings, chosen by eye on golden_gate and hoovertowernight at 384 px
-# (bench/presets_sheet.py --strengths 0.3 0.6): starry_night and woman_with_hat paint the whole
-# picture over already at 0.3, the_scream keeps the scene under its wavy bands, shipwreck's dark
-# greens let the photo show through most, so it gets a little more. Between 0.3 and 0.6 the
-# pictures differ little for now: strength saturates (issue #14).
+# (bench/presets_sheet.py) and bench/strength.py's sheet: starry_night and woman_with_hat paint
+# the whole picture over already at the default 0.8; the_scream keeps the scene under its wavy
+# bands and shipwreck's dark greens let the photo show through most, so they get a little more.
 BUILT_IN = {
     preset.name: preset
     for preset in (
         BuiltIn("starry_night", "Vincent van Gogh, The Starry Night (1889): swirling strokes in blue and yellow",
-                painting("starry_night.jpg"), {"strength": 0.5}),
+                painting("starry_night.jpg"), {"strength": 0.8}),
         BuiltIn("the_scream", "Edvard Munch, The Scream (1893): long wavy bands of orange and blue",
-                painting("the_scream.jpg"), {"strength": 0.5}),
+                painting("the_scream.jpg"), {"strength": 0.85}),
         BuiltIn("shipwreck", "J. M. W. Turner, The Shipwreck (1805): stormy browns, foam and sweeping brushwork",
-                painting("shipwreck.jpg"), {"strength": 0.6}),
+                painting("shipwreck.jpg"), {"strength": 0.9}),
         BuiltIn("woman_with_hat", "Henri Matisse, Woman with a Hat (1905): bold patches of pure colour",
-                painting("woman_with_hat.jpg"), {"strength": 0.5}),
+                painting("woman_with_hat.jpg"), {"strength": 0.8}),
         BuiltIn("swirls", "Night-sky swirls in blues and yellows (drawn by Impasto)", artwork.swirls),
         BuiltIn("embers", "Warm red and orange hatching (drawn by Impasto)", artwork.embers),
     )

@@ -55,6 +55,14 @@ def gimp_profiles(home: Path) -> list[Path]:
     return found
 
 
+def installed_gimp_version() -> str:
+    """The newest GIMP 3 on PATH ("3.2" or "3.0"), which names its profile folder; 3.0 if none is."""
+    for version in ("3.2", "3.0"):
+        if shutil.which(f"gimp-{version}") or shutil.which(f"gimp-console-{version}"):
+            return version
+    return "3.0"
+
+
 def default_endpoint() -> str:
     sys.path.insert(0, str(ROOT))
     from protocol.endpoint import default_endpoint as endpoint
@@ -231,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.uninstall:
             say("no GIMP 3 profile found; nothing to remove")
             return 0
-        profiles = [args.home / ".config" / "GIMP" / "3.0"]
-        say(f"no GIMP 3 profile found; creating {profiles[0]} (GIMP 3.0 reads it on its next start)")
+        version = installed_gimp_version()
+        profiles = [args.home / ".config" / "GIMP" / version]
+        say(f"no GIMP 3 profile found; creating {profiles[0]} (GIMP {version} reads it on its next start)")
     if args.uninstall:
         for profile in profiles:
             uninstall(profile, say)

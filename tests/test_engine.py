@@ -152,20 +152,30 @@ def test_bf16_and_fp32_agree(vgg19, optimizer, iterations) -> None:
     assert (results["bf16"] - results["fp32"]).abs().mean() < 0.02
 
 
-# Strengths 0 and 0.5: today's mapping saturates above about 0.3 (the style term at 0.3 and 0.7
-# differs by under 5%, in either direction depending on the precision: issue #14), so the old pair
-# (0.3, 0.7) failed under bf16. These two differ by a factor of 2 to 4 in both terms.
+# Strengths 0.25 and 0.75: a hundredfold in the style weight (engine.STRENGTH_DECADES), so the
+# terms differ clearly under both precisions.
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_strength_trades_content_for_style(vgg19, precision) -> None:
     final = {}
-    for strength in (0.0, 0.5):
+    for strength in (0.25, 0.75):
         terms = []
         params = JobParams(size=48, iterations=20, strength=strength, preview_every=0, precision=precision)
         engine.StyleTransfer(vgg19).run(small(1), [(small(2), 1.0)], params,
                                         on_progress=lambda p, terms=terms: terms.append(p.losses))
         final[strength] = terms[-1]
-    assert final[0.5]["style"] < 0.7 * final[0.0]["style"]
-    assert final[0.5]["content"] > 1.3 * final[0.0]["content"]
+    assert final[0.75]["style"] < 0.7 * final[0.25]["style"]
+    assert final[0.75]["content"] > 1.3 * final[0.25]["content"]
+
+
+def test_strength_zero_is_the_photo_and_a_little_is_a_little(vgg19) -> None:
+    photo = small(1)
+    transfer = engine.StyleTransfer(vgg19)
+    assert torch.equal(transfer.run(photo, [(small(2), 1.0)], JobParams(size=48, strength=0.0)), photo)
+    light = transfer.run(photo, [(small(2), 1.0)], JobParams(size=48, iterations=10, strength=0.05, detail=0))
+    strong = transfer.run(photo, [(small(2), 1.0)], JobParams(size=48, iterations=10, strength=1.0, detail=0))
+    light_change = (light - photo).abs().mean() * 255
+    assert light_change < 2.0  # under 2 levels of 255: a touch, not a painting (smoothing weakens with it)
+    assert (strong - photo).abs().mean() * 255 > 5 * light_change
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
