@@ -50,13 +50,15 @@ from .plan import MIN_SIDE, Schedule, Styles, blended_pace, frame, prepare_colou
 from .targets import TargetCache, image_digest
 
 # Strength s in (0, 1] multiplies the style weight by 10^(STRENGTH_DECADES·(s − 1)): 1 keeps the
-# weights as given, the strongest painting the engine makes (bench/strength.py --gains: beyond
-# it Gatys's style term stays flat, 3.22e8 at ×1 and ×10 on golden_gate × starry_night, while
-# the photo keeps fading), and each 0.25 less is 10× less style. Measured on every photo ×
-# painting pair of ../shared/images at 256 px: the mean |difference| between neighbouring
-# strengths 0, 0.25, 0.5, 0.75, 1 stays within a factor of two, where the old mapping
-# (5 decades around 0.5) put the whole visible range below 0.3. Strength 0 is the photo itself.
-STRENGTH_DECADES = 4.0
+# weights as given, the strongest painting the engine makes. Measured with bench/strength.py on
+# every photo × painting pair of ../shared/images at 256 px: beyond a style weight of about 100
+# Gatys's style term stays flat (3.34e8 at 100, 3.22e8 at 1000 and 10000 on golden_gate ×
+# starry_night) while the photo keeps fading, so 100 is strength 1; three decades below it a
+# painting is a touch. Equal steps then look like equal steps: the old mapping (5 decades around
+# 0.5, style weight 1000) put the whole visible range below 0.3, and a 4-decade one up to 1000
+# left the last quarter a third of the others (3.3-6.3 levels against 7-13). Strength 0 is the
+# photo itself.
+STRENGTH_DECADES = 3.0
 # The detail scales' objective (see plan.py for their sizes): measured on the 2560×1600 Path
 # photo × starry_night, 512 px working size, 2-core AVX512-BF16 CPU: 97 s in all, fine detail
 # (mean |Laplacian| of luma) 1.5× the photo's against 0.085× for the enlargement. Few iterations
@@ -64,7 +66,7 @@ STRENGTH_DECADES = 4.0
 # after 4 (detail 0.13×), and Adam painted a fine crackle over everything.
 DETAIL_STYLE_LAYERS = {"relu1_1": 0.2, "relu2_1": 1.0, "relu3_1": 1.0}
 DETAIL_CONTENT_LAYER = "relu3_1"
-DETAIL_STYLE_WEIGHT = 100.0  # at the default strength (the look's is 1000 over relu4_1-led layers)
+DETAIL_STYLE_WEIGHT = 100.0  # at the default strength and style weight (measured with the old 1000 at 0.5)
 # A job's pace is learnt from it only past this much work (Schedule.cost's units): in smaller ones
 # the per-iteration overheads dominate, and a daemon that served many tiny jobs estimated a
 # 160×120 job at 4.2× its time.
@@ -74,6 +76,9 @@ DETAIL_OPENING = 32 / 255  # L-BFGS's first step on a detail scale moves the ste
 
 class JobCancelled(Exception):
     """Raised inside VGG19's pass when the job's `should_stop()` turns true."""
+
+
+DEFAULTS = JobParams()
 
 
 def style_gain(strength: float) -> float:
@@ -86,7 +91,7 @@ def effective_weights(params: JobParams) -> tuple[float, float, float]:
     the style term's artefacts, so below the default strength it weakens with it: a light
     painting keeps the photo's sharpness."""
     gain = style_gain(params.strength)
-    tv_share = min(1.0, gain / style_gain(JobParams().strength))
+    tv_share = min(1.0, gain / style_gain(DEFAULTS.strength))
     return params.content_weight, params.style_weight * gain, params.tv_weight * tv_share
 
 
@@ -372,6 +377,6 @@ class StyleTransfer:
         """A scale above the working size: only fine texture is repainted (see DETAIL_STEP)."""
         settings = dataclasses.replace(params, style_layers=dict(DETAIL_STYLE_LAYERS),
                                        content_layer=DETAIL_CONTENT_LAYER,
-                                       style_weight=DETAIL_STYLE_WEIGHT * params.style_weight / 1000
-                                       / style_gain(JobParams().strength))
+                                       style_weight=DETAIL_STYLE_WEIGHT * params.style_weight / DEFAULTS.style_weight
+                                       / style_gain(DEFAULTS.strength))
         return self._optimise(image, image, styles, settings, iterations, generator, report, max_crop, detail=True)

@@ -294,13 +294,14 @@ class Service:
             return stopped_message(job)
         log.info("job %s started", submit.job)
         started = time.monotonic()
-        last_progress = [0.0]
+        last_progress = [0.0, 0]  # when, and at which scale
 
         def on_progress(progress: m.Progress) -> None:
             now = time.monotonic()
-            if now - last_progress[0] < PROGRESS_INTERVAL_S and progress.iteration < progress.total:
+            new_scale = progress.scale != last_progress[1]  # every scale is told, however fast
+            if now - last_progress[0] < PROGRESS_INTERVAL_S and progress.iteration < progress.total and not new_scale:
                 return
-            last_progress[0] = now
+            last_progress[:] = [now, progress.scale]
             send(m.progress_message(submit.job, progress))
 
         def on_preview(image: torch.Tensor, progress: m.Progress) -> None:

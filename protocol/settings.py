@@ -41,7 +41,7 @@ _STYLE_CONVS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
 # The set-ups of the tutorials users learn from, by name. All run at one scale, as they did, and
 # with style weight 10: the balance our relative terms give with every layer weighted (the
-# default 1000 belongs with the default, relu4_1-led layer weights).
+# default 100 at strength 1 belongs with the default, relu4_1-led layer weights).
 _RECIPE_BASE: dict[str, Any] = {"first_scale": 0, "style_weight": 10.0, "strength": 1.0}  # weights as given
 RECIPES: dict[str, dict[str, Any]] = {name: {**_RECIPE_BASE, **recipe} for name, recipe in {
     # TensorFlow's Gatys implementations: average pooling, Adam, content conv4_2.
@@ -94,12 +94,12 @@ class JobParams:
                            "selection's layer), so the part is painted as the whole would be; 0: the content is whole")
     first_scale: int = knob(128, Range(0, MAX_SIDE), "long side of the first, coarsest scale; scales grow by √2 "
                             "from there, 0 for a single scale")
-    # 0.8: Gatys's style term within 4% of strength 1's, the content term about a quarter lower (on
-    # golden_gate × starry_night at 256 px; bench/strength.py).
+    # 0.8: on golden_gate × starry_night at 256 px, Gatys's style term 12% above strength 1's and
+    # the content term 44% below it (bench/strength.py); a painting that keeps the photo's shapes.
     strength: float = knob(0.8, Range(0.0, 1.0), "0 keeps the photo, 1 is the strongest painting, each 0.25 a like "
                            "step; the same balance at every size")
     content_weight: float = knob(1.0, Range(0.0, 1e9), "weight of the content term", expert=True)
-    style_weight: float = knob(1000.0, Range(0.0, 1e12), "weight of the style term", expert=True)
+    style_weight: float = knob(100.0, Range(0.0, 1e12), "weight of the style term, at strength 1", expert=True)
     tv_weight: float = knob(1.0, Range(0.0, 1e9), "total-variation (smoothness) weight", expert=True)
     style_loss: str = knob("gram", ("gram", "sliced"), "Gram matrices (Gatys) or sliced Wasserstein (Heitz et al.)")
     style_scale: float = knob(1.0, Range(0.05, 8.0), "size of the painting's brush strokes relative to the picture")

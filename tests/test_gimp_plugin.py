@@ -356,6 +356,7 @@ def test_the_dialog_in_the_gui_runs_a_preset_from_the_gallery_and_cancels_cleanl
         screen.keys(running, "Return")  # Cancel has the keys
         second = wait_for_file(gimp.folder / "run1.json", 60)
         cancel_seconds = time.monotonic() - cancelled_at
+        time.sleep(1)  # GIMP's Layers dock redraws when idle
         screen.shot("cancelled.png")
         output = process.communicate(timeout=60)[0]
     finally:
