@@ -53,12 +53,13 @@ from .targets import TargetCache, image_digest
 # weights as given, the strongest painting the engine makes. Measured with bench/strength.py on
 # every photo × painting pair of ../shared/images at 256 px: beyond a style weight of about 100
 # Gatys's style term stays flat (3.34e8 at 100, 3.22e8 at 1000 and 10000 on golden_gate ×
-# starry_night) while the photo keeps fading, so 100 is strength 1; three decades below it a
-# painting is a touch. Equal steps then look like equal steps: the old mapping (5 decades around
-# 0.5, style weight 1000) put the whole visible range below 0.3, and a 4-decade one up to 1000
-# left the last quarter a third of the others (3.3-6.3 levels against 7-13). Strength 0 is the
-# photo itself.
-STRENGTH_DECADES = 3.0
+# starry_night) while the photo keeps fading, so 100 is strength 1. The span makes equal steps
+# look alike (the mean |difference| between neighbouring strengths 0, 0.25, 0.5, 0.75, 1): with
+# 2.5 decades it is within a factor of 2 on every pair; 3 decades made 0.25 a faint touch (steps
+# 3.8-4.9 levels on 5 pairs against 8-13 after it), 4 up to style weight 1000 left the last
+# quarter the faint one (3.3-6.3), and the old mapping (5 decades around 0.5, style weight 1000)
+# put the whole visible range below 0.3. Strength 0 is the photo itself.
+STRENGTH_DECADES = 2.5
 # The detail scales' objective (see plan.py for their sizes): measured on the 2560×1600 Path
 # photo × starry_night, 512 px working size, 2-core AVX512-BF16 CPU: 97 s in all, fine detail
 # (mean |Laplacian| of luma) 1.5× the photo's against 0.085× for the enlargement. Few iterations

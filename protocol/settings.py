@@ -94,8 +94,8 @@ class JobParams:
                            "selection's layer), so the part is painted as the whole would be; 0: the content is whole")
     first_scale: int = knob(128, Range(0, MAX_SIDE), "long side of the first, coarsest scale; scales grow by √2 "
                             "from there, 0 for a single scale")
-    # 0.8: on golden_gate × starry_night at 256 px, Gatys's style term 12% above strength 1's and
-    # the content term 44% below it (bench/strength.py); a painting that keeps the photo's shapes.
+    # 0.8: on golden_gate × starry_night at 256 px, Gatys's style term 9% above strength 1's and
+    # the content term 27% below it (bench/strength.py --gains); a painting that keeps the photo's shapes.
     strength: float = knob(0.8, Range(0.0, 1.0), "0 keeps the photo, 1 is the strongest painting, each 0.25 a like "
                            "step; the same balance at every size")
     content_weight: float = knob(1.0, Range(0.0, 1e9), "weight of the content term", expert=True)
