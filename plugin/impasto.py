@@ -151,7 +151,7 @@ def stream_into_layers(client, submit, layers, progress):
             progress.show_preview(reply.image)
             layers.preview(reply.image, job.preview_name(latest))
         elif reply.type == RESULT:
-            layers.finish(reply.image)
+            layers.arrived(reply.image)
         elif reply.type == CANCELLED:
             return False
     return True
@@ -228,6 +228,8 @@ def stylize(procedure, run_mode, image, drawables, config, data):
     if not finished:
         layers.remove()
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    if layers.final is not None:  # a script's result, placed now that nothing can cancel it
+        layers.finish(layers.final)
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 

@@ -309,7 +309,11 @@ class Daemon:
 
     def _start(self) -> None:
         found = bool(self.command) and (os.path.exists(self.command[0]) or shutil.which(self.command[0]))
-        if not found or ipc_path(self.endpoint) is None:
+        if ipc_path(self.endpoint) is None:
+            self.problem = (f"No Impasto daemon answers at {self.endpoint}; one on a tcp endpoint is started on "
+                            "its own machine.")
+            return
+        if not found:
             self._explain(True)
             return
         try:

@@ -5,7 +5,7 @@ Cancel), not GIMP's progress bar: GIMP kills a plug-in about 10 ms after its pro
 Cancel, so nothing could be tidied up and the image was left with an open undo group and
 partial layers. Here Cancel is a request the plug-in carries out: the job is cancelled on the
 daemon and the layers of the run are removed. Scripts get GIMP's progress, where the plug-in
-never holds anything half-done (see impasto.ResultLayers).
+never holds anything half-done (see ResultLayers).
 """
 
 import gi
@@ -38,6 +38,7 @@ class ResultLayers:
         self.x, self.y = region.x + offset_x, region.y + offset_y
         self.keep_previews, self.live = keep_previews, live
         self.result = None
+        self.final = None  # a script's result, until it is placed
         self.kept = []
 
     def _new_layer(self, picture, name):
@@ -68,6 +69,14 @@ class ResultLayers:
             self.kept.append(layer)
         if self.live:
             self.finish(picture)
+
+    def arrived(self, picture):
+        """The job's result: shown now in a live run; in a script's, kept for `finish` once GIMP's
+        progress (whose Cancel kills the plug-in) has ended."""
+        if self.live:
+            self.finish(picture)
+        else:
+            self.final = picture
 
     def finish(self, picture):
         if self.result is None:
