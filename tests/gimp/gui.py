@@ -47,3 +47,4 @@ for index, (width, height) in enumerate(plan):
               "sizes": [[item.get_width(), item.get_height()] for item in image.get_layers()]}
     with open(os.path.join(folder, f"run{index}.json"), "w") as f:
         json.dump(result, f)
+    time.sleep(3)  # GIMP stays up a moment for the test's screenshot of what the run left
