@@ -218,6 +218,24 @@ def open_help(parent):
         Gimp.message(f"Impasto's help is the page {HELP_PAGE}: open it in a web browser.")
 
 
+def replace_help_button(dialog):
+    """GIMP's Help button asks for GIMP's manual ("not installed in your language"), for a page
+    it does not have: in its place, one that opens the plug-in's own page."""
+    gimp_help = dialog.get_widget_for_response(Gtk.ResponseType.HELP)
+    if gimp_help is None:
+        return
+    ours = Gtk.Button.new_with_mnemonic("_Help")
+    ours.connect("clicked", lambda _: open_help(dialog))
+    box = gimp_help.get_parent()
+    gimp_help.set_no_show_all(True)
+    gimp_help.hide()
+    box.add(ours)
+    if isinstance(box, Gtk.ButtonBox):
+        box.set_child_secondary(ours, True)
+        box.reorder_child(ours, 0)
+    ours.show()
+
+
 def packed(*rows, spacing=6, orientation=Gtk.Orientation.VERTICAL):
     box = Gtk.Box(orientation=orientation, spacing=spacing)
     for row in rows:
@@ -251,12 +269,7 @@ def show(procedure, config, daemon, current_image, forecast):
     dialog.get_content_area().pack_start(content, True, True, 0)
     content.show_all()
 
-    def on_response(widget, response):
-        if response == Gtk.ResponseType.HELP:  # GIMP's own help would say its manual is missing
-            open_help(dialog)
-            widget.stop_emission_by_name("response")
-
-    dialog.connect("response", on_response)
+    replace_help_button(dialog)
     # The gallery has the keys: arrows choose a preset, Enter (or a double click) runs it.
     style.gallery.view.connect("item-activated", lambda *_: dialog.response(Gtk.ResponseType.OK))
     style.gallery.view.grab_focus()
