@@ -280,6 +280,7 @@ class StyleTransfer:
         previous_content: torch.Tensor | None = None
         first_done: list[float] = []
         last_preview = [started - params.preview_seconds]  # the first preview at once, then evenly spaced
+        total_work = sum(schedule.cost())
         for index, (w, h) in enumerate(schedule.sizes):
             scale_content = resize(small_content if index < schedule.first_detail else colours.content, w, h)
             image = self._starting_point(image, scale_content, previous_content, params, generator)
@@ -289,8 +290,8 @@ class StyleTransfer:
                 now, spent = time.monotonic(), schedule.spent(index, iteration)
                 if not first_done:  # when, and after how much work, the pace can be measured from
                     first_done.extend((now, spent))
-                pace = blended_pace(self.seconds_per_unit, now - first_done[0], spent - first_done[1],
-                                    sum(schedule.cost()), (now - started) / spent)
+                pace = blended_pace(self.seconds_per_unit, now - first_done[0], spent - first_done[1], total_work,
+                                    (now - started) / spent)
                 progress = schedule.progress(index, iteration, losses, now - started, pace)
                 if on_progress:
                     on_progress(progress)

@@ -49,8 +49,8 @@ TOP_SHARE = 0.5
 DETAIL_COST = 0.6
 # A pixel's cost grows with the picture, as its activations outgrow the caches: 2.44 s/MP at
 # 0.16 MP, 3.24 s/MP at 1 MP (same pass as above), about (megapixels)^0.15.
-PACE_TRUST = 0.2  # share of a job's work after which its own pace alone gives the time left
 PACE_EXPONENT = 0.15
+PACE_TRUST = 0.2  # share of a job's work after which its own pace alone gives the time left
 
 Styles = list[tuple[torch.Tensor, float]]
 

@@ -72,7 +72,8 @@ class Service:
         self.outbox.bind(OUTBOX)
         self.worker = threading.Thread(target=self._work, name="impasto-worker", daemon=True)
         self.chores = PresetChores(self.presets, context, OUTBOX)
-        self.delivery = Delivery(socket, self._preview_dropped)
+        # A preview a client's full queue could not take counts as read, so the next can go.
+        self.delivery = Delivery(socket, on_preview_dropped=self._acknowledge)
 
     # --- main thread -------------------------------------------------------------------
 
@@ -209,17 +210,11 @@ class Service:
             return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float() / 255
         return pixels.to_tensor(style.image)
 
-    def _preview_dropped(self, identity: bytes) -> None:
-        """A preview the client's full queue could not take: as good as read, so the next can go."""
+    def _acknowledge(self, identity: bytes, job_id: str | None = None) -> None:
+        """A preview of the running job read by its client (or dropped for it: `job_id` None)."""
         with self.lock:
             job = self.running
-            if job is not None and job.identity == identity:
-                job.previews_in_flight = max(0, job.previews_in_flight - 1)
-
-    def _acknowledge(self, identity: bytes, job_id: str) -> None:
-        with self.lock:
-            job = self.running
-            if job is not None and job.identity == identity and job.submit.job == job_id:
+            if job is not None and job.identity == identity and job_id in (None, job.submit.job):
                 job.previews_in_flight = max(0, job.previews_in_flight - 1)
 
     def _stop(self, job: Job, reason: str) -> None:

@@ -30,10 +30,11 @@ def pixbuf_of(width, height, rgb, side=THUMB):
 
 class Gallery:
     """The daemon's presets as thumbnails; selecting one sets `style-preset` and the settings it
-    recommends. Filled when the daemon answers (it may be starting: `daemon.ready()` is polled)."""
+    recommends. Filled when the daemon answers (it may be starting: `daemon.presets()` is polled);
+    then `on_filled()`."""
 
-    def __init__(self, config, daemon, on_change):
-        self.config, self.daemon, self.on_change = config, daemon, on_change
+    def __init__(self, config, daemon, on_filled):
+        self.config, self.daemon, self.on_filled = config, daemon, on_filled
         self.store = Gtk.ListStore(GdkPixbuf.Pixbuf, str, str)
         self.view = Gtk.IconView.new_with_model(self.store)
         self.view.set_pixbuf_column(0)
@@ -68,7 +69,7 @@ class Gallery:
         self.status.set_text(f"{len(infos)} presets. Add your own with Filters ▸ Artistic ▸ "
                              "Save Layer as Impasto Style Preset…")
         self.show_current()
-        self.on_change()
+        self.on_filled()
         return False
 
     def show_current(self):
@@ -99,12 +100,13 @@ class Gallery:
 class StyleSection:
     """"Style from" radio buttons, the chosen style's thumbnail, and the one widget that source uses."""
 
-    def __init__(self, dialog, config, daemon, current_image):
+    def __init__(self, dialog, config, daemon, current_image, on_presets):
         self.config = config
         self.thumb = Gtk.Image()
         self.thumb.set_size_request(THUMB, THUMB)
         self.stack = Gtk.Stack()
-        self.gallery = Gallery(config, daemon, self.refresh)
+        # When the presets come, the thumbnail can show the chosen one, and the daemon can forecast.
+        self.gallery = Gallery(config, daemon, lambda: (self.refresh(), on_presets()))
         self.stack.add_named(self.gallery.widget, "preset")
         self.stack.add_named(self._file_chooser(), "file")
         self.stack.add_named(self._image_chooser(dialog, current_image), "image")
@@ -248,7 +250,6 @@ def show(procedure, config, daemon, current_image, forecast):
     `forecast(config)` is the line about sizes and time, refreshed as settings change."""
     GimpUi.init("impasto")
     dialog = GimpUi.ProcedureDialog.new(procedure, config, "Impasto Style Transfer")
-    style = StyleSection(dialog, config, daemon, current_image)
     estimate = Gtk.Label(xalign=0.0, wrap=True, max_width_chars=70)
 
     def update_estimate(*_):
@@ -256,8 +257,8 @@ def show(procedure, config, daemon, current_image, forecast):
 
     for name in ("quality", "strength", "brush-size"):
         config.connect(f"notify::{name}", update_estimate)
-    style.gallery.on_change = lambda: (style.refresh(), update_estimate())
     update_estimate()
+    style = StyleSection(dialog, config, daemon, current_image, on_presets=update_estimate)
     strength = packed(dialog.get_scale_entry("strength", 1.0), dialog.get_widget("keep-colors", GObject.TYPE_NONE),
                       dialog.get_scale_entry("brush-size", 1.0))
     advanced = Gtk.Expander(label="_Advanced", use_underline=True)

@@ -114,10 +114,15 @@ def test_an_absent_daemon_is_explained(tmp_path) -> None:
         job.connect(endpoint, {"daemon_command": ["/nonexistent/impasto-daemon"]}, start=True)
 
 
+def daemon_settings(folder) -> dict:
+    """impasto.json as the installer writes it, for a daemon of the test's own."""
+    return {"daemon_command": [sys.executable, "-m", "daemon.main", "--cache-dir", str(folder / "cache"),
+                               "--presets-dir", str(folder / "presets")]}
+
+
 def test_connect_starts_the_configured_daemon(tmp_path) -> None:
     endpoint = f"ipc://{tmp_path}/sock/d.sock"
-    settings = {"daemon_command": [sys.executable, "-m", "daemon.main", "--cache-dir", str(tmp_path / "cache"),
-                                   "--presets-dir", str(tmp_path / "presets")]}
+    settings = daemon_settings(tmp_path)
     started, pulses = [], []
     job.connect(endpoint, settings, start=True, on_wait=lambda: pulses.append(1), on_start=started.append)
     try:
@@ -133,8 +138,7 @@ def test_connect_starts_the_configured_daemon(tmp_path) -> None:
 
 def test_the_dialogs_gallery_starts_the_daemon_and_fills_when_it_answers(tmp_path) -> None:
     endpoint = f"ipc://{tmp_path}/sock/d.sock"
-    settings = {"daemon_command": [sys.executable, "-m", "daemon.main", "--cache-dir", str(tmp_path / "cache"),
-                                   "--presets-dir", str(tmp_path / "presets")]}
+    settings = daemon_settings(tmp_path)
     absent = job.Daemon(f"ipc://{tmp_path}/none.sock", {"daemon_command": ["/opt/impasto-daemon"]}, may_start=False)
     assert absent.presets() is None and not absent.waiting()
     assert "/opt/impasto-daemon --endpoint" in absent.state_text()
