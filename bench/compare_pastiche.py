@@ -2,11 +2,7 @@
 
 Both tools run as child processes of this script, each saving its progressive frames with
 timestamps; then every frame is scored with the same objective, Gatys et al.'s own terms
-computed the same way for both (original VGG19, zero padding, max pooling, fp32, at the
-output size):
-    content = ½ Σ (F − P)²  at relu4_2
-    style   = Σₗ ⅕ · Σ (G − A)² / (4 Nₗ² Mₗ²)  at relu1_1 … relu5_1,  G = F Fᵀ
-(Gatys, Ecker & Bethge, CVPR 2016, eqs. 1–5). Lower is better on both.
+(bench/scores.py). Lower is better on both.
 
 Impasto's clock starts when its job starts on a loaded model (a warm daemon); pastiche's when
 its process starts, with its own set-up time shown apart.
@@ -27,57 +23,19 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scores import GatysScore, load  # noqa: E402
+
 from daemon.engine import StyleTransfer  # noqa: E402
-from daemon.imaging import working_size  # noqa: E402
 from daemon.model import load_vgg19  # noqa: E402
-from protocol.messages import STYLE_LAYERS, JobParams  # noqa: E402
+from protocol.messages import JobParams  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "images"
-
-
-def load(path: Path, long_side: int | None = None) -> torch.Tensor:
-    picture = Image.open(path).convert("RGB")
-    if long_side:
-        picture = picture.resize(working_size(*picture.size, long_side), Image.LANCZOS)
-    return torch.from_numpy(np.asarray(picture).copy()).permute(2, 0, 1)[None].float() / 255
-
-
-class GatysScore:
-    """The paper's objective, computed identically for every frame of both tools."""
-
-    def __init__(self, model, content: torch.Tensor, style: torch.Tensor) -> None:
-        self.model = model
-        self.size = content.shape[-2:]
-        with torch.no_grad():
-            self.content = model(content, {"relu4_2"})["relu4_2"]
-            style = torch.nn.functional.interpolate(
-                style, size=working_size(style.shape[-1], style.shape[-2], max(self.size))[::-1],
-                mode="bicubic", antialias=True).clamp(0, 1)
-            self.grams = {k: self._gram(v) for k, v in model(style, set(STYLE_LAYERS)).items()}
-
-    @staticmethod
-    def _gram(features: torch.Tensor) -> torch.Tensor:
-        flat = features[0].flatten(1)
-        return flat @ flat.T
-
-    @torch.no_grad()
-    def __call__(self, image: torch.Tensor) -> tuple[float, float]:
-        if image.shape[-2:] != self.size:
-            raise ValueError(f"frame is {tuple(image.shape[-2:])}, expected {tuple(self.size)}")
-        features = self.model(image, {"relu4_2", *STYLE_LAYERS})
-        content = 0.5 * (features["relu4_2"] - self.content).pow(2).sum()
-        style = 0.0
-        for layer, target in self.grams.items():
-            n, m = features[layer].shape[1], features[layer].shape[2] * features[layer].shape[3]
-            style += 0.2 * float((self._gram(features[layer]) - target).pow(2).sum()) / (4 * n * n * m * m)
-        return float(content), style
 
 
 def peak_rss_mib(pid: int) -> float:

@@ -5,7 +5,7 @@
 
 For each pair and strength (or, with --gains, each multiplier of the style weight at strength
 0.5, the raw curve the strength is calibrated on) it prints Gatys et al.'s content and style
-terms of the result (bench/compare_pastiche.py's GatysScore), the mean |difference| from the
+terms of the result (bench/scores.py), the mean |difference| from the
 photo in 0..255 levels, and the mean |difference| between neighbouring strengths, and draws a
 contact sheet (rows: pairs; columns: strengths). In-process on the engine, at --size (256 px by
 default), the engine's defaults otherwise, no detail scales.
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from common import ROOT
-from compare_pastiche import GatysScore, load
 from PIL import Image, ImageDraw
+from scores import GatysScore, load
 
 from daemon.engine import StyleTransfer
 from daemon.model import load_vgg19
