@@ -313,6 +313,22 @@ class StyleTransfer:
             self._learn_pace(time.monotonic() - first_done[0], work - first_done[1])
         return colours.recolour(image.detach().clamp(0, 1))[..., rows, cols]
 
+    def objective_terms(self, picture: torch.Tensor, content: torch.Tensor, styles: Styles,
+                        params: JobParams) -> dict[str, float]:
+        """The terms of the objective a job with `params` minimises at its working size, for
+        `picture` (at that size), evaluated whole and in fp32: how benches and tests judge a
+        result by the job's own measure."""
+        params = dataclasses.replace(params, precision="fp32")
+        generator = torch.Generator().manual_seed(params.seed)
+        content_loss = ContentLoss(self.content_target(content, params, tiles.UNLIMITED),
+                                   LAYER_STRIDE[params.content_layer])
+        style_losses = self.style_losses(styles, params, max(picture.shape[-2:]), generator)
+        objective = Objective(picture.detach().clone().requires_grad_(True),
+                              lambda crop, layers: self.features(crop, layers, params), content_loss, style_losses,
+                              effective_weights(params), params, (1, 1), generator)
+        objective()
+        return {name: float(value) for name, value in objective.last_terms.items()}
+
     def _starting_point(self, image: torch.Tensor | None, scale_content: torch.Tensor,
                         previous_content: torch.Tensor | None, params: JobParams,
                         generator: torch.Generator) -> torch.Tensor:

@@ -16,6 +16,18 @@ be wildly large (a pixel moved by 108 at the tenth step of a 384 px job). And a 
 comes out higher than before is undone: the history is forgotten, the bound halves, and the
 optimiser starts again from the better point; each kept step doubles the bound back towards
 its start.
+
+Given `bounds` (pixels run 0..1), the gradient of a pixel held at a bound that points outward
+is left out of the direction, the direction's components that would push such a pixel further
+out are dropped, and every step ends projected into the bounds: the losses it compares are
+those of pictures that can be shown. Unbounded, the style term pushed saturated colours past 0
+and 1, and clamping the result afterwards took back a growing share of the gains: on tubingen ×
+starry_night at 384 px (fp32), the returned picture's style term was 21% above the one reported
+after 40 full-size iterations, 29% after 80 and 52% after 160, and Gatys's style score got worse
+from 80 to 160. Bounded, the returned picture is the one reported, and its objective after 40
+iterations (1.020) is below the unbounded one's after the clamp (1.061). Dropping only the
+direction's outward components, not the gradient's, made steps that raised the loss (3 undone
+in 40) and ended at 1.093.
 """
 
 from __future__ import annotations
@@ -35,8 +47,10 @@ MAX_MOVE = 32 / 255
 class LBFGS:
     """Minimises a loss over `image` in place; `step` as torch's optimisers have it."""
 
-    def __init__(self, image: torch.Tensor, history: int = 50, opening_move: float = OPENING_MOVE) -> None:
+    def __init__(self, image: torch.Tensor, history: int = 50, opening_move: float = OPENING_MOVE,
+                 bounds: tuple[float, float] | None = None) -> None:
         self.image = image
+        self.bounds = bounds
         self.pairs: deque[tuple[torch.Tensor, torch.Tensor, float]] = deque(maxlen=history)  # s, y, 1/yᵀs
         self.max_move = MAX_MOVE
         self.opening_move = opening_move  # the next gradient step's, doubling while no pair is kept
@@ -67,11 +81,19 @@ class LBFGS:
                 # the bound is relative to the pair's own size.
                 if ys > 1e-10 * float(y @ y) ** 0.5 * float(s @ s) ** 0.5:
                     self.pairs.append((s, y, 1.0 / ys))
-        direction = self._direction(g)
+        if self.bounds is not None:  # a pixel at a bound moves only back inside
+            low, high = self.bounds
+            pinned = ((x <= low) & (g > 0)) | ((x >= high) & (g < 0))
+            direction = self._direction(torch.where(pinned, 0.0, g))
+            direction[((x <= low) & (direction < 0)) | ((x >= high) & (direction > 0))] = 0
+        else:
+            direction = self._direction(g)
         direction *= min(1.0, self.max_move / max(float(direction.abs().max()), 1e-30))
         self.previous = (x.clone(), g, loss)
         with torch.no_grad():
             self.image.add_(direction.view_as(self.image).to(self.image.dtype))
+            if self.bounds is not None:
+                self.image.clamp_(*self.bounds)
         return loss
 
     @property

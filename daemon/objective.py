@@ -175,7 +175,8 @@ def descend(objective: Objective, params: JobParams, iterations: int, report: Re
     image = objective.image
     use_lbfgs = params.optimizer == "lbfgs" and not objective.moving_cuts
     average = image.detach().clone()
-    optimizer: LBFGS | torch.optim.Optimizer = LBFGS(image, opening_move=opening_move) if use_lbfgs else \
+    optimizer: LBFGS | torch.optim.Optimizer = \
+        LBFGS(image, opening_move=opening_move, bounds=(0.0, 1.0)) if use_lbfgs else \
         torch.optim.Adam([image], lr=params.learning_rate, betas=(0.9, 0.99))
     decay = 0.0 if use_lbfgs else params.average_decay
     accepted_terms: Terms = {}
@@ -185,8 +186,7 @@ def descend(objective: Objective, params: JobParams, iterations: int, report: Re
         if not (isinstance(optimizer, LBFGS) and optimizer.undone):  # else the terms are a rejected point's
             accepted_terms = dict(objective.last_terms)
         with torch.no_grad():
-            if not use_lbfgs:
-                # L-BFGS is left unclamped: clamping would contradict the curvature it has learnt.
+            if not use_lbfgs:  # L-BFGS keeps its own bounds
                 image.clamp_(0, 1)
             # Bias-corrected exponential average of the iterates: early on, mostly the latest.
             # L-BFGS's latest is the point it evaluated; the one it stepped to may be worse.
