@@ -15,8 +15,9 @@ What it adds to the paper, each for a reason:
   few iterations (`coarse_iterations`) and the full size the rest: measured against the
   paper's own score, iterations spent small cost content at full size;
 - every term is a *relative* error (losses.py), so one `strength` number can set the balance;
-- L-BFGS of our own (lbfgs.py), one evaluation a step, by default; Adam with an exponential
-  average of the iterates (Polyak averaging) for tiled scales and on request;
+- L-BFGS of our own (lbfgs.py), one evaluation a step, the picture kept within 0..1, by
+  default; Adam with an exponential average of the iterates (Polyak averaging) for tiled
+  scales and on request;
 - a sliced-Wasserstein style loss (Heitz et al., 2021, "A Sliced Wasserstein Loss for Neural
   Texture Synthesis", CVPR) besides the Gram loss: it matches the whole distribution of each
   layer's features, not just their correlations;

@@ -23,11 +23,11 @@ out are dropped, and every step ends projected into the bounds: the losses it co
 those of pictures that can be shown. Unbounded, the style term pushed saturated colours past 0
 and 1, and clamping the result afterwards took back a growing share of the gains: on tubingen ×
 starry_night at 384 px (fp32), the returned picture's style term was 21% above the one reported
-after 40 full-size iterations, 29% after 80 and 52% after 160, and Gatys's style score got worse
-from 80 to 160. Bounded, the returned picture is the one reported, and its objective after 40
-iterations (1.020) is below the unbounded one's after the clamp (1.061). Dropping only the
-direction's outward components, not the gradient's, made steps that raised the loss (3 undone
-in 40) and ended at 1.093.
+after 40 full-size iterations, 29% after 80 and 52% after 160, and Gatys's style score (as the
+benches then computed it) got worse from 80 to 160. Bounded, the returned picture is the one
+reported, and its objective after 40 iterations (1.020) is below the unbounded one's after the
+clamp (1.061). Dropping only the direction's outward components, not the gradient's, made
+steps that raised the loss (3 undone in 40) and ended at 1.093.
 """
 
 from __future__ import annotations

@@ -94,7 +94,10 @@ def test_cli_ctrl_c_cancels_the_job(daemon, tmp_path, content_image, style_image
     cli = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "stylize", str(tmp_path / "photo.png"), "--style", "swirls",
          "--iterations", "10000", "-o", str(tmp_path / "out.png")],
-        stderr=subprocess.PIPE, text=True, env=cli_env(daemon.endpoint), cwd=ROOT)
+        stderr=subprocess.PIPE, text=True, env=cli_env(daemon.endpoint), cwd=ROOT,
+        # A shell's background job (`pytest &`) starts with SIGINT ignored, and Python then
+        # keeps ignoring it: Ctrl-C's default behaviour is what this test is about.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     with Client(daemon.endpoint) as client:
         deadline = time.monotonic() + 30
         while client.hello()["queue"] == 0 and time.monotonic() < deadline:
