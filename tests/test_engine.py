@@ -156,7 +156,7 @@ def test_bf16_and_fp32_agree(vgg19, optimizer, iterations) -> None:
 # picture a run returns is the one whose objective it lowered; unbounded, the style term pushed
 # colours past 0 and 1 and the clamp at the end took back a growing share of the gains (at 384
 # px, tubingen × starry_night: the style term 21% above the one reported after 40 iterations,
-# 52% after 160, when Gatys's style score got worse from 80 to 160 iterations).
+# 52% after 160, and Gatys's style score, as the benches then computed it, got worse from 80 to 160).
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_more_iterations_never_make_the_result_worse(vgg19, precision) -> None:
     photo, styles = small(3, 36, 48), [(small(4), 1.0)]
