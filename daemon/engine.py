@@ -320,13 +320,8 @@ class StyleTransfer:
         `picture` (at that size), evaluated whole and in fp32: how benches and tests judge a
         result by the job's own measure."""
         params = dataclasses.replace(params, precision="fp32")
-        generator = torch.Generator().manual_seed(params.seed)
-        content_loss = ContentLoss(self.content_target(content, params, tiles.UNLIMITED),
-                                   LAYER_STRIDE[params.content_layer])
-        style_losses = self.style_losses(styles, params, max(picture.shape[-2:]), generator)
-        objective = Objective(picture.detach().clone().requires_grad_(True),
-                              lambda crop, layers: self.features(crop, layers, params), content_loss, style_losses,
-                              effective_weights(params), params, (1, 1), generator)
+        objective = self._objective(picture, content, styles, params, torch.Generator().manual_seed(params.seed),
+                                    tiles.UNLIMITED)
         objective()
         return {name: float(value) for name, value in objective.last_terms.items()}
 
@@ -351,17 +346,22 @@ class StyleTransfer:
                   iterations: int, generator: torch.Generator, report: Report, max_crop_pixels: int,
                   detail: bool = False) -> torch.Tensor:
         """One scale: `iterations` steps from `image`; returns the (averaged) result."""
+        objective = self._objective(image, content, styles, params, generator, max_crop_pixels, detail)
+        return descend(objective, params, iterations, report, DETAIL_OPENING if detail else OPENING_MOVE)
+
+    def _objective(self, image: torch.Tensor, content: torch.Tensor, styles: Styles, params: JobParams,
+                   generator: torch.Generator, max_crop_pixels: int, detail: bool = False) -> Objective:
+        """A scale's objective over a copy of `image`, with its targets from `content` and `styles`."""
         height, width = image.shape[-2:]
         content_loss = ContentLoss(self.content_target(content, params, max_crop_pixels),
                                    LAYER_STRIDE[params.content_layer])
         style_losses = self.style_losses(styles, params, max(width, height), generator, max_crop_pixels,
                                          native_at_most=detail)
         image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-        objective = Objective(image, lambda crop, layers: self.features(crop, layers, params), content_loss,
-                              style_losses, effective_weights(params), params,
-                              tile_counts(width, height, max_crop_pixels), generator,
-                              fixed_cuts=detail and params.style_loss == "gram")
-        return descend(objective, params, iterations, report, DETAIL_OPENING if detail else OPENING_MOVE)
+        return Objective(image, lambda crop, layers: self.features(crop, layers, params), content_loss,
+                         style_losses, effective_weights(params), params,
+                         tile_counts(width, height, max_crop_pixels), generator,
+                         fixed_cuts=detail and params.style_loss == "gram")
 
     def _paint_detail(self, image: torch.Tensor, styles: Styles, params: JobParams, iterations: int,
                       generator: torch.Generator, report: Report, max_crop: int) -> torch.Tensor:
