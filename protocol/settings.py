@@ -35,7 +35,9 @@ LAYER_NAMES = _vgg_layer_names()
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # relu4_1 carries the style: in Gatys et al.'s own objective (eq. 5, the layers weighted 1/5 on
 # unnormalised Gram errors), relu4_1 has 98% of the weight for starry_night at 384 px, because
-# its activations are the largest. The lower layers keep a little for brush texture.
+# its activations are the largest. The lower layers keep a little for brush texture; with these
+# default layers the strength raises them and relu5_1 towards 0.3 from strength 0.25 on
+# (daemon/objective.py, TEXTURE_WEIGHT), so a strong painting has its brushwork too.
 DEFAULT_STYLE_LAYERS = {"relu1_1": 0.01, "relu2_1": 0.05, "relu3_1": 0.05, "relu4_1": 1.0, "relu5_1": 0.01}
 _STYLE_CONVS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
@@ -110,7 +112,8 @@ class JobParams:
     content_layer: str = knob("relu4_2", "layer", "VGG19 layer whose features the content term matches",
                               expert=True)
     style_layers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STYLE_LAYERS), metadata=meta(
-        "layers", "VGG19 layers the style term matches, with their weights, as LAYER:WEIGHT,...", expert=True))
+        "layers", "VGG19 layers the style term matches, with their weights, as LAYER:WEIGHT,...; the default's "
+        "layers other than relu4_1 count more as the strength rises", expert=True))
     optimizer: str = knob("lbfgs", ("lbfgs", "adam"), "the optimiser (tiled scales always use Adam)")
     learning_rate: float = knob(0.02, Range(1e-6, 10.0), "Adam's step", expert=True)
     average_decay: float = knob(0.9, Range(0.0, 0.999), "decay of Adam's running average of the picture",

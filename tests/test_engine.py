@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from daemon import engine, imaging, losses
+from daemon import engine, imaging, losses, objective
 from daemon.model import CONV_NAMES, LAYER_NAMES
 from protocol.messages import STYLE_LAYERS, JobParams
 from protocol.settings import LAYER_NAMES as PROTOCOL_LAYER_NAMES
@@ -197,6 +197,16 @@ def test_strength_zero_is_the_photo_and_more_strength_changes_more(vgg19) -> Non
         changes.append(float((result - photo).abs().mean() * 255))
     assert changes[0] < 4.0  # levels of 255: a touch (smoothing weakens with the strength)
     assert changes[0] < changes[1] < changes[2] and changes[2] > 2 * changes[0], changes
+
+
+def test_strength_weights_the_default_layers_texture_more_only_when_strong() -> None:
+    light, middle, full = (objective.style_layer_weights(JobParams(strength=s)) for s in (0.2, 0.6, 1.0))
+    assert light == JobParams().style_layers
+    texture = [layer for layer, weight in light.items() if weight < objective.TEXTURE_WEIGHT]
+    assert texture and all(light[k] < middle[k] < full[k] == pytest.approx(objective.TEXTURE_WEIGHT) for k in texture)
+    assert all(full[k] == light[k] for k in light if k not in texture)  # relu4_1 keeps its weight
+    mine = {"relu1_1": 0.01, "relu4_1": 1.0}
+    assert objective.style_layer_weights(JobParams(strength=1.0, style_layers=mine)) == mine
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
