@@ -1,0 +1,104 @@
+"""Does one strength give one look at every size and with every amount of work?
+
+    .venv/bin/python bench/same_look.py --out /tmp/look
+    .venv/bin/python bench/same_look.py --variants 256:60 384:60 512:60 384:40 384:100 --pairs tubingen:the_scream
+
+A variant is SIZE:ITERATIONS, the long side the picture is composed at and the iterations there
+(what the plug-in's qualities set: Draft 384:40, Normal 768:60, Fine 1280:100). For each pair,
+variant and strength the engine paints the photo shrunk to SIZE (no detail scales, the defaults
+otherwise). Every result is then shrunk to the first variant's size, the reference, and measured
+there: its mean |difference| from the photo in 0..255 levels (how far the painting has gone) and
+the normalised style score (bench/scores.py). "as strength" is the strength that would go as far
+at the reference, read off the reference's own curve (linear between its strengths, 0 being the
+photo): one look means it stays near the strength asked for, well within the 0.25 between the
+slider's steps. The contact sheet has a row per pair and variant, a column per strength.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import ROOT
+from PIL import Image, ImageDraw
+from scores import Scores, load
+
+from daemon.engine import StyleTransfer
+from daemon.model import load_vgg19
+from protocol.messages import JobParams
+
+IMAGES = ROOT.parent / "shared" / "images"
+PAIRS = ("golden_gate:the_scream", "hoovertowernight:shipwreck", "tubingen:starry_night",
+         "tubingen:woman-with-hat-matisse")
+CELL = 128
+
+
+def shrunk(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """`image` (1, 3, H, W in 0..1) at `size` (H, W), Lanczos on its 8-bit pixels as a user sees them."""
+    array = image[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+    picture = Image.fromarray(array).resize(size[::-1], Image.LANCZOS)
+    return torch.from_numpy(np.asarray(picture).copy()).permute(2, 0, 1)[None].float() / 255
+
+
+def as_strength(distance: float, strengths: list[float], distances: list[float]) -> float:
+    """The strength whose result lies `distance` from the photo on the reference's curve."""
+    return float(np.interp(distance, [0.0, *distances], [0.0, *strengths]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("same-look-bench"))
+    parser.add_argument("--variants", nargs="+", default=["256:60", "384:60", "512:60", "256:40", "256:100"])
+    parser.add_argument("--strengths", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0])
+    parser.add_argument("--pairs", nargs="+", default=list(PAIRS), help="PHOTO:PAINTING file stems")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    variants = [tuple(int(x) for x in text.split(":")) for text in args.variants]
+    engine = StyleTransfer(load_vgg19())
+    engine.warm_up()
+    sheet = Image.new("RGB", (CELL * (len(args.strengths) + 1), CELL * len(args.pairs) * len(variants)), "white")
+    draw = ImageDraw.Draw(sheet)
+    print(f"{'pair':>34} {'variant':>8} {'strength':>8} {'s':>6} {'from photo':>10} {'as strength':>11} "
+          f"{'normalised':>10}", flush=True)
+    worst: dict[str, float] = {}
+    for pair_index, pair in enumerate(args.pairs):
+        photo_name, painting_name = pair.split(":")
+        painting = load(IMAGES / "style" / f"{painting_name}.jpg")
+        reference: list[float] = []
+        for variant_index, (size, iterations) in enumerate(variants):
+            photo = load(IMAGES / "content" / f"{photo_name}.jpg", size)
+            if variant_index == 0:
+                target_size = photo.shape[-2:]
+                photo_there = photo
+                score = Scores(engine.model, photo_there, painting)
+            row = pair_index * len(variants) + variant_index
+            draw.text((3, row * CELL + 3), f"{photo_name[:10]}×{painting_name[:10]}\n{size} px, {iterations} its",
+                      fill="black")
+            for column, strength in enumerate(args.strengths, start=1):
+                params = JobParams(size=size, iterations=iterations, strength=strength, detail=0, preview_every=0,
+                                   seed=0)
+                started = time.monotonic()
+                result = shrunk(engine.run(photo, [(painting, 1.0)], params), tuple(target_size))
+                seconds = time.monotonic() - started
+                distance = float((result - photo_there).abs().mean()) * 255
+                if variant_index == 0:
+                    reference.append(distance)
+                seen = as_strength(distance, args.strengths, reference) if variant_index else strength
+                key = f"{size}:{iterations}"
+                worst[key] = max(worst.get(key, 0.0), abs(seen - strength))
+                print(f"{pair:>34} {key:>8} {strength:8.2f} {seconds:6.1f} {distance:10.1f} {seen:11.2f} "
+                      f"{score(result)['normalised']:10.4f}", flush=True)
+                cell = Image.fromarray(result[0].mul(255).round().byte().permute(1, 2, 0).numpy())
+                cell.thumbnail((CELL, CELL))
+                sheet.paste(cell, (column * CELL, row * CELL))
+    sheet.save(args.out / "sheet.png")
+    print("\nworst |as strength − strength| per variant: "
+          + ", ".join(f"{key} {value:.2f}" for key, value in worst.items()))
+    print(f"contact sheet: {args.out / 'sheet.png'}")
+
+
+if __name__ == "__main__":
+    main()
