@@ -48,6 +48,39 @@ def as_strength(distance: float, strengths: list[float], distances: list[float])
     return float(np.interp(distance, [0.0, *distances], [0.0, *strengths]))
 
 
+def one_pair(engine: StyleTransfer, pair: str, variants: list[tuple[int, int]], strengths: list[float],
+             sheet: Image.Image, first_row: int) -> dict[str, float]:
+    """Paint one pair in every variant and strength, print each, draw its rows; returns each
+    variant's largest |as strength − strength|."""
+    photo_name, painting_name = pair.split(":")
+    painting = load(IMAGES / "style" / f"{painting_name}.jpg")
+    reference_photo = load(IMAGES / "content" / f"{photo_name}.jpg", variants[0][0])
+    score = Scores(engine.model, reference_photo, painting)
+    reference: list[float] = []  # the first variant's distances from the photo
+    worst: dict[str, float] = {}
+    for row, (size, iterations) in enumerate(variants, start=first_row):
+        photo = load(IMAGES / "content" / f"{photo_name}.jpg", size)
+        key = f"{size}:{iterations}"
+        ImageDraw.Draw(sheet).text((3, row * CELL + 3), f"{photo_name[:10]}×{painting_name[:10]}\n{size} px, "
+                                   f"{iterations} its", fill="black")
+        for column, strength in enumerate(strengths, start=1):
+            params = JobParams(size=size, iterations=iterations, strength=strength, detail=0, preview_every=0, seed=0)
+            started = time.monotonic()
+            result = shrunk(engine.run(photo, [(painting, 1.0)], params), tuple(reference_photo.shape[-2:]))
+            seconds = time.monotonic() - started
+            distance = float((result - reference_photo).abs().mean()) * 255
+            if row == first_row:
+                reference.append(distance)
+            seen = as_strength(distance, strengths, reference) if row > first_row else strength
+            worst[key] = max(worst.get(key, 0.0), abs(seen - strength))
+            print(f"{pair:>34} {key:>8} {strength:8.2f} {seconds:6.1f} {distance:10.1f} {seen:11.2f} "
+                  f"{score(result)['normalised']:10.4f}", flush=True)
+            cell = Image.fromarray(result[0].mul(255).round().byte().permute(1, 2, 0).numpy())
+            cell.thumbnail((CELL, CELL))
+            sheet.paste(cell, (column * CELL, row * CELL))
+    return worst
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("same-look-bench"))
@@ -56,44 +89,16 @@ def main() -> None:
     parser.add_argument("--pairs", nargs="+", default=list(PAIRS), help="PHOTO:PAINTING file stems")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    variants = [tuple(int(x) for x in text.split(":")) for text in args.variants]
+    variants = [(int(size), int(iterations)) for size, iterations in (text.split(":") for text in args.variants)]
     engine = StyleTransfer(load_vgg19())
     engine.warm_up()
     sheet = Image.new("RGB", (CELL * (len(args.strengths) + 1), CELL * len(args.pairs) * len(variants)), "white")
-    draw = ImageDraw.Draw(sheet)
     print(f"{'pair':>34} {'variant':>8} {'strength':>8} {'s':>6} {'from photo':>10} {'as strength':>11} "
           f"{'normalised':>10}", flush=True)
     worst: dict[str, float] = {}
-    for pair_index, pair in enumerate(args.pairs):
-        photo_name, painting_name = pair.split(":")
-        painting = load(IMAGES / "style" / f"{painting_name}.jpg")
-        reference: list[float] = []
-        for variant_index, (size, iterations) in enumerate(variants):
-            photo = load(IMAGES / "content" / f"{photo_name}.jpg", size)
-            if variant_index == 0:
-                target_size = photo.shape[-2:]
-                photo_there = photo
-                score = Scores(engine.model, photo_there, painting)
-            row = pair_index * len(variants) + variant_index
-            draw.text((3, row * CELL + 3), f"{photo_name[:10]}×{painting_name[:10]}\n{size} px, {iterations} its",
-                      fill="black")
-            for column, strength in enumerate(args.strengths, start=1):
-                params = JobParams(size=size, iterations=iterations, strength=strength, detail=0, preview_every=0,
-                                   seed=0)
-                started = time.monotonic()
-                result = shrunk(engine.run(photo, [(painting, 1.0)], params), tuple(target_size))
-                seconds = time.monotonic() - started
-                distance = float((result - photo_there).abs().mean()) * 255
-                if variant_index == 0:
-                    reference.append(distance)
-                seen = as_strength(distance, args.strengths, reference) if variant_index else strength
-                key = f"{size}:{iterations}"
-                worst[key] = max(worst.get(key, 0.0), abs(seen - strength))
-                print(f"{pair:>34} {key:>8} {strength:8.2f} {seconds:6.1f} {distance:10.1f} {seen:11.2f} "
-                      f"{score(result)['normalised']:10.4f}", flush=True)
-                cell = Image.fromarray(result[0].mul(255).round().byte().permute(1, 2, 0).numpy())
-                cell.thumbnail((CELL, CELL))
-                sheet.paste(cell, (column * CELL, row * CELL))
+    for index, pair in enumerate(args.pairs):
+        for key, value in one_pair(engine, pair, variants, args.strengths, sheet, index * len(variants)).items():
+            worst[key] = max(worst.get(key, 0.0), value)
     sheet.save(args.out / "sheet.png")
     print("\nworst |as strength − strength| per variant: "
           + ", ".join(f"{key} {value:.2f}" for key, value in worst.items()))
