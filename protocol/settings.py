@@ -104,7 +104,7 @@ class JobParams:
     # (bench/defaults.py) its content, Gatys's and the normalised style score were all below
     # pastiche's converged 300-step run's (content 0.54-0.87×).
     strength: float = knob(0.8, Range(0.0, 1.0), "0 keeps the photo, 1 is the strongest painting, each 0.25 a like "
-                           "step; the same balance at every size")
+                           "step; more iterations paint further")
     content_weight: float = knob(1.0, Range(0.0, 1e9), "weight of the content term", expert=True)
     style_weight: float = knob(100.0, Range(0.0, 1e12), "weight of the style term, at strength 1", expert=True)
     tv_weight: float = knob(1.0, Range(0.0, 1e9), "total-variation (smoothness) weight", expert=True)
