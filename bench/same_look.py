@@ -61,7 +61,7 @@ def one_pair(engine: StyleTransfer, pair: str, variants: list[tuple[int, int]], 
     for row, (size, iterations) in enumerate(variants, start=first_row):
         photo = load(IMAGES / "content" / f"{photo_name}.jpg", size)
         key = f"{size}:{iterations}"
-        ImageDraw.Draw(sheet).text((3, row * CELL + 3), f"{photo_name[:10]}×{painting_name[:10]}\n{size} px, "
+        ImageDraw.Draw(sheet).text((3, row * CELL + 3), f"{photo_name[:10]} x {painting_name[:10]}\n{size} px, "
                                    f"{iterations} its", fill="black")
         for column, strength in enumerate(strengths, start=1):
             params = JobParams(size=size, iterations=iterations, strength=strength, detail=0, preview_every=0, seed=0)
