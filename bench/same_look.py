@@ -25,6 +25,7 @@ import torch
 from common import ROOT
 from PIL import Image, ImageDraw
 from scores import Scores, load
+from strength import to_array
 
 from daemon.engine import StyleTransfer
 from daemon.model import load_vgg19
@@ -38,14 +39,15 @@ CELL = 128
 
 def shrunk(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """`image` (1, 3, H, W in 0..1) at `size` (H, W), Lanczos on its 8-bit pixels as a user sees them."""
-    array = image[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
-    picture = Image.fromarray(array).resize(size[::-1], Image.LANCZOS)
+    picture = Image.fromarray(to_array(image)).resize(size[::-1], Image.LANCZOS)
     return torch.from_numpy(np.asarray(picture).copy()).permute(2, 0, 1)[None].float() / 255
 
 
 def as_strength(distance: float, strengths: list[float], distances: list[float]) -> float:
-    """The strength whose result lies `distance` from the photo on the reference's curve."""
-    return float(np.interp(distance, [0.0, *distances], [0.0, *strengths]))
+    """The strength whose result lies `distance` from the photo on the reference's curve (made
+    non-decreasing first: a strength that went less far than a weaker one counts as far)."""
+    curve = np.maximum.accumulate([0.0, *distances])
+    return float(np.interp(distance, curve, [0.0, *strengths]))
 
 
 def one_pair(engine: StyleTransfer, pair: str, variants: list[tuple[int, int]], strengths: list[float],
@@ -75,7 +77,7 @@ def one_pair(engine: StyleTransfer, pair: str, variants: list[tuple[int, int]], 
             worst[key] = max(worst.get(key, 0.0), abs(seen - strength))
             print(f"{pair:>34} {key:>8} {strength:8.2f} {seconds:6.1f} {distance:10.1f} {seen:11.2f} "
                   f"{score(result)['normalised']:10.4f}", flush=True)
-            cell = Image.fromarray(result[0].mul(255).round().byte().permute(1, 2, 0).numpy())
+            cell = Image.fromarray(to_array(result))
             cell.thumbnail((CELL, CELL))
             sheet.paste(cell, (column * CELL, row * CELL))
     return worst
