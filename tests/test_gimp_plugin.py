@@ -282,9 +282,35 @@ class Screen:
         return subprocess.run(self.inside("xdotool", *args), capture_output=True, text=True, timeout=timeout,
                               check=True).stdout
 
-    def window(self, title: str) -> str:
+    def find(self, title: str) -> str | None:
+        """The id of the first window whose title matches, if there is one now."""
+        found = subprocess.run(self.inside("xdotool", "search", "--name", title), capture_output=True, text=True,
+                               timeout=30).stdout.split()
+        return found[0] if found else None
+
+    def window(self, title: str, timeout: float = 90) -> str:
         """The id of the first window whose title matches, once there is one."""
-        return self.xdotool("search", "--sync", "--name", title).split()[0]
+        deadline = time.monotonic() + timeout
+        while (found := self.find(title)) is None:
+            assert time.monotonic() < deadline, f"no window {title!r} after {timeout} s"
+            time.sleep(0.5)
+        return found
+
+    def press_until(self, window: str, key: str, title: str, tries: int = 3) -> str:
+        """Press `key` in `window` until a window titled `title` opens, and return that one. A key
+        pressed while a dialog is still being built can be lost (on a slow day GIMP 3.2 once
+        dropped an Enter), so it is pressed again, but only while `window` is still open."""
+        for _ in range(tries):
+            self.keys(window, key)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if (found := self.find(title)) is not None:
+                    return found
+                time.sleep(0.5)
+            still_open = subprocess.run(self.inside("xdotool", "getwindowname", window), capture_output=True,
+                                        timeout=30).returncode == 0
+            assert still_open, f"{title!r} never opened, and the window {key} was pressed in closed"
+        raise AssertionError(f"{title!r} never opened after {tries} presses of {key}")
 
     def keys(self, window: str, *keys: str) -> None:
         self.xdotool("windowfocus", "--sync", window)
@@ -344,8 +370,8 @@ def test_the_dialog_in_the_gui_runs_a_preset_from_the_gallery_and_cancels_cleanl
         assert first["layers"] == [f"Impasto: {chosen}", "photo"] and first["sizes"][0] == [96, 72]
 
         dialog = screen.window("^Impasto Style Transfer$")  # the second image's run: same preset, remembered
-        screen.keys(dialog, "Return")
-        running = screen.window(f"^Impasto: {chosen}$")
+        time.sleep(2)  # as for the first: the dialog settles before its keys
+        running = screen.press_until(dialog, "Return", f"^Impasto: {chosen}$")
         with Client(host_daemon.endpoint) as client:
             deadline = time.monotonic() + 60
             while client.hello()["queue"] == 0 and time.monotonic() < deadline:
