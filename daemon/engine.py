@@ -36,12 +36,8 @@ from torch import nn
 
 from protocol.messages import JobParams, Progress
 
-from . import tiles
-from .imaging import (
-    STYLE_FILTER,
-    enlarge,
-    resize,
-)
+from . import plan, tiles
+from .imaging import STYLE_FILTER, resize
 from .lbfgs import OPENING_MOVE
 from .losses import ContentLoss, GramStyleLoss, SlicedWassersteinStyleLoss, gram_matrix
 from .memory import SLICED_POSITIONS, memory_plan, tile_counts, use_bf16
@@ -71,14 +67,6 @@ class JobCancelled(Exception):
 
 ProgressCallback = Callable[[Progress], None]
 PreviewCallback = Callable[[torch.Tensor, Progress], None]
-
-
-def preview_due(params: JobParams, iteration: int, last_of_scale: bool, last_preview: list[float]) -> bool:
-    """Whether a preview goes out now: every `preview_seconds`, else every `preview_every` iterations
-    and at the end of each scale."""
-    if params.preview_seconds:
-        return time.monotonic() - last_preview[0] >= params.preview_seconds
-    return bool(params.preview_every) and (iteration % params.preview_every == 0 or last_of_scale)
 
 
 class StyleTransfer:
@@ -284,7 +272,7 @@ class StyleTransfer:
         total_work = sum(schedule.cost())
         for index, (w, h) in enumerate(schedule.sizes):
             scale_content = resize(small_content if index < schedule.first_detail else colours.content, w, h)
-            image = self._starting_point(image, scale_content, previous_content, params, generator)
+            image = plan.starting_point(image, scale_content, previous_content, params, generator).to(self.device)
             previous_content = scale_content
 
             def report(iteration: int, losses: dict[str, float], current: torch.Tensor, index: int = index) -> None:
@@ -298,7 +286,7 @@ class StyleTransfer:
                     on_progress(progress)
                 last_of_scale = iteration == schedule.steps[index]
                 final = last_of_scale and index == len(schedule.sizes) - 1
-                if on_preview and not final and preview_due(params, iteration, last_of_scale, last_preview):
+                if on_preview and not final and plan.preview_due(params, iteration, last_of_scale, last_preview):
                     on_preview(colours.recolour(current)[..., rows, cols], progress)
                     last_preview[0] = time.monotonic()
 
@@ -324,23 +312,6 @@ class StyleTransfer:
                                     tiles.UNLIMITED)
         objective()
         return {name: float(value) for name, value in objective.last_terms.items()}
-
-    def _starting_point(self, image: torch.Tensor | None, scale_content: torch.Tensor,
-                        previous_content: torch.Tensor | None, params: JobParams,
-                        generator: torch.Generator) -> torch.Tensor:
-        """Where a scale starts: the photo or noise at the first, the previous result enlarged after."""
-        if image is None:
-            return scale_content.clone() if params.init == "content" else \
-                torch.rand(scale_content.shape, generator=generator).to(self.device)
-        h, w = scale_content.shape[-2:]
-        if params.init != "content" or previous_content is None:
-            return enlarge(image, w, h).clamp(0, 1)
-        # Enlarging blurs: give the picture back the photo's detail that the smaller scale could
-        # not hold (a Laplacian pyramid's level). Without it, the full size began with a blurred
-        # photo that the style term kept: on tubingen × starry_night at 384 px, the final terms
-        # were 0.98× (content) and 1.02× (style) pastiche's, against 0.95× and 0.95× with it.
-        detail = scale_content - enlarge(previous_content, w, h)
-        return (enlarge(image, w, h) + detail).clamp(0, 1)
 
     def _optimise(self, image: torch.Tensor, content: torch.Tensor, styles: Styles, params: JobParams,
                   iterations: int, generator: torch.Generator, report: Report, max_crop_pixels: int,

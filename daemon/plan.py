@@ -11,6 +11,7 @@ scale's starting picture), so the composition and the look stay the working size
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from protocol.messages import JobParams, Progress
 from . import tiles
 from .imaging import (
     composed_size,
+    enlarge,
     luminance_only,
     match_colors,
     resize,
@@ -183,6 +185,31 @@ def blended_pace(prior: float | None, seconds: float, work: float, total: float,
         return own
     trust = min(1.0, work / (PACE_TRUST * total))
     return trust * own + (1 - trust) * prior
+
+
+def starting_point(image: torch.Tensor | None, scale_content: torch.Tensor, previous_content: torch.Tensor | None,
+                   params: JobParams, generator: torch.Generator) -> torch.Tensor:
+    """Where a scale starts: the photo or noise at the first, the previous result enlarged after."""
+    if image is None:
+        return scale_content.clone() if params.init == "content" else \
+            torch.rand(scale_content.shape, generator=generator)
+    h, w = scale_content.shape[-2:]
+    if params.init != "content" or previous_content is None:
+        return enlarge(image, w, h).clamp(0, 1)
+    # Enlarging blurs: give the picture back the photo's detail that the smaller scale could
+    # not hold (a Laplacian pyramid's level). Without it, the full size began with a blurred
+    # photo that the style term kept: on tubingen × starry_night at 384 px, the final terms
+    # were 0.98× (content) and 1.02× (style) pastiche's, against 0.95× and 0.95× with it.
+    detail = scale_content - enlarge(previous_content, w, h)
+    return (enlarge(image, w, h) + detail).clamp(0, 1)
+
+
+def preview_due(params: JobParams, iteration: int, last_of_scale: bool, last_preview: list[float]) -> bool:
+    """Whether a preview goes out now: every `preview_seconds`, else every `preview_every` iterations
+    and at the end of each scale."""
+    if params.preview_seconds:
+        return time.monotonic() - last_preview[0] >= params.preview_seconds
+    return bool(params.preview_every) and (iteration % params.preview_every == 0 or last_of_scale)
 
 
 @dataclass
