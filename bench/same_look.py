@@ -3,8 +3,8 @@
     .venv/bin/python bench/same_look.py --out /tmp/look
     .venv/bin/python bench/same_look.py --variants 256:60 384:60 512:60 384:40 384:100 --pairs tubingen:the_scream
 
-A variant is SIZE:ITERATIONS, the long side the picture is composed at and the iterations there
-(what the plug-in's qualities set: Draft 384:40, Normal 768:60, Fine 1280:100). For each pair,
+A variant is SIZE:ITERATIONS[:FIRST_SCALE], the long side the picture is composed at, the
+iterations there and the long side of its first scale (the default's when left out). For each pair,
 variant and strength the engine paints the photo shrunk to SIZE (no detail scales, the defaults
 otherwise). Every result is then shrunk to the first variant's size, the reference, and measured
 there: its mean |difference| from the photo in 0..255 levels (how far the painting has gone) and
@@ -50,8 +50,22 @@ def as_strength(distance: float, strengths: list[float], distances: list[float])
     return float(np.interp(distance, curve, [0.0, *strengths]))
 
 
-def one_pair(engine: StyleTransfer, pair: str, variants: list[tuple[int, int]], strengths: list[float],
-             sheet: Image.Image, first_row: int) -> dict[str, float]:
+Variant = tuple[int, int, int]  # size, iterations, first scale
+
+
+def painted(engine: StyleTransfer, photo: torch.Tensor, painting: torch.Tensor, params: JobParams,
+            saved: Path | None) -> torch.Tensor:
+    """The engine's result, or the one `saved` holds from an earlier run of the same engine."""
+    if saved is not None and saved.exists():
+        return load(saved)
+    result = engine.run(photo, [(painting, 1.0)], params)
+    if saved is not None:
+        Image.fromarray(to_array(result)).save(saved)
+    return result
+
+
+def one_pair(engine: StyleTransfer, pair: str, variants: list[Variant], strengths: list[float],
+             sheet: Image.Image, first_row: int, keep: Path | None) -> dict[str, float]:
     """Paint one pair in every variant and strength, print each, draw its rows; returns each
     variant's largest |as strength − strength|."""
     photo_name, painting_name = pair.split(":")
@@ -60,15 +74,17 @@ def one_pair(engine: StyleTransfer, pair: str, variants: list[tuple[int, int]], 
     score = Scores(engine.model, reference_photo, painting)
     reference: list[float] = []  # the first variant's distances from the photo
     worst: dict[str, float] = {}
-    for row, (size, iterations) in enumerate(variants, start=first_row):
+    for row, (size, iterations, first_scale) in enumerate(variants, start=first_row):
         photo = load(IMAGES / "content" / f"{photo_name}.jpg", size)
-        key = f"{size}:{iterations}"
+        key = f"{size}:{iterations}:{first_scale}"
         ImageDraw.Draw(sheet).text((3, row * CELL + 3), f"{photo_name[:10]} x {painting_name[:10]}\n{size} px, "
-                                   f"{iterations} its", fill="black")
+                                   f"{iterations} its\nfirst {first_scale}", fill="black")
         for column, strength in enumerate(strengths, start=1):
-            params = JobParams(size=size, iterations=iterations, strength=strength, detail=0, preview_every=0, seed=0)
+            params = JobParams(size=size, iterations=iterations, strength=strength, detail=0, preview_every=0, seed=0,
+                               first_scale=first_scale)
             started = time.monotonic()
-            result = shrunk(engine.run(photo, [(painting, 1.0)], params), tuple(reference_photo.shape[-2:]))
+            saved = keep / f"{pair.replace(':', '-')}-{key.replace(':', '-')}-{strength}.png" if keep else None
+            result = shrunk(painted(engine, photo, painting, params, saved), tuple(reference_photo.shape[-2:]))
             seconds = time.monotonic() - started
             distance = float((result - reference_photo).abs().mean()) * 255
             if row == first_row:
@@ -89,9 +105,15 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["256:60", "384:60", "512:60", "256:40", "256:100"])
     parser.add_argument("--strengths", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0])
     parser.add_argument("--pairs", nargs="+", default=list(PAIRS), help="PHOTO:PAINTING file stems")
+    parser.add_argument("--keep", action="store_true", help="keep each result in OUT/results and reuse the ones "
+                        "there (only while the engine is unchanged)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    variants = [(int(size), int(iterations)) for size, iterations in (text.split(":") for text in args.variants)]
+    keep = args.out / "results" if args.keep else None
+    if keep:
+        keep.mkdir(exist_ok=True)
+    variants = [(*map(int, text.split(":")[:2]), int(text.split(":")[2]) if text.count(":") == 2
+                 else JobParams().first_scale) for text in args.variants]
     engine = StyleTransfer(load_vgg19())
     engine.warm_up()
     sheet = Image.new("RGB", (CELL * (len(args.strengths) + 1), CELL * len(args.pairs) * len(variants)), "white")
@@ -99,7 +121,8 @@ def main() -> None:
           f"{'normalised':>10}", flush=True)
     worst: dict[str, float] = {}
     for index, pair in enumerate(args.pairs):
-        for key, value in one_pair(engine, pair, variants, args.strengths, sheet, index * len(variants)).items():
+        for key, value in one_pair(engine, pair, variants, args.strengths, sheet, index * len(variants),
+                                   keep).items():
             worst[key] = max(worst.get(key, 0.0), value)
     sheet.save(args.out / "sheet.png")
     print("\nworst |as strength − strength| per variant: "
