@@ -9,12 +9,16 @@ unless told otherwise, and prints:
   `enlarged` is the same for `detail=0` (today's result stretched from the working size);
 - the daemon's peak resident memory (VmHWM: model and Python included);
 - look: how far the result, shrunk to the working size, is from the `detail=0` result shrunk
-  alike (mean absolute difference, in 0..255 levels).
-Crops at 100% (photo | detail=0 | detail) go to --out.
+  alike (mean absolute difference, in 0..255 levels), and beside it how far that `detail=0`
+  result is from the photo shrunk alike: the detail keeps the look when the first is a small
+  share of the second. Several `--detail` values (the plug-in's qualities: 2, 4, 8) share one
+  `detail=0` run.
+Crops at 100% (photo | detail=0 | each detail) go to --out.
 
     .venv/bin/python bench/full_resolution.py                                  # 4 photos at 2560×1600
     .venv/bin/python bench/full_resolution.py --photos Path --scale 2.4 --size 768 --iterations 60 \\
-        --memory-limit 8                                                      # 24 MP, the plug-in's Normal
+        --memory-limit 8                                                      # 24 MP
+    .venv/bin/python bench/full_resolution.py --photos Path --detail 2 4 8      # the plug-in's qualities
 """
 
 from __future__ import annotations
@@ -93,13 +97,17 @@ def in_own_daemon(args: argparse.Namespace, content: m.Image, style: m.Image,
         daemon.wait(30)
 
 
-def crops(out: Path, name: str, photo: np.ndarray, enlarged: np.ndarray, painted: np.ndarray) -> None:
-    """Three 400×300 crops at 100% from the middle, side by side."""
-    height, width = photo.shape[:2]
+def crops(out: Path, name: str, pictures: list[np.ndarray]) -> None:
+    """400×300 crops at 100% from the middle of each picture, side by side."""
+    height, width = pictures[0].shape[:2]
     y, x = height // 2 - 150, width // 2 - 200
-    strip = [image[y:y + 300, x:x + 400] for image in (photo, enlarged, painted)]
     gap = np.full((300, 8, 3), 255, np.uint8)
-    PILImage.fromarray(np.concatenate([strip[0], gap, strip[1], gap, strip[2]], axis=1)).save(out / f"{name}.png")
+    strip = [part for image in pictures for part in (image[y:y + 300, x:x + 400], gap)][:-1]
+    PILImage.fromarray(np.concatenate(strip, axis=1)).save(out / f"{name}.png")
+
+
+def shrunk(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.asarray(PILImage.fromarray(rgb).resize(size, PILImage.LANCZOS), np.float32)
 
 
 def main() -> None:
@@ -109,14 +117,14 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="enlarge each photo first (Lanczos)")
     parser.add_argument("--size", type=int, default=m.JobParams().size)
     parser.add_argument("--iterations", type=int, default=m.JobParams().iterations)
-    parser.add_argument("--detail", type=int, default=m.JobParams().detail)
+    parser.add_argument("--detail", type=int, nargs="+", default=[m.JobParams().detail])
     parser.add_argument("--memory-limit", type=float, default=0, help="GiB a job may add (the daemon's option)")
     parser.add_argument("--out", type=Path, default=Path("bench-full-resolution"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     style = as_image(PILImage.open(args.style))
     print(f"{'photo':<13} {'size':>10} {'seconds':>8} {'1st prev':>8} {'detail':>7} {'enlarged':>8} "
-          f"{'peak GiB':>8} {'look':>6}", flush=True)
+          f"{'peak GiB':>8} {'look':>6} {'composed from photo':>19}", flush=True)
     for name in args.photos:
         picture = PILImage.open(wallpaper(name)).convert("RGB")
         if args.scale != 1:
@@ -126,17 +134,22 @@ def main() -> None:
         content = as_image(picture)
         base = m.JobParams(size=args.size, iterations=args.iterations)
         enlarged, _, _, _ = in_own_daemon(args, content, style, m.JobParams(**{**base.to_wire(), "detail": 0}))
-        painted, seconds, first, peak = in_own_daemon(args, content, style,
-                                                      m.JobParams(**{**base.to_wire(), "detail": args.detail}))
         working = (round(picture.width * args.size / max(picture.size)), round(picture.height * args.size /
                                                                                max(picture.size)))
-        look = np.abs(np.asarray(PILImage.fromarray(painted).resize(working, PILImage.LANCZOS), np.float32)
-                      - np.asarray(PILImage.fromarray(enlarged).resize(working, PILImage.LANCZOS), np.float32)).mean()
-        print(f"{name:<13} {picture.width:>5}x{picture.height:<4} {seconds:>8.1f} {first:>8.2f} "
-              f"{fine_detail(painted) / fine_detail(photo):>7.2f} {fine_detail(enlarged) / fine_detail(photo):>8.2f} "
-              f"{peak:>8.2f} {look:>6.1f}", flush=True)
-        crops(args.out, name, photo, enlarged, painted)
-    print(f"crops (photo | detail=0 | detail={args.detail}, 100%) in {args.out}/")
+        composed = shrunk(enlarged, working)
+        from_photo = np.abs(composed - shrunk(photo, working)).mean()
+        pictures = [photo, enlarged]
+        for detail in args.detail:
+            painted, seconds, first, peak = in_own_daemon(args, content, style,
+                                                          m.JobParams(**{**base.to_wire(), "detail": detail}))
+            look = np.abs(shrunk(painted, working) - composed).mean()
+            print(f"{name:<13} {picture.width:>5}x{picture.height:<4} {seconds:>8.1f} {first:>8.2f} "
+                  f"{fine_detail(painted) / fine_detail(photo):>7.2f} "
+                  f"{fine_detail(enlarged) / fine_detail(photo):>8.2f} {peak:>8.2f} {look:>6.1f} {from_photo:>19.1f}"
+                  f"   detail={detail}", flush=True)
+            pictures.append(painted)
+        crops(args.out, name, pictures)
+    print(f"crops (photo | detail=0 | detail={' | '.join(map(str, args.detail))}, 100%) in {args.out}/")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,17 @@ def resize(image: torch.Tensor, width: int, height: int, mode: str = "bicubic") 
                          antialias=True).clamp(0, 1)
 
 
+def low_band_from(picture: torch.Tensor, reference: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """`picture` with what a `width`×`height` picture can hold taken from `reference` (same size):
+    `picture`'s finer detail on `reference`'s coarser look."""
+    h, w = picture.shape[-2:]
+
+    def low(image: torch.Tensor) -> torch.Tensor:
+        return enlarge(resize(image, width, height), w, h)
+
+    return (picture - low(picture) + low(reference)).clamp(0, 1)
+
+
 def enlarge(picture: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """Bicubic enlargement to the next scale, unclamped (the caller clamps what it builds)."""
     return F.interpolate(picture, size=(height, width), mode="bicubic", align_corners=False)

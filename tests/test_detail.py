@@ -59,6 +59,19 @@ def test_detail_scales_reach_the_photos_size_and_paint_its_detail(vgg19, photo, 
     assert (shrunk - enlarged).abs().mean() < 0.5 * (resize(photo, 48, 36) - enlarged).abs().mean()
 
 
+def test_every_quality_of_the_plugin_composes_the_same_picture(vgg19, photo, painting) -> None:
+    """Draft and Fine differ only in their detail work: shrunk to the composition, their results are
+    as close to each other as to the composition itself, and far nearer than either is to the photo."""
+    from plugin import impasto_job as job
+
+    composed, _ = run(vgg19, photo, painting, detail=0)
+    draft, fine = (run(vgg19, photo, painting, detail=job.QUALITIES[quality][1])[0] for quality in ("draft", "fine"))
+    draft, fine = resize(draft, 48, 36), resize(fine, 48, 36)
+    from_photo = (resize(photo, 48, 36) - composed).abs().mean()
+    assert (draft - fine).abs().mean() < 0.3 * from_photo
+    assert max((draft - composed).abs().mean(), (fine - composed).abs().mean()) < 0.3 * from_photo
+
+
 def test_detail_in_tiles_matches_detail_whole(vgg19, painting) -> None:
     """Tiles at a detail scale see exact features and the whole picture's Gram: no seam to hide."""
     photo = tensor_of(artwork.landscape(), (320, 240))
