@@ -294,8 +294,8 @@ def add_style_transfer_arguments(procedure):
                                   choice_of(job.KEEP_COLORS), "none", flags)
     procedure.add_double_argument("brush-size", "_Brush size", "Size of the painting's strokes (1: as painted)",
                                   *job.BRUSH_SIZES, 1.0, flags)
-    procedure.add_choice_argument("quality", "_Quality", "Size the picture is composed at, and the work spent on "
-                                  "it and on its full-resolution detail",
+    procedure.add_choice_argument("quality", "_Quality", "The work spent on the full-resolution detail; every "
+                                  "quality composes the same picture",
                                   choice_of({k: v[0] for k, v in job.QUALITIES.items()}), job.DEFAULT_QUALITY, flags)
     procedure.add_int_argument("seed", "Random see_d", "Same seed, same picture", 0, 2**31 - 1, JobParams().seed,
                                flags)

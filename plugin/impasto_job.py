@@ -32,13 +32,16 @@ from protocol.endpoint import default_endpoint, ipc_path, make_private_dir
 from protocol.errors import is_number
 from protocol.messages import DEFAULT_PRESET, Image, JobParams, PresetInfo, Progress, Style, Submit
 
-# name: (label, long side the picture is composed at, iterations there, iterations at each detail
-# scale above it, up to the layer's own size). Every quality paints the layer's full resolution;
-# they differ in how large the composition is and how much work goes into it.
+# name: (label, iterations at each detail scale above the composition, up to the layer's own size).
+# Every quality composes the same picture (JobParams' size and iterations), so a Draft shows the
+# look a Fine run will have: the composition's size and its iterations both change the look
+# (bench/same_look.py, golden_gate × the_scream: composed at 512 px instead of 256, strengths
+# 0.25-1 went as far from the photo as 0.17-0.80 do at 256 px; 40 or 100 iterations instead of
+# 60, as far as 0.18-0.69 or past 1). They differ in the work on the full-resolution detail.
 QUALITIES = {
-    "draft": ("Draft (fast)", 384, 40, 2),
-    "normal": ("Normal", 768, 60, 4),
-    "fine": ("Fine (slow)", 1280, 100, 8),
+    "draft": ("Draft (fast)", 2),
+    "normal": ("Normal", 4),
+    "fine": ("Fine (slow)", 8),
 }
 DEFAULT_QUALITY = "normal"
 KEEP_COLORS = {"none": "Painting's colours", "luminance": "Photo's colours (luminance)",
@@ -165,9 +168,9 @@ def job_params(quality: str, strength: float, seed: int, feather: float, layer_s
     `layer_side`, the long side of the layer a selection is cut from, makes the selection look
     like that part of a whole-layer run (strokes of the same size), so parts painted apart match.
     """
-    _, long_side, iterations, detail = QUALITIES.get(quality, QUALITIES[DEFAULT_QUALITY])
-    return JobParams(size=long_side, iterations=iterations, detail=detail, strength=strength, seed=seed,
-                     preview_every=max(5, iterations // 2), mask_feather=feather, layer_size=layer_side,
+    _, detail = QUALITIES.get(quality, QUALITIES[DEFAULT_QUALITY])
+    return JobParams(detail=detail, strength=strength, seed=seed,
+                     preview_every=max(5, JobParams().iterations // 2), mask_feather=feather, layer_size=layer_side,
                      keep_colors=keep_colors if keep_colors in KEEP_COLORS else "none", style_scale=brush_size)
 
 

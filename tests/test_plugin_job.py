@@ -62,14 +62,21 @@ def test_feather_and_settings_follow_the_quality() -> None:
     region = job.Region(0, 0, 300, 200)
     assert job.feather_for(region, True) == 12 and job.feather_for(region, False) == 0
     assert job.feather_for(job.Region(0, 0, 5, 5), True) == 1
-    for quality, (_, side, iterations, detail) in job.QUALITIES.items():
+    composed = set()
+    for quality, (_, detail) in job.QUALITIES.items():
         params = job.job_params(quality, 0.3, 7, 4, layer_side=1024)
-        assert (params.size, params.iterations, params.detail, params.strength, params.seed, params.mask_feather,
-                params.layer_size) == (side, iterations, detail, 0.3, 7, 4, 1024)
+        assert (params.detail, params.strength, params.seed, params.mask_feather, params.layer_size) == \
+            (detail, 0.3, 7, 4, 1024)
         assert params.detail > 0  # every quality paints the layer's own resolution
         assert params.preview_every >= 5
         m.JobParams.from_wire(params.to_wire())  # a job the daemon accepts
-    assert job.job_params("unknown", 0.5, 0, 0).size == job.QUALITIES[job.DEFAULT_QUALITY][1]
+        # Everything that shapes the composition, the look, is the same in every quality.
+        composed.add((params.size, params.iterations, params.coarse_iterations, params.first_scale))
+    assert composed == {(m.JobParams().size, m.JobParams().iterations, m.JobParams().coarse_iterations,
+                         m.JobParams().first_scale)}
+    details = [job.job_params(quality, 0.5, 0, 0).detail for quality in ("draft", "normal", "fine")]
+    assert details == sorted(set(details))  # more work from Draft to Fine
+    assert job.job_params("unknown", 0.5, 0, 0).detail == job.QUALITIES[job.DEFAULT_QUALITY][1]
     # Defaults come from JobParams, not from the plug-in.
     assert job.knob("strength")[1:] == (0.0, 1.0, m.JobParams().strength)
 
@@ -79,7 +86,7 @@ def test_the_submit_carries_the_mask_at_the_contents_size() -> None:
     submit = job.build_submit("j", content, m.Style(preset="swirls"), job.job_params("draft", 0.5, 0, 1), bytes(12))
     assert submit.mask is not None and (submit.mask.width, submit.mask.height, submit.mask.channels) == (4, 3, 1)
     request = m.parse_request([bytes(f) for f in m.submit_message(submit)])
-    assert request.submit.params.size == job.QUALITIES["draft"][1]
+    assert request.submit.params.detail == job.QUALITIES["draft"][1]
     assert job.build_submit("j", content, m.Style(preset="swirls"), submit.params, None).mask is None
 
 
@@ -163,9 +170,14 @@ def test_the_dialogs_gallery_starts_the_daemon_and_fills_when_it_answers(tmp_pat
 def test_the_dialog_tells_sizes_and_time_before_ok(daemon, tmp_path) -> None:
     region = job.Region(0, 0, 2560, 1600)
     estimate = job.forecast(daemon.endpoint, region, job.job_params("normal", 0.5, 0, 0))
-    assert estimate is not None and estimate["working"] == [768, 480] and estimate["output"] == [2560, 1600]
+    side = m.JobParams().size  # every quality composes at the engine's default size
+    assert estimate is not None and estimate["working"] == [side, side * 5 // 8] and estimate["output"] == [2560, 1600]
     text = job.estimate_text(estimate)
-    assert text.startswith("Composed at 768×480, painted up to 2560×1600: about ") and " on cpu" in text
+    assert text.startswith(f"Composed at {side}×{side * 5 // 8}, painted up to 2560×1600: about ") and " on cpu" in text
+    draft, fine = (job.forecast(daemon.endpoint, region, job.job_params(quality, 0.5, 0, 0)) for quality in
+                   ("draft", "fine"))
+    assert draft and fine and draft["working"] == fine["working"] and draft["seconds"] < estimate["seconds"] < \
+        fine["seconds"]
     assert job.forecast(f"ipc://{tmp_path}/none.sock", region, job.job_params("draft", 0.5, 0, 0)) is None
     assert "not running" in job.estimate_text(None)
     assert [job.duration_text(s) for s in (0.2, 59, 125, 7200)] == ["1 s", "59 s", "2 min", "2.0 h"]
