@@ -220,7 +220,8 @@ def estimate_text(estimate: dict | None) -> str:
         return "The Impasto daemon is not running: it starts with the first run (loading VGG19 takes a few seconds)."
     (width, height), (out_width, out_height) = estimate["working"], estimate["output"]
     painted = f", painted up to {out_width}×{out_height}" if (out_width, out_height) != (width, height) else ""
-    return f"Composed at {width}×{height}{painted}: about {duration_text(estimate['seconds'])} on {estimate['device']}"
+    return (f"Composed at {width}×{height} in every quality{painted}: about {duration_text(estimate['seconds'])} "
+            f"on {estimate['device']}")
 
 
 def forecast(endpoint: str, region: Region, params: JobParams) -> dict | None:

@@ -173,7 +173,8 @@ def test_the_dialog_tells_sizes_and_time_before_ok(daemon, tmp_path) -> None:
     side = m.JobParams().size  # every quality composes at the engine's default size
     assert estimate is not None and estimate["working"] == [side, side * 5 // 8] and estimate["output"] == [2560, 1600]
     text = job.estimate_text(estimate)
-    assert text.startswith(f"Composed at {side}×{side * 5 // 8}, painted up to 2560×1600: about ") and " on cpu" in text
+    assert text.startswith(f"Composed at {side}×{side * 5 // 8} in every quality, painted up to 2560×1600: about ")
+    assert " on cpu" in text
     draft, fine = (job.forecast(daemon.endpoint, region, job.job_params(quality, 0.5, 0, 0)) for quality in
                    ("draft", "fine"))
     assert draft and fine and draft["working"] == fine["working"] and draft["seconds"] < estimate["seconds"] < \
