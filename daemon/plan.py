@@ -5,7 +5,8 @@ Above the working size, detail scales follow, DETAIL_STEP apart up to the photo'
 with the photo's detail that the smaller scale lacked added back, and each repaints only fine
 texture (the style term at VGG19's shallow layers, against the painting at most at its own
 resolution, since an enlarged painting's texture is a blurred one; a content term holds each
-scale's starting picture), so the composition and the look stay the working size's.
+scale's starting picture, and what the scale below holds is kept from where the scale started),
+so the composition and the look stay the working size's.
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ from protocol.messages import DEFAULT_PRESET, Image, JobParams, PresetInfo, Prog
 # Every quality composes the same picture (JobParams' size and iterations), so a Draft shows the
 # look a Fine run will have: the composition's size and its iterations both change the look
 # (bench/same_look.py, golden_gate × the_scream: composed at 512 px instead of 256, strengths
-# 0.25-1 went as far from the photo as 0.17-0.80 do at 256 px; 40 or 100 iterations instead of
-# 60, as far as 0.18-0.69 or past 1). They differ in the work on the full-resolution detail.
+# 0.25-1 went as far from the photo as 0.17-0.80 do at 256 px; at 256 px, 40 or 100 iterations
+# instead of 60 as far as 0.18-0.69 or 0.43 to past 1). They differ in the detail's work.
 QUALITIES = {
     "draft": ("Draft (fast)", 2),
     "normal": ("Normal", 4),
