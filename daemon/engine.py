@@ -347,5 +347,8 @@ class StyleTransfer:
                                        content_layer=DETAIL_CONTENT_LAYER,
                                        style_weight=DETAIL_STYLE_WEIGHT * params.style_weight / DEFAULTS.style_weight
                                        / style_gain(DEFAULTS.strength))
-        painted = self._optimise(image, image, styles, settings, iterations, generator, report, max_crop, detail=True)
+        def kept(iteration: int, losses: dict[str, float], current: torch.Tensor) -> None:  # previews too
+            report(iteration, losses, low_band_from(current, image, *below))
+
+        painted = self._optimise(image, image, styles, settings, iterations, generator, kept, max_crop, detail=True)
         return low_band_from(painted, image, *below)

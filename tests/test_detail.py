@@ -85,11 +85,17 @@ def test_every_quality_of_the_plugin_composes_the_same_picture(vgg19, photo, pai
     from plugin import impasto_job as job
 
     composed, _ = run(vgg19, photo, painting, detail=0)
-    draft, fine = (run(vgg19, photo, painting, detail=job.QUALITIES[quality][1])[0] for quality in ("draft", "fine"))
-    draft, fine = resize(draft, 48, 36), resize(fine, 48, 36)
+    draft, _ = run(vgg19, photo, painting, detail=job.QUALITIES["draft"][1])
+    previews: list[torch.Tensor] = []  # what GIMP's layer shows while the detail is painted
+    params = JobParams(size=48, iterations=6, preview_every=1, precision="fp32", detail=job.QUALITIES["fine"][1])
+    fine = engine.StyleTransfer(vgg19).run(photo, [(painting, 1.0)], params,
+                                           on_preview=lambda picture, progress: previews.append(picture)
+                                           if progress.width > 48 else None)
     from_photo = (resize(photo, 48, 36) - composed).abs().mean()
+    draft, fine = resize(draft, 48, 36), resize(fine, 48, 36)
     assert (draft - fine).abs().mean() < 0.3 * from_photo
     assert max((draft - composed).abs().mean(), (fine - composed).abs().mean()) < 0.3 * from_photo
+    assert len(previews) > 8 and max((resize(p, 48, 36) - composed).abs().mean() for p in previews) < 0.3 * from_photo
 
 
 def test_detail_in_tiles_matches_detail_whole(vgg19, painting) -> None:
