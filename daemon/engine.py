@@ -37,7 +37,7 @@ from torch import nn
 from protocol.messages import JobParams, Progress
 
 from . import plan, tiles
-from .imaging import STYLE_FILTER, low_band_from, resize
+from .imaging import STYLE_FILTER, low_band_of, resize
 from .lbfgs import OPENING_MOVE
 from .losses import ContentLoss, GramStyleLoss, SlicedWassersteinStyleLoss, gram_matrix
 from .memory import SLICED_POSITIONS, memory_plan, tile_counts, use_bf16
@@ -274,8 +274,13 @@ class StyleTransfer:
             scale_content = resize(small_content if index < schedule.first_detail else colours.content, w, h)
             image = plan.starting_point(image, scale_content, previous_content, params, generator).to(self.device)
             previous_content = scale_content
+            # A detail scale keeps what the scale below holds from where it started (_paint_detail),
+            # and so do its previews; the look's scales keep everything they paint.
+            kept = low_band_of(image, *schedule.sizes[index - 1]) if index >= schedule.first_detail else \
+                (lambda picture: picture)
 
-            def report(iteration: int, losses: dict[str, float], current: torch.Tensor, index: int = index) -> None:
+            def report(iteration: int, losses: dict[str, float], current: torch.Tensor, index: int = index,
+                       kept: Callable[[torch.Tensor], torch.Tensor] = kept) -> None:
                 now, spent = time.monotonic(), schedule.spent(index, iteration)
                 if not first_done:  # when, and after how much work, the pace can be measured from
                     first_done.extend((now, spent))
@@ -287,15 +292,15 @@ class StyleTransfer:
                 last_of_scale = iteration == schedule.steps[index]
                 final = last_of_scale and index == len(schedule.sizes) - 1
                 if on_preview and not final and plan.preview_due(params, iteration, last_of_scale, last_preview):
-                    on_preview(colours.recolour(current)[..., rows, cols], progress)
+                    on_preview(colours.recolour(kept(current))[..., rows, cols], progress)
                     last_preview[0] = time.monotonic()
 
             if index < schedule.first_detail:
                 image = self._optimise(image, scale_content, colours.styles, params, schedule.steps[index],
                                        generator, report, max_crop)
             else:
-                image = self._paint_detail(image, colours.styles, params, schedule.steps[index], generator, report,
-                                           max_crop, below=schedule.sizes[index - 1])
+                image = kept(self._paint_detail(image, colours.styles, params, schedule.steps[index], generator,
+                                                report, max_crop))
         assert image is not None
         if first_done:
             work = schedule.tiled_cost(max_crop, params.style_loss == "gram")
@@ -335,10 +340,9 @@ class StyleTransfer:
                          fixed_cuts=detail and params.style_loss == "gram")
 
     def _paint_detail(self, image: torch.Tensor, styles: Styles, params: JobParams, iterations: int,
-                      generator: torch.Generator, report: Report, max_crop: int,
-                      below: tuple[int, int]) -> torch.Tensor:
-        """A scale above the working size: only fine texture is repainted (see DETAIL_STEP), and
-        what the scale `below` it holds is kept from where it started. Without that, the shallow
+                      generator: torch.Generator, report: Report, max_crop: int) -> torch.Tensor:
+        """A scale above the working size: only fine texture is repainted (see DETAIL_STEP); the
+        caller keeps what the scale below holds from where it started. Without that, the shallow
         layers' Grams (colour is in relu1_1's) drew the whole picture towards the painting's
         palette: on the 2560×1600 Path photo × starry_night (512 px), 2, 4 and 8 iterations a
         scale moved it 4.7, 6.9 and 10.5 levels from the composition, shrunk to 512 px (the
@@ -347,8 +351,4 @@ class StyleTransfer:
                                        content_layer=DETAIL_CONTENT_LAYER,
                                        style_weight=DETAIL_STYLE_WEIGHT * params.style_weight / DEFAULTS.style_weight
                                        / style_gain(DEFAULTS.strength))
-        def kept(iteration: int, losses: dict[str, float], current: torch.Tensor) -> None:  # previews too
-            report(iteration, losses, low_band_from(current, image, *below))
-
-        painted = self._optimise(image, image, styles, settings, iterations, generator, kept, max_crop, detail=True)
-        return low_band_from(painted, image, *below)
+        return self._optimise(image, image, styles, settings, iterations, generator, report, max_crop, detail=True)

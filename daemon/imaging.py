@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -91,15 +92,16 @@ def resize(image: torch.Tensor, width: int, height: int, mode: str = "bicubic") 
                          antialias=True).clamp(0, 1)
 
 
-def low_band_from(picture: torch.Tensor, reference: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """`picture` with what a `width`×`height` picture can hold taken from `reference` (same size):
-    `picture`'s finer detail on `reference`'s coarser look."""
-    h, w = picture.shape[-2:]
+def low_band_of(reference: torch.Tensor, width: int, height: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function giving a picture of `reference`'s size `reference`'s coarse band (what a
+    `width`×`height` picture can hold) under its own finer detail; `reference`'s band is taken once."""
+    h, w = reference.shape[-2:]
 
     def low(image: torch.Tensor) -> torch.Tensor:
         return enlarge(resize(image, width, height), w, h)
 
-    return (picture - low(picture) + low(reference)).clamp(0, 1)
+    coarse = low(reference)
+    return lambda picture: (picture - low(picture) + coarse).clamp(0, 1)
 
 
 def enlarge(picture: torch.Tensor, width: int, height: int) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from daemon import artwork, engine
-from daemon.imaging import low_band_from, resize
+from daemon.imaging import low_band_of, resize
 from protocol import messages as m
 from protocol.messages import JobParams
 
@@ -60,13 +60,13 @@ def test_detail_scales_reach_the_photos_size_and_paint_its_detail(vgg19, photo, 
 
 
 def test_a_detail_scale_keeps_the_coarse_band_of_where_it_started() -> None:
-    """low_band_from: shrunk to the scale below, the result is where the scale started; its fine
+    """low_band_of: shrunk to the scale below, the result is where the scale started; its fine
     band is the painted picture's."""
     generator = torch.Generator().manual_seed(0)
     start = resize(torch.rand(1, 3, 24, 32, generator=generator), 64, 48)  # smooth: a coarse picture enlarged
     painted = (start + 0.3 * torch.rand(1, 3, 48, 64, generator=generator) - 0.15).clamp(0, 1)
     painted[:, 2] = (painted[:, 2] + 0.3).clamp(0, 1)  # and a colour cast over everything: a coarse change
-    kept = low_band_from(painted, start, 32, 24)
+    kept = low_band_of(start, 32, 24)(painted)
 
     def coarse(image: torch.Tensor) -> torch.Tensor:
         return resize(image, 32, 24)
