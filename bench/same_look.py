@@ -53,6 +53,12 @@ def as_strength(distance: float, strengths: list[float], distances: list[float])
 Variant = tuple[int, int, int]  # size, iterations, first scale
 
 
+def variant(text: str) -> Variant:
+    """SIZE:ITERATIONS[:FIRST_SCALE], the default first scale when it is left out."""
+    size, iterations, *first = (int(part) for part in text.split(":"))
+    return size, iterations, first[0] if first else JobParams().first_scale
+
+
 def painted(engine: StyleTransfer, photo: torch.Tensor, painting: torch.Tensor, params: JobParams,
             saved: Path | None) -> torch.Tensor:
     """The engine's result, or the one `saved` holds from an earlier run of the same engine."""
@@ -112,8 +118,7 @@ def main() -> None:
     keep = args.out / "results" if args.keep else None
     if keep:
         keep.mkdir(exist_ok=True)
-    variants = [(*map(int, text.split(":")[:2]), int(text.split(":")[2]) if text.count(":") == 2
-                 else JobParams().first_scale) for text in args.variants]
+    variants = [variant(text) for text in args.variants]
     engine = StyleTransfer(load_vgg19())
     engine.warm_up()
     sheet = Image.new("RGB", (CELL * (len(args.strengths) + 1), CELL * len(args.pairs) * len(variants)), "white")
