@@ -288,12 +288,17 @@ class Screen:
                                timeout=30).stdout.split()
         return found[0] if found else None
 
+    def appears(self, title: str, timeout: float) -> str | None:
+        """The id of the first window whose title matches, once there is one; None after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while (found := self.find(title)) is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return found
+
     def window(self, title: str, timeout: float = 90) -> str:
         """The id of the first window whose title matches, once there is one."""
-        deadline = time.monotonic() + timeout
-        while (found := self.find(title)) is None:
-            assert time.monotonic() < deadline, f"no window {title!r} after {timeout} s"
-            time.sleep(0.5)
+        found = self.appears(title, timeout)
+        assert found is not None, f"no window {title!r} after {timeout} s"
         return found
 
     def press_until(self, window: str, key: str, title: str, tries: int = 3) -> str:
@@ -302,11 +307,8 @@ class Screen:
         dropped an Enter), so it is pressed again, but only while `window` is still open."""
         for _ in range(tries):
             self.keys(window, key)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                if (found := self.find(title)) is not None:
-                    return found
-                time.sleep(0.5)
+            if (found := self.appears(title, 30)) is not None:
+                return found
             still_open = subprocess.run(self.inside("xdotool", "getwindowname", window), capture_output=True,
                                         timeout=30).returncode == 0
             assert still_open, f"{title!r} never opened, and the window {key} was pressed in closed"
