@@ -29,14 +29,15 @@ Terms = dict[str, torch.Tensor]
 # weights as given, the strongest painting the engine makes. Measured with bench/strength.py on
 # every photo × painting pair of ../shared/images at 256 px: beyond a style weight of about 100
 # Gatys's style term stays flat (3.34e8 at 100, 3.22e8 at 1000 and 10000 on golden_gate ×
-# starry_night) while the photo keeps fading, so 100 is strength 1. The span makes equal steps
-# look alike (the mean |difference| between neighbouring strengths 0, 0.25, 0.5, 0.75, 1): with
-# 2.5 decades it was within a factor of 2 on every pair (with relu4_1-led layers); 3 decades
-# made 0.25 a faint touch (steps 3.8-4.9 levels on 5 pairs against 8-13 after it), 4 up to style
-# weight 1000 left the last quarter the faint one (3.3-6.3), and the old mapping (5 decades
-# around 0.5, style weight 1000) put the whole visible range below 0.3. Strength 0 is the photo
-# itself.
-STRENGTH_DECADES = 2.5
+# starry_night) while the photo keeps fading, so strength 1 is about there (JobParams.style_weight).
+# The span makes equal steps look alike (the mean |difference| between neighbouring strengths
+# 0, 0.25, 0.5, 0.75, 1): 2.25 decades keeps them within a factor of 2 on all 12 pairs (1.86 at
+# worst, hoovertowernight × shipwreck); 2.5 left tubingen × the_scream's first quarter the faint
+# one (9.0 levels, against up to 20.1 after it: 2.23×), 3 made 0.25 a faint touch on every pair (3.8-4.9
+# levels on 5 pairs against 8-13 after it), 4 up to style weight 1000 the last quarter (3.3-6.3),
+# and the old mapping (5 decades around 0.5, style weight 1000) put the whole visible range
+# below 0.3. Strength 0 is the photo itself.
+STRENGTH_DECADES = 2.25
 DEFAULTS = JobParams()
 
 # With the default style layers the strength also sets how much the shallow layers and relu5_1
@@ -44,7 +45,7 @@ DEFAULTS = JobParams()
 # geometrically to TEXTURE_WEIGHT at 1 (0.12-0.19 at the default 0.8). relu4_1 alone paints the
 # painting's shapes and colours but little of its brushwork: at the default strength it was
 # 1.05-1.87× pastiche's normalised style score (#14) on 7 of 7 pairs; with this, 0.65-0.98× on
-# 18 of 20 and 1.01-1.07× on the other two (bench/defaults.py). Texture weighted alike at every
+# 18 of 21 and 1.02-1.09× on the other three (bench/defaults.py). Texture weighted alike at every
 # strength made the slider's first quarter the big step (golden_gate × the_scream at 256 px,
 # bench/strength.py: 40 levels for 0 → 0.25 against 13-15 after). Rising where the relu4_1-led
 # steps shrink evens them out: linear from 0.25 to full (0.2) at 0.8 put the jump at 0.25 → 0.5
