@@ -31,12 +31,13 @@ Terms = dict[str, torch.Tensor]
 # Gatys's style term stays flat (3.34e8 at 100, 3.22e8 at 1000 and 10000 on golden_gate ×
 # starry_night) while the photo keeps fading, so strength 1 is about there (JobParams.style_weight).
 # The span makes equal steps look alike (the mean |difference| between neighbouring strengths
-# 0, 0.25, 0.5, 0.75, 1): 2.25 decades keeps them within a factor of 2 on all 12 pairs (1.86 at
-# worst, hoovertowernight × shipwreck); 2.5 left tubingen × the_scream's first quarter the faint
-# one (9.0 levels, against up to 20.1 after it: 2.23×), 3 made 0.25 a faint touch on every pair (3.8-4.9
-# levels on 5 pairs against 8-13 after it), 4 up to style weight 1000 the last quarter (3.3-6.3),
-# and the old mapping (5 decades around 0.5, style weight 1000) put the whole visible range
-# below 0.3. Strength 0 is the photo itself.
+# 0, 0.25, 0.5, 0.75, 1): with 2.25 decades they are within a factor of 2 on 11 of 12 pairs (1.83
+# at worst) and on golden_gate × shipwreck on one thread (1.39), not on two (2.17): where the
+# Shipwreck's greens take over its picture follows the rounding. 2.5 left tubingen × the_scream's
+# first quarter the faint one (2.23×), 3 made 0.25 a faint touch on every pair (3.8-4.9 levels
+# on 5 pairs against 8-13 after it), 4 up to style weight 1000 the last quarter (3.3-6.3), and
+# the old mapping (5 decades around 0.5, style weight 1000) put the whole visible range below
+# 0.3. Strength 0 is the photo itself.
 STRENGTH_DECADES = 2.25
 DEFAULTS = JobParams()
 

@@ -172,7 +172,7 @@ def test_more_iterations_never_make_the_result_worse(vgg19, precision) -> None:
     assert measured[30]["total"] < measured[15]["total"]
 
 
-# Strengths 0.25 and 0.75: 13 times the style weight (objective.STRENGTH_DECADES, over half of it), so the
+# Strengths 0.25 and 0.75: style weights 13 times apart (objective.STRENGTH_DECADES), so the
 # terms differ clearly under both precisions.
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_strength_trades_content_for_style(vgg19, precision) -> None:
