@@ -13,7 +13,10 @@ against the photo at that size and the painting shrunk to it (long side), bicubi
   relu4_1's activations are the largest, so it holds about 98% of this style score.
 - a normalised style score: at each of relu1_1 … relu5_1 the Gram error over the painting's
   Gram, ‖G − A‖_F / ‖A‖_F with G = F Fᵀ / (N M), the five layers weighted equally, so brush
-  texture (the shallow layers) counts as much as relu4_1's large shapes.
+  texture (the shallow layers) counts as much as relu4_1's large shapes. It is the score that
+  moves most when a job's path changes by a rounding: golden_gate × the_scream at 384 px with
+  style weight 89 and 89.125 (one thread) scored 0.234 and 0.243, relu1_1's term (colour, the
+  largest) 0.452 and 0.495, the others within 2%.
 
 Lower is better on all three.
 """
