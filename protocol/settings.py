@@ -100,14 +100,14 @@ class JobParams:
                            "selection's layer), so the part is painted as the whole would be; 0: the content is whole")
     first_scale: int = knob(128, Range(0, MAX_SIDE), "long side of the first, coarsest scale; scales grow by √2 "
                             "from there, 0 for a single scale")
-    # 0.8: a painting that keeps the photo's shapes. On 19 of 22 photo × painting pairs at 384 px
+    # 0.8: a painting that keeps the photo's shapes. On 20 of 24 photo × painting pairs at 384 px
     # (bench/defaults.py) its content, Gatys's and the normalised style score were all below
     # pastiche's converged 300-step run's (content 0.54-0.96×).
     strength: float = knob(0.8, Range(0.0, 1.0), "0 keeps the photo, 1 is the strongest painting, each 0.25 a like "
                            "step; more iterations paint further")
     content_weight: float = knob(1.0, Range(0.0, 1e9), "weight of the content term", expert=True)
     # 89 (10^1.95): the default strength then gives the style weight the defaults were chosen at,
-    # 31.6 (bench/defaults.py, 22 pairs), and strength 1 is where Gatys's style term stops falling
+    # 31.6 (bench/defaults.py, 24 pairs), and strength 1 is where Gatys's style term stops falling
     # (daemon/objective.py). 100 with the strength's 2.25 decades gave 12% more at 0.8: on 20
     # pairs content rose 4% (median), Gatys's style fell 0.7%, the normalised score not at all, and
     # two more pairs missed pastiche; the default strength at 0.78 instead (same weight, lighter
