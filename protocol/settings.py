@@ -106,7 +106,7 @@ class JobParams:
     strength: float = knob(0.8, Range(0.0, 1.0), "0 keeps the photo, 1 is the strongest painting, each 0.25 a like "
                            "step; more iterations paint further")
     content_weight: float = knob(1.0, Range(0.0, 1e9), "weight of the content term", expert=True)
-    # 89 (10^1.95): the default strength then gives the style weight the defaults were chosen at,
+    # 89 (about 10^1.95): the default strength then gives the style weight the defaults were chosen at,
     # 31.6 (bench/defaults.py, 24 pairs), and strength 1 is where Gatys's style term stops falling
     # (daemon/objective.py). 100 with the strength's 2.25 decades gave 12% more at 0.8: on 20
     # pairs content rose 4% (median), Gatys's style fell 0.7%, the normalised score not at all, and
