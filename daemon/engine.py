@@ -260,6 +260,7 @@ class StyleTransfer:
         colours = prepare_colours(content.to(self.device), [(s.to(self.device), w) for s, w in styles], params,
                                   width, height)
         schedule = Schedule.of(width, height, params, output)
+        palette = colours.palette()
         # The look's scales shrink the photo from its working size, not from its own: a 24 MP
         # photo shrunk for every small scale cost its first preview a quarter of a second.
         small_content = resize(colours.content, width, height)
@@ -272,7 +273,8 @@ class StyleTransfer:
         total_work = sum(schedule.cost())
         for index, (w, h) in enumerate(schedule.sizes):
             scale_content = resize(small_content if index < schedule.first_detail else colours.content, w, h)
-            image = plan.starting_point(image, scale_content, previous_content, params, generator).to(self.device)
+            image = plan.starting_point(image, scale_content, previous_content, params, generator,
+                                        palette).to(self.device)
             previous_content = scale_content
             # A detail scale keeps what the scale below holds from where it started (_paint_detail),
             # and so do its previews; the look's scales keep everything they paint.

@@ -36,23 +36,46 @@ def _symmetric_power(matrix: torch.Tensor, power: float) -> torch.Tensor:
     return vectors @ torch.diag(values.clamp_min(1e-6) ** power) @ vectors.T
 
 
-def match_colors(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
-    """The style image recoloured so its pixels' mean and covariance are the content's.
+# A picture's palette: its pixels' mean (3×1) and covariance (3×3), in float64.
+Palette = tuple[torch.Tensor, torch.Tensor]
 
-    The affine map A(x − μₛ) + μ꜀ with A = Σ꜀^½ Σₛ^−½ (Gatys et al., 2016, colour histogram
-    matching); the painting's strokes and textures stay, its palette becomes the photo's.
+
+def palette_of(image: torch.Tensor) -> Palette:
+    """`image`'s palette, from at most about a million of its pixels on a regular grid (a 24 MP
+    painting's whole would take 0.6 GB in float64)."""
+    step = math.ceil(math.sqrt(image.shape[-2] * image.shape[-1] / 2**20))
+    pixels = image[0, :, ::step, ::step].flatten(1).double()
+    mean = pixels.mean(1, keepdim=True)
+    centred = pixels - mean
+    identity = torch.eye(3, dtype=torch.double, device=pixels.device)
+    return mean, centred @ centred.T / pixels.shape[1] + 1e-5 * identity
+
+
+def blended_palette(palettes: list[tuple[Palette, float]]) -> Palette:
+    """The palette of the paintings' pixels pooled, each painting counting by its share."""
+    total = sum(share for _, share in palettes) or 1.0
+    mean = sum(share * m for (m, _), share in palettes) / total
+    second = sum(share * (c + m @ m.T) for (m, c), share in palettes) / total  # E[x xᵀ]
+    return mean, second - mean @ mean.T
+
+
+def in_palette(image: torch.Tensor, palette: Palette) -> torch.Tensor:
+    """`image` recoloured so its pixels' mean and covariance are `palette`'s.
+
+    The affine map A(x − μ) + μₚ with A = Σₚ^½ Σ^−½ (Gatys et al., 2016, "Preserving Color in
+    Neural Artistic Style Transfer", colour histogram matching); the image's shapes and
+    textures stay, its palette becomes the other's.
     """
-    def stats(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pixels = image[0].flatten(1).double()
-        mean = pixels.mean(1, keepdim=True)
-        centred = pixels - mean
-        return mean, centred @ centred.T / pixels.shape[1] + 1e-5 * torch.eye(3, dtype=torch.double)
+    mean, cov = palette_of(image)
+    target_mean, target_cov = (part.to(mean.device) for part in palette)
+    transform = _symmetric_power(target_cov, 0.5) @ _symmetric_power(cov, -0.5)
+    pixels = transform @ (image[0].flatten(1).double() - mean) + target_mean
+    return pixels.reshape(image.shape).to(image.dtype).clamp(0, 1)
 
-    style_mean, style_cov = stats(style)
-    content_mean, content_cov = stats(content)
-    transform = _symmetric_power(content_cov, 0.5) @ _symmetric_power(style_cov, -0.5)
-    pixels = transform @ (style[0].flatten(1).double() - style_mean) + content_mean
-    return pixels.reshape(style.shape).to(style.dtype).clamp(0, 1)
+
+def match_colors(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """The style image in the content's palette: its strokes and textures stay."""
+    return in_palette(style, palette_of(content))
 
 
 def luminance_only(style: torch.Tensor, content_luma: torch.Tensor) -> torch.Tensor:

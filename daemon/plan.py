@@ -23,16 +23,21 @@ from protocol.messages import JobParams, Progress
 
 from . import tiles
 from .imaging import (
+    Palette,
+    blended_palette,
     composed_size,
     enlarge,
+    in_palette,
     luminance_only,
     match_colors,
+    palette_of,
     resize,
     rgb_to_yuv,
     scale_sides,
     working_size,
     yuv_to_rgb,
 )
+from .objective import default_share
 
 # The shortest side VGG19 is given. Its fourth pooling needs at least 2 pixels, so 16 px of
 # picture, or max pooling fails ("Output size is too small") before relu5_1. A thinner
@@ -65,6 +70,10 @@ class Colours:
     content: torch.Tensor
     styles: Styles
     recolour: Callable[[torch.Tensor], torch.Tensor]
+
+    def palette(self) -> Palette:
+        """The paintings' palette, their pixels pooled by their shares in the blend."""
+        return blended_palette([(palette_of(style), share) for style, share in self.styles])
 
 
 def prepare_colours(content: torch.Tensor, styles: Styles, params: JobParams, width: int, height: int) -> Colours:
@@ -189,13 +198,18 @@ def blended_pace(prior: float | None, seconds: float, work: float, total: float,
 
 
 def starting_point(image: torch.Tensor | None, scale_content: torch.Tensor, previous_content: torch.Tensor | None,
-                   params: JobParams, generator: torch.Generator) -> torch.Tensor:
-    """Where a scale starts: the photo or noise at the first, the previous result enlarged after."""
+                   params: JobParams, generator: torch.Generator, palette: Palette) -> torch.Tensor:
+    """Where a scale starts: at the first, the photo (in the paintings' palette as far as the
+    strength goes) or noise; after, the previous result enlarged."""
     if image is None:
-        return scale_content.clone() if params.init == "content" else \
-            torch.rand(scale_content.shape, generator=generator)
+        if params.init == "noise":
+            return torch.rand(scale_content.shape, generator=generator)
+        if params.init == "content":
+            return scale_content.clone()
+        share = default_share(params.strength)
+        return (scale_content + share * (in_palette(scale_content, palette) - scale_content)).clamp(0, 1)
     h, w = scale_content.shape[-2:]
-    if params.init != "content" or previous_content is None:
+    if params.init == "noise" or previous_content is None:
         return enlarge(image, w, h).clamp(0, 1)
     # Enlarging blurs: give the picture back the photo's detail that the smaller scale could
     # not hold (a Laplacian pyramid's level). Without it, the full size began with a blurred

@@ -44,7 +44,8 @@ _STYLE_CONVS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 # The set-ups of the tutorials users learn from, by name. All run at one scale, as they did, and
 # with style weight 10: the balance our relative terms give with every layer weighted (the
 # default 89 at strength 1 belongs with the default, relu4_1-led layer weights).
-_RECIPE_BASE: dict[str, Any] = {"first_scale": 0, "style_weight": 10.0, "strength": 1.0}  # weights as given
+_RECIPE_BASE: dict[str, Any] = {"first_scale": 0, "init": "content", "style_weight": 10.0,  # weights as given
+                                "strength": 1.0}
 RECIPES: dict[str, dict[str, Any]] = {name: {**_RECIPE_BASE, **recipe} for name, recipe in {
     # TensorFlow's Gatys implementations: average pooling, Adam, content conv4_2.
     "tf-gatys": {"pooling": "avg", "optimizer": "adam", "content_layer": "conv4_2",
@@ -52,7 +53,7 @@ RECIPES: dict[str, dict[str, Any]] = {name: {**_RECIPE_BASE, **recipe} for name,
     # The Keras example: scipy-style L-BFGS, content conv5_2.
     "keras-lbfgs": {"optimizer": "lbfgs", "content_layer": "conv5_2", "style_layers": dict.fromkeys(_STYLE_CONVS, 1.0)},
     # The PyTorch course: Adam from the content image, style layers weighted 1, 0.75, 0.2, 0.2, 0.2.
-    "pytorch-course": {"optimizer": "adam", "init": "content", "content_layer": "conv4_2",
+    "pytorch-course": {"optimizer": "adam", "content_layer": "conv4_2",
                        "style_layers": dict(zip(_STYLE_CONVS, (1.0, 0.75, 0.2, 0.2, 0.2), strict=True))},
     # TensorFlow 2's tutorial: Adam with total variation, content conv5_2.
     "tf2-tutorial": {"optimizer": "adam", "content_layer": "conv5_2", "tv_weight": 30.0,
@@ -125,7 +126,8 @@ class JobParams:
     learning_rate: float = knob(0.02, Range(1e-6, 10.0), "Adam's step", expert=True)
     average_decay: float = knob(0.9, Range(0.0, 0.999), "decay of Adam's running average of the picture",
                                 expert=True)
-    init: str = knob("content", ("content", "noise"), "the picture the optimisation starts from")
+    init: str = knob("palette", ("palette", "content", "noise"), "the picture the optimisation starts from: the "
+                     "photo in the painting's colours (as far as the strength goes), the photo, or noise")
     pooling: str = knob("max", ("max", "avg"), "VGG19's pooling")
     precision: str = knob("auto", ("auto", "bf16", "fp32"), "bf16 where the device has it natively (auto), or "
                           "force one")
