@@ -62,18 +62,13 @@ def style_gain(strength: float) -> float:
     return 10 ** (STRENGTH_DECADES * (strength - 1.0))
 
 
-def default_share(strength: float) -> float:
-    """The style weight at `strength` over the default strength's, at most 1: how much of what
-    serves a default painting (smoothing, the start in the painting's palette) a lighter one gets."""
-    return min(1.0, style_gain(strength) / style_gain(DEFAULTS.strength))
-
-
 def effective_weights(params: JobParams) -> tuple[float, float, float]:
     """Content, style and smoothness weights after the strength knob. Smoothing is there to tame
     the style term's artefacts, so below the default strength it weakens with it: a light
     painting keeps the photo's sharpness."""
-    return (params.content_weight, params.style_weight * style_gain(params.strength),
-            params.tv_weight * default_share(params.strength))
+    gain = style_gain(params.strength)
+    tv_share = min(1.0, gain / style_gain(DEFAULTS.strength))
+    return params.content_weight, params.style_weight * gain, params.tv_weight * tv_share
 
 
 def style_layer_weights(params: JobParams) -> dict[str, float]:

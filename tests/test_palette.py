@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from daemon import engine, imaging, plan
-from daemon.objective import default_share
 from protocol.messages import JobParams
 
 
@@ -42,10 +41,10 @@ def test_the_picture_starts_in_the_paintings_palette_as_far_as_the_strength_goes
         return plan.starting_point(None, photo, None, JobParams(**params), generator, palette)
 
     assert torch.equal(start(init="content"), photo)
-    assert torch.allclose(start().mean((0, 2, 3)), painting.mean((0, 2, 3)), atol=0.01)  # the default strength
-    light = start(strength=0.25)
-    share = float((light - photo).mean() / (start() - photo).mean())
-    assert share == pytest.approx(default_share(0.25), abs=0.01) and share < 0.1
+    assert torch.allclose(start(strength=1.0).mean((0, 2, 3)), painting.mean((0, 2, 3)), atol=0.01)
+    for strength in (0.25, 0.8):  # the share of the way: the strength
+        share = float((start(strength=strength) - photo).mean() / (start(strength=1.0) - photo).mean())
+        assert share == pytest.approx(strength, abs=0.01)
     # The next scale is the previous picture enlarged with the photo's finer detail, as from the photo.
     larger = picture(7, 0.0, 0.3, 48, 64)
     after = plan.starting_point(start(), larger, photo, JobParams(), generator, palette)
