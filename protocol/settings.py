@@ -101,9 +101,9 @@ class JobParams:
                            "selection's layer), so the part is painted as the whole would be; 0: the content is whole")
     first_scale: int = knob(128, Range(0, MAX_SIDE), "long side of the first, coarsest scale; scales grow by √2 "
                             "from there, 0 for a single scale")
-    # 0.8: a painting that keeps the photo's shapes. On 20 of 24 photo × painting pairs at 384 px
+    # 0.8: a painting that keeps the photo's shapes. On 21 of 24 photo × painting pairs at 384 px
     # (bench/defaults.py) its content, Gatys's and the normalised style score were all below
-    # pastiche's converged 300-step run's (content 0.54-0.96×).
+    # pastiche's converged 300-step run's (content 0.54-0.85×, normalised 0.45-0.84× on all 24).
     strength: float = knob(0.8, Range(0.0, 1.0), "0 keeps the photo, 1 is the strongest painting, each 0.25 a like "
                            "step; more iterations paint further")
     content_weight: float = knob(1.0, Range(0.0, 1e9), "weight of the content term", expert=True)
