@@ -31,9 +31,11 @@ Terms = dict[str, torch.Tensor]
 # Gatys's style term stays flat (3.34e8 at 100, 3.22e8 at 1000 and 10000 on golden_gate ×
 # starry_night) while the photo keeps fading, so strength 1 is about there (JobParams.style_weight).
 # The span makes equal steps look alike (the mean |difference| between neighbouring strengths
-# 0, 0.25, 0.5, 0.75, 1): with 2.25 decades they are within a factor of 2 on 11 of 12 pairs (1.83
+# 0, 0.25, 0.5, 0.75, 1): with 2.25 decades they were within a factor of 2 on 11 of 12 pairs (1.83
 # at worst) and on golden_gate × shipwreck on one thread (1.39), not on two (2.17): where the
-# Shipwreck's greens take over its picture follows the rounding. 2.5 left tubingen × the_scream's
+# Shipwreck's greens take over its picture follows the rounding. With the start in the painting's
+# palette (plan.starting_point) golden_gate × shipwreck is 1.71 and hoovertowernight × shipwreck
+# 2.01 (18.1 levels for the first quarter, 9.0-10.5 after); the other ten 1.09-1.48. 2.5 left tubingen × the_scream's
 # first quarter the faint one (2.23×), 3 made 0.25 a faint touch on every pair (3.8-4.9 levels
 # on 5 pairs against 8-13 after it), 4 up to style weight 1000 the last quarter (3.3-6.3), and
 # the old mapping (5 decades around 0.5, style weight 1000) put the whole visible range below
