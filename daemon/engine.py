@@ -14,6 +14,9 @@ What it adds to the paper, each for a reason:
   previews come from the first scale within a second. By default the small scales get only a
   few iterations (`coarse_iterations`) and the full size the rest: measured against the
   paper's own score, iterations spent small cost content at full size;
+- the picture starts from the photo moved towards the painting's colours, as far as the
+  strength goes (plan.starting_point): L-BFGS moves broad colours slowly, and a dark photo's
+  sky had not left the photo's darkness after the default's iterations;
 - every term is a *relative* error (losses.py), so one `strength` number can set the balance;
 - L-BFGS of our own (lbfgs.py), one evaluation a step, the picture kept within 0..1, by
   default; Adam with an exponential average of the iterates (Polyak averaging) for tiled
@@ -260,7 +263,7 @@ class StyleTransfer:
         colours = prepare_colours(content.to(self.device), [(s.to(self.device), w) for s, w in styles], params,
                                   width, height)
         schedule = Schedule.of(width, height, params, output)
-        palette = colours.palette()
+        palette = colours.palette() if params.init == "palette" else None
         # The look's scales shrink the photo from its working size, not from its own: a 24 MP
         # photo shrunk for every small scale cost its first preview a quarter of a second.
         small_content = resize(colours.content, width, height)

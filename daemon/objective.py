@@ -33,13 +33,13 @@ Terms = dict[str, torch.Tensor]
 # The span makes equal steps look alike (the mean |difference| between neighbouring strengths
 # 0, 0.25, 0.5, 0.75, 1): with 2.25 decades they were within a factor of 2 on 11 of 12 pairs (1.83
 # at worst) and on golden_gate × shipwreck on one thread (1.39), not on two (2.17): where the
-# Shipwreck's greens take over its picture follows the rounding. With the start in the painting's
-# palette (plan.starting_point) golden_gate × shipwreck is 1.71 and hoovertowernight × shipwreck
-# 2.01 (18.1 levels for the first quarter, 9.0-10.5 after); the other ten 1.09-1.48. 2.5 left tubingen × the_scream's
-# first quarter the faint one (2.23×), 3 made 0.25 a faint touch on every pair (3.8-4.9 levels
-# on 5 pairs against 8-13 after it), 4 up to style weight 1000 the last quarter (3.3-6.3), and
-# the old mapping (5 decades around 0.5, style weight 1000) put the whole visible range below
-# 0.3. Strength 0 is the photo itself.
+# Shipwreck's greens take over its picture follows the rounding. With the start in the
+# painting's palette (plan.starting_point): golden_gate × shipwreck 1.71, hoovertowernight ×
+# shipwreck 2.01 (18.1 levels for the first quarter, 9.0-10.5 after), the other ten 1.09-1.48.
+# 2.5 left tubingen × the_scream's first quarter the faint one (2.23×), 3 made 0.25 a faint touch
+# on every pair (3.8-4.9 levels on 5 pairs against 8-13 after it), 4 up to style weight 1000 the
+# last quarter (3.3-6.3), and the old mapping (5 decades around 0.5, style weight 1000) put the
+# whole visible range below 0.3. Strength 0 is the photo itself.
 STRENGTH_DECADES = 2.25
 DEFAULTS = JobParams()
 

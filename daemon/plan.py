@@ -209,13 +209,13 @@ def blended_pace(prior: float | None, seconds: float, work: float, total: float,
 # (7.3-11.6 levels on six; bench/strength.py, 256 px) and put 4 pairs' steps over 2× apart (3.32×
 # at worst), against one pair (2.01×) with the strength's share.
 def starting_point(image: torch.Tensor | None, scale_content: torch.Tensor, previous_content: torch.Tensor | None,
-                   params: JobParams, generator: torch.Generator, palette: Palette) -> torch.Tensor:
+                   params: JobParams, generator: torch.Generator, palette: Palette | None) -> torch.Tensor:
     """Where a scale starts: at the first, the photo (in the paintings' palette as far as the
     strength goes, see above) or noise; after, the previous result enlarged."""
     if image is None:
         if params.init == "noise":
             return torch.rand(scale_content.shape, generator=generator)
-        if params.init == "content":
+        if params.init == "content" or palette is None:
             return scale_content.clone()
         moved = in_palette(scale_content, palette)
         return (scale_content + params.strength * (moved - scale_content)).clamp(0, 1)
