@@ -52,6 +52,7 @@ def mean_scores(engine: StyleTransfer, score: Scores, photo: torch.Tensor, paint
         started = time.monotonic()
         result = engine.run(photo, [(painting, 1.0)], nudge)
         seconds = time.monotonic() - started
+        # Every run is judged by the un-nudged setting's objective, so the means compare like with like.
         got = {"objective": engine.objective_terms(result, photo, [(painting, 1.0)], params)["total"],
                **score(result)}
         rows.append(got)
