@@ -95,7 +95,7 @@ class JobParams:
     # the job's objective 7-21% lower, content 2-6% and the normalised score 2-21% lower on all
     # 24, Gatys's style on 22 by one run and 23 by the mean of three (`--runs 3`: one run's moves
     # 4% with the rounding); on tubingen × starry_night it rose 1.8%, the job trading a little
-    # relu4_1 for content; 50-83 s against 26-41 s.
+    # relu4_1 for content; 50-83 s against 26-41 s (pastiche ran beside; alone, 60 took 23-39 s).
     iterations: int = knob(60, Range(1, 20000), "optimiser iterations at the working size (--size)")
     # At each smaller scale: enough for the first previews and the large shapes.
     coarse_iterations: int = knob(3, Range(0, 20000), "optimiser iterations at each smaller scale, 0 for as many "
