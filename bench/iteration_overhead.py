@@ -18,6 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.results import Results
 from daemon.engine import StyleTransfer
 from daemon.memory import use_bf16
 from daemon.model import load_vgg19
@@ -60,4 +61,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with Results("iteration_overhead"):
+        main()

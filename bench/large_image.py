@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import peak_rss_gib, start_daemon  # noqa: E402
+from bench.results import Results  # noqa: E402
 from daemon import memory, tiles  # noqa: E402
 from protocol import messages as m  # noqa: E402
 from protocol.client import Client, new_job_id  # noqa: E402
@@ -121,4 +122,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with Results("large_image"):
+        main()

@@ -28,6 +28,7 @@ import time
 
 import torch
 from defaults import pairs_of
+from results import Results
 from scores import Scores, load
 
 from daemon.engine import StyleTransfer
@@ -98,4 +99,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with Results("more_work"):
+        main()

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import start_daemon  # noqa: E402
+from bench.results import Results  # noqa: E402
 from bench.service_speed import pictures  # noqa: E402
 from protocol import messages as m  # noqa: E402
 from protocol.client import Client, new_job_id  # noqa: E402
@@ -61,4 +62,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with Results("preset_speed"):
+        main()

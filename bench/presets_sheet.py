@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from common import ROOT, start_daemon
 from PIL import Image, ImageDraw
+from results import Results
 
 from daemon.presets import BUILT_IN
 from protocol import messages as m
@@ -77,4 +78,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with Results("presets_sheet"):
+        main()

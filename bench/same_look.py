@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from common import ROOT
 from PIL import Image, ImageDraw
+from results import Results
 from scores import Scores, load
 from strength import to_array
 
@@ -136,4 +137,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with Results("same_look"):
+        main()

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import start_daemon  # noqa: E402
+from bench.results import Results  # noqa: E402
 from daemon import artwork  # noqa: E402
 from protocol import messages as m  # noqa: E402
 from protocol.client import Client, DaemonUnavailable, new_job_id  # noqa: E402
@@ -135,4 +136,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with Results("soak"):
+        main()

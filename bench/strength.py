@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from common import ROOT
 from PIL import Image, ImageDraw
+from results import Results
 from scores import GatysScore, load
 
 from daemon.engine import StyleTransfer
@@ -93,4 +94,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with Results("strength"):
+        main()

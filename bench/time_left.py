@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from common import ROOT, start_daemon
 from PIL import Image
+from results import Results
 
 from protocol import messages as m
 from protocol.client import Client, new_job_id
@@ -62,4 +63,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with Results("time_left"):
+        main()
