@@ -1,5 +1,5 @@
 """Preset work off the socket thread: adding a preset and listing them with thumbnails read and
-write large pictures (an 8192×8192 preset took 15 s to store), and heartbeats must keep flowing
+write large pictures (seconds for a large one), and heartbeats must keep flowing
 meanwhile. One thread does it, in order, and answers through a PUSH socket of its own into the
 service's outbox, which the main thread forwards to the client.
 """

@@ -1,10 +1,10 @@
 """Replies to clients, with a bound on what one client can make the daemon hold.
 
 A client that stops reading (or acknowledges previews it never read) used to make the daemon
-queue every preview for it: 498 → 1177 MB of RSS in 40 s for 768² previews, until ZeroMQ
-dropped replies, the job's end among them. Now each client's queue in the ROUTER holds at most
-SEND_QUEUE messages (its send high-water mark, with ROUTER_MANDATORY a full queue says EAGAIN
-instead of growing), and what does not fit is handled by kind:
+queue every preview for it, its memory growing until ZeroMQ dropped replies, the job's end
+among them. Now each client's queue in the ROUTER holds at most SEND_QUEUE messages (its send
+high-water mark, with ROUTER_MANDATORY a full queue says EAGAIN instead of growing), and what
+does not fit is handled by kind:
 - progress, previews and heartbeats may be dropped: newer ones follow (a dropped preview is
   counted as acknowledged, so the next can go);
 - everything else (answers, a job's end) must arrive: it waits here, at most PENDING_PER_CLIENT

@@ -4,9 +4,10 @@ photo's at one deep layer and whose feature statistics match the painting's at s
 
 This module has no sockets: give it tensors and a JobParams, get a tensor back, with callbacks
 for progress, previews and cancellation. The daemon wraps it; tests drive it directly. Its
-parts: plan.py (a job's scales, sizes and colours), losses.py (the terms), objective.py (their
-tiled sum and the optimiser loop), imaging.py
-(colour, sizes, resizing), memory.py (what fits, in which precision), targets.py (the cache).
+parts: run.py (one job, scale by scale), plan.py (its scales and sizes), colours.py (its colours
+and where each scale starts), pace.py (time), losses.py (the terms), objective.py (their tiled
+sum and the optimiser loop), imaging.py (colour, sizes, resizing), memory.py (what fits, in
+which precision), targets.py (the cache).
 
 What it adds to the paper, each for a reason:
 - coarse to fine (`scale_sides`): the picture is first optimised small, then enlarged by about
@@ -15,7 +16,7 @@ What it adds to the paper, each for a reason:
   few iterations (`coarse_iterations`) and the full size the rest: measured against the
   paper's own score, iterations spent small cost content at full size;
 - the picture starts from the photo moved towards the painting's colours, as far as the
-  strength goes (plan.starting_point): L-BFGS moves broad colours slowly, and a dark photo's
+  strength goes (colours.starting_point): L-BFGS moves broad colours slowly, and a dark photo's
   sky had not left the photo's darkness after the default's iterations;
 - every term is a *relative* error (losses.py), so one `strength` number can set the balance;
 - L-BFGS of our own (lbfgs.py), one evaluation a step, the picture kept within 0..1, by
@@ -31,45 +32,36 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
 
-from protocol.messages import JobParams, Progress
+from protocol.messages import JobParams
 
-from . import plan, tiles
-from .imaging import STYLE_FILTER, low_band_of, resize
+from . import tiles
+from .colours import Styles
+from .imaging import STYLE_FILTER, resize
 from .lbfgs import OPENING_MOVE
 from .losses import ContentLoss, GramStyleLoss, SlicedWassersteinStyleLoss, gram_matrix
 from .memory import SLICED_POSITIONS, memory_plan, tile_counts, use_bf16
 from .model import LAYER_STRIDE, VGG19
 from .objective import DEFAULTS, Objective, Report, descend, effective_weights, style_gain
-from .plan import MIN_SIDE, Schedule, Styles, blended_pace, frame, prepare_colours, schedule_for
+from .pace import Pace
+from .plan import MIN_SIDE, schedule_for
+from .run import PreviewCallback, ProgressCallback, Run
 from .targets import TargetCache, image_digest
 
-# The detail scales' objective (see plan.py for their sizes): measured on the 2560×1600 Path
-# photo × starry_night, 512 px working size, 2-core AVX512-BF16 CPU: 97 s in all, fine detail
-# (mean |Laplacian| of luma) 1.5× the photo's against 0.085× for the enlargement. Few iterations
-# want long first steps: L-BFGS's usual opening move (2/255) left the texture almost untouched
-# after 4 (detail 0.13×), and Adam painted a fine crackle over everything.
+# The detail scales' objective: fine texture only, at VGG19's shallow layers, with long first
+# steps, since a few short ones left it almost untouched (bench/full_resolution.py).
 DETAIL_STYLE_LAYERS = {"relu1_1": 0.2, "relu2_1": 1.0, "relu3_1": 1.0}
 DETAIL_CONTENT_LAYER = "relu3_1"
-DETAIL_STYLE_WEIGHT = 100.0  # at the default strength and style weight (measured with the old 1000 at 0.5)
-# A job's pace is learnt from it only past this much work (Schedule.cost's units): in smaller ones
-# the per-iteration overheads dominate, and a daemon that served many tiny jobs estimated a
-# 160×120 job at 4.2× its time.
-LEARN_FROM_COST = 100_000
+DETAIL_STYLE_WEIGHT = 100.0  # at the default strength and style weight
 DETAIL_OPENING = 32 / 255  # L-BFGS's first step on a detail scale moves the steepest pixel this far
 
 
 class JobCancelled(Exception):
     """Raised inside VGG19's pass when the job's `should_stop()` turns true."""
-
-
-ProgressCallback = Callable[[Progress], None]
-PreviewCallback = Callable[[torch.Tensor, Progress], None]
 
 
 class StyleTransfer:
@@ -81,9 +73,7 @@ class StyleTransfer:
         self.cache = cache if cache is not None else TargetCache()  # memory only, unless given a folder
         self._digests: dict[int, str] = {}  # style image → pixel hash, for the job in progress
         self._should_stop: Callable[[], bool] = lambda: False  # the job in progress's
-        # Seconds per pixel-iteration of a whole VGG19 pass (Schedule.cost's unit) on this device,
-        # measured at warm-up and then on every finished job: what estimates are made from.
-        self.seconds_per_unit: float | None = None
+        self.pace = Pace()  # this device's, measured at warm-up and on every finished job
 
     def warm_up(self) -> None:
         """A tiny job, so the first real one does not pay for kernel selection and allocation,
@@ -102,18 +92,9 @@ class StyleTransfer:
         schedule = schedule_for(width, height, params)
         max_crop = tiles.UNLIMITED if memory_limit is None else \
             memory_plan(width, height, params, self.device, memory_limit).max_crop_pixels
-        work = schedule.tiled_cost(max_crop, params.style_loss == "gram") + schedule.setup_cost()
-        return {"seconds": work * (self.seconds_per_unit or 0.0),
+        return {"seconds": self.pace.estimate(schedule, params, max_crop),
                 "working": list(schedule.sizes[schedule.first_detail - 1]), "output": list(schedule.sizes[-1]),
                 "scales": len(schedule.sizes)}
-
-    def _learn_pace(self, seconds: float, cost: float) -> None:
-        """Take in a finished job's pace: `seconds` for `cost` units of work after its first
-        iteration (whose set-up, targets and kernel choice, would make a small job look slow)."""
-        if cost < LEARN_FROM_COST:
-            return
-        previous, measured = self.seconds_per_unit, seconds / cost
-        self.seconds_per_unit = measured if previous is None else (previous + measured) / 2
 
     def features(self, image: torch.Tensor, layers: set[str], params: JobParams) -> dict[str, torch.Tensor]:
         with torch.autocast(self.device.type, dtype=torch.bfloat16,
@@ -224,16 +205,9 @@ class StyleTransfer:
                 samples[layer].append(flat)
         return {layer: torch.cat(parts, dim=-1)[:, :, None] for layer, parts in samples.items()}
 
-    def run(
-        self,
-        content: torch.Tensor,
-        styles: Styles,
-        params: JobParams,
-        on_progress: ProgressCallback | None = None,
-        on_preview: PreviewCallback | None = None,
-        should_stop: Callable[[], bool] = lambda: False,
-        memory_limit: int | None = None,
-    ) -> torch.Tensor:
+    def run(self, content: torch.Tensor, styles: Styles, params: JobParams,
+            on_progress: ProgressCallback | None = None, on_preview: PreviewCallback | None = None,
+            should_stop: Callable[[], bool] = lambda: False, memory_limit: int | None = None) -> torch.Tensor:
         """Stylise `content` (1, 3, H, W, RGB in 0..1) and return the image at its size.
 
         The picture is composed at the working size (`params.size`), then its detail is painted
@@ -246,71 +220,10 @@ class StyleTransfer:
         """
         if params.strength == 0:  # the photo itself, exactly: nothing is painted
             return content
-        started = time.monotonic()
         self._digests = {}
         self._should_stop = should_stop
         torch.manual_seed(params.seed)
-        generator = torch.Generator().manual_seed(params.seed)
-        framing = frame(content, params)
-        content, width, height, params = framing.content, framing.width, framing.height, framing.params
-        rows, cols = framing.crop
-        if memory_limit is not None:
-            max_crop = memory_plan(content.shape[-1], content.shape[-2], params, self.device,
-                                   memory_limit).max_crop_pixels
-        else:
-            max_crop = params.tile_pixels or tiles.UNLIMITED
-        output = content.shape[-1], content.shape[-2]
-        colours = prepare_colours(content.to(self.device), [(s.to(self.device), w) for s, w in styles], params,
-                                  width, height)
-        schedule = Schedule.of(width, height, params, output)
-        palette = colours.palette() if params.init == "palette" else None
-        # The look's scales shrink the photo from its working size, not from its own: a 24 MP
-        # photo shrunk for every small scale cost its first preview a quarter of a second.
-        small_content = resize(colours.content, width, height)
-        if schedule.first_detail == len(schedule.sizes):  # no detail scales: the photo is needed small only
-            colours.content = small_content
-        image: torch.Tensor | None = None
-        previous_content: torch.Tensor | None = None
-        first_done: list[float] = []
-        last_preview = [started - params.preview_seconds]  # the first preview at once, then evenly spaced
-        total_work = sum(schedule.cost())
-        for index, (w, h) in enumerate(schedule.sizes):
-            scale_content = resize(small_content if index < schedule.first_detail else colours.content, w, h)
-            image = plan.starting_point(image, scale_content, previous_content, params, generator,
-                                        palette).to(self.device)
-            previous_content = scale_content
-            # A detail scale keeps what the scale below holds from where it started (_paint_detail),
-            # and so do its previews; the look's scales keep everything they paint.
-            kept = low_band_of(image, *schedule.sizes[index - 1]) if index >= schedule.first_detail else \
-                (lambda picture: picture)
-
-            def report(iteration: int, losses: dict[str, float], current: torch.Tensor, index: int = index,
-                       kept: Callable[[torch.Tensor], torch.Tensor] = kept) -> None:
-                now, spent = time.monotonic(), schedule.spent(index, iteration)
-                if not first_done:  # when, and after how much work, the pace can be measured from
-                    first_done.extend((now, spent))
-                pace = blended_pace(self.seconds_per_unit, now - first_done[0], spent - first_done[1], total_work,
-                                    (now - started) / spent)
-                progress = schedule.progress(index, iteration, losses, now - started, pace)
-                if on_progress:
-                    on_progress(progress)
-                last_of_scale = iteration == schedule.steps[index]
-                final = last_of_scale and index == len(schedule.sizes) - 1
-                if on_preview and not final and plan.preview_due(params, iteration, last_of_scale, last_preview):
-                    on_preview(colours.recolour(kept(current))[..., rows, cols], progress)
-                    last_preview[0] = time.monotonic()
-
-            if index < schedule.first_detail:
-                image = self._optimise(image, scale_content, colours.styles, params, schedule.steps[index],
-                                       generator, report, max_crop)
-            else:
-                image = kept(self._paint_detail(image, colours.styles, params, schedule.steps[index], generator,
-                                                report, max_crop))
-        assert image is not None
-        if first_done:
-            work = schedule.tiled_cost(max_crop, params.style_loss == "gram")
-            self._learn_pace(time.monotonic() - first_done[0], work - first_done[1])
-        return colours.recolour(image.detach().clamp(0, 1))[..., rows, cols]
+        return Run(self, content, styles, params, on_progress, on_preview, memory_limit).paint()
 
     def objective_terms(self, picture: torch.Tensor, content: torch.Tensor, styles: Styles,
                         params: JobParams) -> dict[str, float]:
@@ -323,7 +236,7 @@ class StyleTransfer:
         objective()
         return {name: float(value) for name, value in objective.last_terms.items()}
 
-    def _optimise(self, image: torch.Tensor, content: torch.Tensor, styles: Styles, params: JobParams,
+    def optimise(self, image: torch.Tensor, content: torch.Tensor, styles: Styles, params: JobParams,
                   iterations: int, generator: torch.Generator, report: Report, max_crop_pixels: int,
                   detail: bool = False) -> torch.Tensor:
         """One scale: `iterations` steps from `image`; returns the (averaged) result."""
@@ -344,16 +257,13 @@ class StyleTransfer:
                          tile_counts(width, height, max_crop_pixels), generator,
                          fixed_cuts=detail and params.style_loss == "gram")
 
-    def _paint_detail(self, image: torch.Tensor, styles: Styles, params: JobParams, iterations: int,
+    def paint_detail(self, image: torch.Tensor, styles: Styles, params: JobParams, iterations: int,
                       generator: torch.Generator, report: Report, max_crop: int) -> torch.Tensor:
         """A scale above the working size: only fine texture is repainted (see DETAIL_STEP); the
-        caller keeps what the scale below holds from where it started. Without that, the shallow
-        layers' Grams (colour is in relu1_1's) drew the whole picture towards the painting's
-        palette: on the 2560×1600 Path photo × starry_night (512 px), 2, 4 and 8 iterations a
-        scale moved it 4.7, 6.9 and 10.5 levels from the composition, shrunk to 512 px (the
-        composition is 60.1 from the photo); the greens went blue."""
+        caller keeps what the scale below holds from where it started, since the shallow layers'
+        Grams (colour is in relu1_1's) would draw the whole picture towards the painting's palette."""
         settings = dataclasses.replace(params, style_layers=dict(DETAIL_STYLE_LAYERS),
                                        content_layer=DETAIL_CONTENT_LAYER,
                                        style_weight=DETAIL_STYLE_WEIGHT * params.style_weight / DEFAULTS.style_weight
                                        / style_gain(DEFAULTS.strength))
-        return self._optimise(image, image, styles, settings, iterations, generator, report, max_crop, detail=True)
+        return self.optimise(image, image, styles, settings, iterations, generator, report, max_crop, detail=True)

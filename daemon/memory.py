@@ -32,11 +32,8 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     return bf16_supported(device)
 
 
-# Peak memory of a job. One crop in the network costs BYTES_PER_PIXEL: VGG19's activations kept
-# for the backward pass and their gradients (measured on the CPU at 1024×768, bf16 2160 and
-# fp32 3060 bytes per pixel, plus margin). The picture being optimised is kept whole beside it:
-# the image, its gradient, Adam's two moments, the average, the photo at this scale and the
-# previous one, and the photo's features at the content layer (WHOLE_BYTES_PER_PIXEL).
+# Peak memory of a job: a crop in the network costs BYTES_PER_PIXEL (activations and gradients,
+# measured with a margin: bench/large_image.py); the picture being optimised is kept whole beside it.
 BYTES_PER_PIXEL = {"bf16": 2600, "fp32": 3600}
 WHOLE_BYTES_PER_PIXEL = {"bf16": 120, "fp32": 140}
 FIXED_BYTES = 300 * 2**20

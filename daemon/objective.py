@@ -25,37 +25,13 @@ from .model import LAYER_STRIDE
 Features = Callable[[torch.Tensor, set[str]], dict[str, torch.Tensor]]
 Terms = dict[str, torch.Tensor]
 
-# Strength s in (0, 1] multiplies the style weight by 10^(STRENGTH_DECADES·(s − 1)): 1 keeps the
-# weights as given, the strongest painting the engine makes. Measured with bench/strength.py on
-# every photo × painting pair of ../shared/images at 256 px: beyond a style weight of about 100
-# Gatys's style term stays flat (3.34e8 at 100, 3.22e8 at 1000 and 10000 on golden_gate ×
-# starry_night) while the photo keeps fading, so strength 1 is about there (JobParams.style_weight).
-# The span makes equal steps look alike (the mean |difference| between neighbouring strengths
-# 0, 0.25, 0.5, 0.75, 1): with 2.25 decades they were within a factor of 2 on 11 of 12 pairs (1.83
-# at worst) and on golden_gate × shipwreck on one thread (1.39), not on two (2.17): where the
-# Shipwreck's greens take over its picture follows the rounding. With the start in the
-# painting's palette (plan.starting_point): golden_gate × shipwreck 1.71, hoovertowernight ×
-# shipwreck 2.01 (18.1 levels for the first quarter, 9.0-10.5 after), the other ten 1.09-1.48.
-# 2.5 left tubingen × the_scream's first quarter the faint one (2.23×), 3 made 0.25 a faint touch
-# on every pair (3.8-4.9 levels on 5 pairs against 8-13 after it), 4 up to style weight 1000 the
-# last quarter (3.3-6.3), and the old mapping (5 decades around 0.5, style weight 1000) put the
-# whole visible range below 0.3. Strength 0 is the photo itself.
+# Strength s in (0, 1] multiplies the style weight by 10^(STRENGTH_DECADES·(s − 1)), a span whose
+# equal steps look alike (bench/strength.py); 0 is the photo itself.
 STRENGTH_DECADES = 2.25
 DEFAULTS = JobParams()
 
-# With the default style layers the strength also sets how much the shallow layers and relu5_1
-# count against relu4_1: as DEFAULT_STYLE_LAYERS gives them up to strength 0.25, rising
-# geometrically to TEXTURE_WEIGHT at 1 (0.12-0.19 at the default 0.8). relu4_1 alone paints the
-# painting's shapes and colours but little of its brushwork: at the default strength it was
-# 1.05-1.87× pastiche's normalised style score (#14) on 7 of 7 pairs; with this, 0.66-0.95× on
-# 20 of 24 and 1.02-1.07× on the other four (bench/defaults.py; 0.45-0.84× on all 24 once the
-# picture started in the painting's palette, plan.starting_point). Texture weighted alike at every
-# strength made the slider's first quarter the big step (golden_gate × the_scream at 256 px,
-# bench/strength.py: 40 levels for 0 → 0.25 against 13-15 after). Rising where the relu4_1-led
-# steps shrink evens them out: linear from 0.25 to full (0.2) at 0.8 put the jump at 0.25 → 0.5
-# (29 levels against 13-14), geometric to 0.2 at 0.8 at 0.5 → 0.75 (23 against 11-14); geometric
-# to 0.3 at 1 kept the steps of 11 of the 12 pairs within 1.95× (2.23× on tubingen × the_scream;
-# 2.62× at worst with relu4_1 alone).
+# With the default layers the strength also raises the texture layers against relu4_1, from
+# TEXTURE_FROM geometrically to TEXTURE_WEIGHT at 1: brushwork that grows evenly (bench/strength.py).
 TEXTURE_WEIGHT = 0.3
 TEXTURE_FROM = 0.25
 
@@ -89,9 +65,8 @@ class Objective:
 
     In tiles, the Gram loss is the whole picture's: each evaluation first measures the picture's
     Gram, summed from its tiles' (forward only), then each tile follows that loss's slope (see
-    GramStyleLoss.tile_part). Using the previous iteration's Gram instead would save the
-    measuring pass, but the lag let a tiled run drift from the whole one by 18% of what the job
-    changed, against 0.1% (512×192 in two tiles, 8 iterations a scale).
+    GramStyleLoss.tile_part). The previous iteration's Gram would save the measuring pass, but
+    its lag made tiled runs drift from whole ones (tests/test_tiles.py holds them together).
     """
 
     def __init__(self, image: torch.Tensor, features: Features, content_loss: ContentLoss,

@@ -48,8 +48,7 @@ def finish(image: torch.Tensor, submit: Submit) -> Image:
     content = submit.content
     rgb = to_uint8(image)
     if rgb.shape[:2] != (content.height, content.width):
-        # Enlarged as 8-bit pixels by Pillow: in float32 by torch, a first preview enlarged to
-        # 24 MP took 0.73 s, twice what the job had spent to make it.
+        # Enlarged as 8-bit pixels by Pillow: in float32 by torch a large preview cost more than the job.
         rgb = np.asarray(PILImage.fromarray(rgb).resize((content.width, content.height), PILImage.BICUBIC))
     original = to_array(content)
     if submit.mask is not None:

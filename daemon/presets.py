@@ -46,10 +46,8 @@ def painting(file: str) -> Callable[[], Image.Image]:
     return lambda: Image.open(PAINTINGS / file)
 
 
-# The paintings' recommended settings, chosen by eye on golden_gate and hoovertowernight at 384 px
-# (bench/presets_sheet.py) and bench/strength.py's sheet: starry_night and woman_with_hat paint
-# the whole picture over already at the default 0.8; the_scream keeps the scene under its wavy
-# bands and shipwreck's dark greens let the photo show through most, so they get a little more.
+# Recommended settings chosen by eye (bench/presets_sheet.py): the_scream and shipwreck let the
+# photo show through most at the default strength, so they get a little more.
 BUILT_IN = {
     preset.name: preset
     for preset in (

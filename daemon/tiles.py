@@ -21,10 +21,8 @@ from dataclasses import dataclass
 import torch
 
 ALIGN = 16
-# Context around each core. A feature depends only on the pixels in its receptive field, so with
-# enough margin a core's features are exactly the whole picture's: measured on tubingen at
-# 640×480 in 3×3 tiles, relu1_1…relu4_2 are exact from 32 px, and relu5_1 is off by 1.6% at
-# 48 px, 0.04% at 64 px, 0 at 96 px. Each tile costs its margins again, so 64.
+# Context around each core: with enough margin a core's features are the whole picture's (relu5_1
+# nearly so at 64 px: bench/RESULTS.md, findings), and each tile pays its margins again.
 MARGIN = 64
 # How far a cut moves each iteration, as a fraction of a tile. With exact features the cuts
 # need not move for the Gram loss; they do for the sliced loss, whose tiles are judged apart.

@@ -32,12 +32,8 @@ from protocol.endpoint import default_endpoint, ipc_path, make_private_dir
 from protocol.errors import is_number
 from protocol.messages import DEFAULT_PRESET, Image, JobParams, PresetInfo, Progress, Style, Submit
 
-# name: (label, iterations at each detail scale above the composition, up to the layer's own size).
-# Every quality composes the same picture (JobParams' size and iterations), so a Draft shows the
-# look a Fine run will have: the composition's size and its iterations both change the look
-# (bench/same_look.py, golden_gate × the_scream: composed at 512 px instead of 256, strengths
-# 0.25-1 went as far from the photo as 0.17-0.80 do at 256 px; at 256 px, 40 or 100 iterations
-# instead of 60 as far as 0.18-0.69 or 0.43 to past 1). They differ in the detail's work.
+# name: (label, iterations at each detail scale above the composition). Every quality composes the
+# same picture, since its size and iterations change the look (bench/same_look.py); a Draft shows Fine's look.
 QUALITIES = {
     "draft": ("Draft (fast)", 2),
     "normal": ("Normal", 4),
@@ -176,7 +172,7 @@ def job_params(quality: str, strength: float, seed: int, feather: float, layer_s
 
 def preview_interval(seconds: float | None) -> float:
     """Seconds between previews for a job expected to take `seconds`: about a dozen, evenly in
-    time, and none closer than 2 s (a 24 MP preview costs the daemon 0.7 s)."""
+    time, and none closer than 2 s (a large preview costs the daemon most of a second)."""
     return min(max((seconds or 0.0) / 12, 2.0), 60.0)
 
 

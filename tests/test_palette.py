@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from daemon import engine, imaging, plan
+from daemon import colours, engine, imaging
 from protocol.messages import JobParams
 
 
@@ -38,7 +38,7 @@ def test_the_picture_starts_in_the_paintings_palette_as_far_as_the_strength_goes
     generator = torch.Generator()
 
     def start(**params) -> torch.Tensor:
-        return plan.starting_point(None, photo, None, JobParams(**params), generator, palette)
+        return colours.starting_point(None, photo, None, JobParams(**params), generator, palette)
 
     assert torch.equal(start(init="content"), photo)
     assert torch.allclose(start(strength=1.0).mean((0, 2, 3)), painting.mean((0, 2, 3)), atol=0.01)
@@ -47,13 +47,13 @@ def test_the_picture_starts_in_the_paintings_palette_as_far_as_the_strength_goes
         assert share == pytest.approx(strength, abs=0.01)
     # The next scale is the previous picture enlarged with the photo's finer detail, as from the photo.
     larger = picture(7, 0.0, 0.3, 48, 64)
-    after = plan.starting_point(start(), larger, photo, JobParams(), generator, palette)
-    assert torch.allclose(after, plan.starting_point(start(), larger, photo, JobParams(init="content"),
+    after = colours.starting_point(start(), larger, photo, JobParams(), generator, palette)
+    assert torch.allclose(after, colours.starting_point(start(), larger, photo, JobParams(init="content"),
                                                      generator, palette))
 
 
 # The night photo × Escher at 384 px reached half the objective from the painting's palette
-# (1.10 against 2.05 after the default's 60 iterations; see plan.starting_point's comment). A dark
+# (1.10 against 2.05 after the default's 60 iterations; bench/RESULTS.md, findings). A dark
 # photo and a light painting show the same at 48 px, in both precisions.
 @pytest.mark.parametrize("precision", ("fp32", "bf16"))
 def test_a_dark_photo_gets_further_from_the_paintings_palette(vgg19, precision) -> None:

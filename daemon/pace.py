@@ -1,0 +1,117 @@
+"""How long a job takes: its work in units of a whole VGG19 pass, the daemon's pace per unit,
+and the time left while a job runs. Estimates before a job and the time left during it both
+come from here. Figures behind the constants: bench/RESULTS.md (findings) and bench/time_left.py.
+"""
+
+from __future__ import annotations
+
+import time
+
+from protocol.messages import JobParams, Progress
+
+from . import tiles
+from .plan import Schedule
+
+# A detail iteration's cost per pixel against a whole pass: it stops at relu3_1, but its
+# full-size first layers are bound by memory.
+DETAIL_COST = 0.6
+# A pixel costs more in a larger picture, as its activations outgrow the caches: (megapixels)^this.
+PACE_EXPONENT = 0.15
+PACE_TRUST = 0.2  # share of a job's work after which its own pace alone gives the time left
+# A job's pace is learnt from only past this much work: in smaller ones per-iteration overheads dominate.
+LEARN_FROM_COST = 100_000
+
+
+def costs(schedule: Schedule) -> list[float]:
+    """Each scale's work: pixel-iterations of a whole VGG19 pass, a pixel costing more in a
+    larger picture (PACE_EXPONENT) and less at a detail scale (DETAIL_COST)."""
+    return [w * h * (w * h / 1e6) ** PACE_EXPONENT * n * (DETAIL_COST if index >= schedule.first_detail else 1.0)
+            for index, ((w, h), n) in enumerate(zip(schedule.sizes, schedule.steps, strict=True))]
+
+
+def tiled_cost(schedule: Schedule, max_crop_pixels: int, measuring_pass: bool) -> float:
+    """`costs()` with what tiles add: the margins every crop sees again, and for the Gram loss
+    the forward pass that measures the picture's Gram first (a third more)."""
+    total = 0.0
+    for (w, h), cost in zip(schedule.sizes, costs(schedule), strict=True):
+        counts = tiles.counts_for(w, h, max_crop_pixels) or (1, 1)
+        if counts != (1, 1):
+            seen = sum(tile.crop.pixels for tile in tiles.grid(w, h, counts)) / (w * h)
+            cost *= seen * (4 / 3 if measuring_pass else 1.0)
+        total += cost
+    return total
+
+
+def setup_cost(schedule: Schedule) -> float:
+    """The work each scale does before its first iteration: the photo's and the painting's
+    forward passes for the targets, each a third of a forward+backward."""
+    return sum(2 / 3 * cost / steps for cost, steps in zip(costs(schedule), schedule.steps, strict=True))
+
+
+def blended_pace(prior: float | None, seconds: float, work: float, total: float, so_far: float) -> float:
+    """Seconds per unit for the time left: the job's own pace since its first iteration
+    (`seconds` for `work`), trusted more as it covers more of the job (fully from PACE_TRUST of
+    it), and until then the daemon's measured pace (`prior`); counting its set-up would make the
+    first figures far too long. `so_far`, the pace with the set-up, serves when there is nothing else."""
+    if work <= 0:
+        return prior or so_far
+    own = seconds / work
+    if prior is None:
+        return own
+    trust = min(1.0, work / (PACE_TRUST * total))
+    return trust * own + (1 - trust) * prior
+
+
+class Pace:
+    """The daemon's seconds per unit of work on its device, measured at warm-up and on every
+    job large enough to tell."""
+
+    def __init__(self) -> None:
+        self.seconds_per_unit: float | None = None
+
+    def learn(self, seconds: float, work: float) -> None:
+        """Take in a finished job's `seconds` for `work` units after its first iteration (whose
+        set-up, targets and kernel choice, would make a small job look slow)."""
+        if work < LEARN_FROM_COST:
+            return
+        previous, measured = self.seconds_per_unit, seconds / work
+        self.seconds_per_unit = measured if previous is None else (previous + measured) / 2
+
+    def estimate(self, schedule: Schedule, params: JobParams, max_crop_pixels: int) -> float:
+        """Seconds a job with this schedule would take, set-up included."""
+        work = tiled_cost(schedule, max_crop_pixels, params.style_loss == "gram") + setup_cost(schedule)
+        return work * (self.seconds_per_unit or 0.0)
+
+
+class Clock:
+    """One job's time: where it stands after each iteration, and the time left."""
+
+    def __init__(self, schedule: Schedule, pace: Pace, started: float) -> None:
+        self.schedule = schedule
+        self.pace = pace
+        self.costs = costs(schedule)
+        self.total = sum(self.costs)
+        self.started = started  # time.monotonic() when the job began
+        self.first: tuple[float, float] | None = None  # when, and after how much work, iteration one ended
+
+    def spent(self, index: int, iteration: int) -> float:
+        """The work done after `iteration` steps of scale `index`."""
+        return sum(self.costs[:index]) + self.costs[index] * iteration / self.schedule.steps[index]
+
+    def progress(self, index: int, iteration: int, losses: dict[str, float]) -> Progress:
+        """Where the job stands after `iteration` steps of scale `index`."""
+        now, spent = time.monotonic(), self.spent(index, iteration)
+        if self.first is None:
+            self.first = (now, spent)
+        pace = blended_pace(self.pace.seconds_per_unit, now - self.first[0], spent - self.first[1], self.total,
+                            (now - self.started) / spent)
+        (w, h), steps = self.schedule.sizes[index], self.schedule.steps
+        return Progress(scale=index + 1, scales=len(self.schedule.sizes), width=w, height=h,
+                        iteration=sum(steps[:index]) + iteration, total=sum(steps), losses=losses,
+                        elapsed=now - self.started, eta=(self.total - spent) * pace)
+
+    def finished(self, max_crop_pixels: int, params: JobParams) -> None:
+        """Teach the daemon's pace what this job took (from its first iteration on)."""
+        if self.first is not None:
+            work = tiled_cost(self.schedule, max_crop_pixels, params.style_loss == "gram")
+            self.pace.learn(time.monotonic() - self.first[0], work - self.first[1])

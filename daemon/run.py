@@ -1,0 +1,110 @@
+"""One job through the engine: its framing, colours, schedule and clock, scale by scale, with its
+progress and previews reported after every iteration."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+
+from protocol.messages import JobParams, Progress
+
+from . import tiles
+from .colours import Styles, prepare_colours, starting_point
+from .imaging import low_band_of, resize
+from .memory import memory_plan
+from .pace import Clock
+from .plan import Schedule, frame
+
+if TYPE_CHECKING:
+    from .engine import StyleTransfer
+
+ProgressCallback = Callable[[Progress], None]
+PreviewCallback = Callable[[torch.Tensor, Progress], None]
+Keep = Callable[[torch.Tensor], torch.Tensor]
+
+
+def keep_all(picture: torch.Tensor) -> torch.Tensor:
+    return picture
+
+
+class Run:
+    """A job's state while it runs; `paint()` returns the picture at the content's size."""
+
+    def __init__(self, engine: StyleTransfer, content: torch.Tensor, styles: Styles, params: JobParams,
+                 on_progress: ProgressCallback | None, on_preview: PreviewCallback | None,
+                 memory_limit: int | None) -> None:
+        started = time.monotonic()
+        self.engine = engine
+        framing = frame(content, params)
+        self.params, self.crop = framing.params, framing.crop
+        width, height = framing.width, framing.height
+        content = framing.content
+        self.max_crop = self.params.tile_pixels or tiles.UNLIMITED
+        if memory_limit is not None:
+            self.max_crop = memory_plan(content.shape[-1], content.shape[-2], self.params, engine.device,
+                                        memory_limit).max_crop_pixels
+        self.colours = prepare_colours(content.to(engine.device), [(s.to(engine.device), w) for s, w in styles],
+                                       self.params)
+        self.schedule = Schedule.of(width, height, self.params, (content.shape[-1], content.shape[-2]))
+        self.clock = Clock(self.schedule, engine.pace, started)
+        self.palette = self.colours.palette() if self.params.init == "palette" else None
+        # The look's scales shrink the photo from its working size, not from its own: a large photo
+        # shrunk for every small scale delays the first preview.
+        self.small_content = resize(self.colours.content, width, height)
+        if self.schedule.first_detail == len(self.schedule.sizes):  # no detail scales: the photo is needed small
+            self.colours.content = self.small_content
+        self.generator = torch.Generator().manual_seed(self.params.seed)
+        self.on_progress, self.on_preview = on_progress, on_preview
+        self.last_preview = started - self.params.preview_seconds  # the first preview at once, then evenly
+
+    def paint(self) -> torch.Tensor:
+        image: torch.Tensor | None = None
+        previous: torch.Tensor | None = None
+        for index, (w, h) in enumerate(self.schedule.sizes):
+            detail = index >= self.schedule.first_detail
+            scale_content = resize(self.colours.content if detail else self.small_content, w, h)
+            image = starting_point(image, scale_content, previous, self.params, self.generator,
+                                   self.palette).to(self.engine.device)
+            previous = scale_content
+            # A detail scale keeps what the scale below holds from where it started, and so do its
+            # previews; the look's scales keep everything they paint.
+            kept = low_band_of(image, *self.schedule.sizes[index - 1]) if detail else keep_all
+            report = functools.partial(self.report, index, kept)
+            steps = self.schedule.steps[index]
+            if detail:
+                image = kept(self.engine.paint_detail(image, self.colours.styles, self.params, steps, self.generator,
+                                                      report, self.max_crop))
+            else:
+                image = self.engine.optimise(image, scale_content, self.colours.styles, self.params, steps,
+                                             self.generator, report, self.max_crop)
+        assert image is not None
+        self.clock.finished(self.max_crop, self.params)
+        return self.recoloured(image.detach().clamp(0, 1))
+
+    def recoloured(self, picture: torch.Tensor) -> torch.Tensor:
+        """A picture of the job's as the user sees it: its colours back, the padding cut off."""
+        rows, cols = self.crop
+        return self.colours.recolour(picture)[..., rows, cols]
+
+    def report(self, index: int, kept: Keep, iteration: int, losses: dict[str, float],
+               current: torch.Tensor) -> None:
+        """After each iteration: progress always, and a preview when one is due."""
+        progress = self.clock.progress(index, iteration, losses)
+        if self.on_progress:
+            self.on_progress(progress)
+        last_of_scale = iteration == self.schedule.steps[index]
+        final = last_of_scale and index == len(self.schedule.sizes) - 1
+        if self.on_preview and not final and self.preview_due(iteration, last_of_scale):
+            self.on_preview(self.recoloured(kept(current)), progress)
+            self.last_preview = time.monotonic()
+
+    def preview_due(self, iteration: int, last_of_scale: bool) -> bool:
+        """Every `preview_seconds`, else every `preview_every` iterations and at the end of each scale."""
+        if self.params.preview_seconds:
+            return time.monotonic() - self.last_preview >= self.params.preview_seconds
+        every = self.params.preview_every
+        return bool(every) and (iteration % every == 0 or last_of_scale)
