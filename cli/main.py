@@ -233,17 +233,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def add_connection_options(parser: argparse.ArgumentParser, endpoint: str) -> None:
+    """--endpoint (defaulting to `endpoint`), --server-key and --client-key. Given SUPPRESS, an
+    option that is not given leaves the value set before the command (`impasto stylize --endpoint ...`)."""
+    keys = argparse.SUPPRESS if endpoint == argparse.SUPPRESS else None
+    parser.add_argument("--endpoint", default=endpoint, help="the daemon's ZeroMQ endpoint (default: "
+                        "$IMPASTO_ENDPOINT, else the local daemon's socket)")
+    parser.add_argument("--server-key", default=keys, help="a remote daemon's CURVE public key file")
+    parser.add_argument("--client-key", default=keys, help="this client's CURVE secret key file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="impasto", description="Neural style transfer through the Impasto daemon.")
-    parser.add_argument("--endpoint", default=os.environ.get("IMPASTO_ENDPOINT") or default_endpoint(),
-                        help="the daemon's ZeroMQ endpoint (default: $IMPASTO_ENDPOINT, else %(default)s)")
-    parser.add_argument("--server-key", help="a remote daemon's CURVE public key file")
-    parser.add_argument("--client-key", help="this client's CURVE secret key file")
-    # The connection options may also follow the command (`impasto stylize --endpoint ...`).
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--endpoint", default=argparse.SUPPRESS, help="the daemon's ZeroMQ endpoint")
-    common.add_argument("--server-key", default=argparse.SUPPRESS, help="a remote daemon's CURVE public key file")
-    common.add_argument("--client-key", default=argparse.SUPPRESS, help="this client's CURVE secret key file")
+    add_connection_options(parser, os.environ.get("IMPASTO_ENDPOINT") or default_endpoint())
+    common = argparse.ArgumentParser(add_help=False)  # they may also follow the command
+    add_connection_options(common, argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True)
 
     stylize = commands.add_parser("stylize", parents=[common], help="stylise an image")

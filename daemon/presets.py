@@ -2,7 +2,7 @@
 
 Built-in presets are four public-domain paintings shipped in `paintings/` (see NOTICE) and two
 textures `artwork` draws; user presets live under the XDG data dir, one folder each
-(`style.png`, `preset.json`). A name is checked against NAME_PATTERN and only ever looked
+(`style.png`, `preset.json`). A name is checked against protocol.presets' rule and only ever looked
 up in these tables, so a client can never make the daemon read or write another path.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -22,13 +21,13 @@ import numpy as np
 from PIL import Image
 
 from protocol import messages as m
+from protocol.presets import NAME_RULE, is_preset_name
 
 from . import artwork
 
 THUMBNAIL_SIDE = 64
 # Matched whole (fullmatch): with match, "$" also matched before a final newline, so "swirls\n"
 # was accepted and listed as a second "swirls".
-NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 PAINTINGS = Path(__file__).resolve().parent / "paintings"
@@ -93,13 +92,13 @@ class PresetStore:
         """The built-in presets, paintings first, then the user's, by name."""
         if not self.folder.is_dir():
             return list(BUILT_IN)
-        user = [p.name for p in self.folder.iterdir() if NAME_PATTERN.fullmatch(p.name) and (p / "style.png").is_file()]
+        user = [p.name for p in self.folder.iterdir() if is_preset_name(p.name) and (p / "style.png").is_file()]
         return [*BUILT_IN, *sorted(set(user) - set(BUILT_IN))]
 
     def __contains__(self, name: str) -> bool:
         if name in BUILT_IN:
             return True
-        return bool(NAME_PATTERN.fullmatch(name)) and (self._user_folder(name) / "style.png").is_file()
+        return is_preset_name(name) and (self._user_folder(name) / "style.png").is_file()
 
     def describe(self, name: str) -> dict:
         if name in BUILT_IN:
@@ -163,6 +162,5 @@ class PresetStore:
 
 
 def check_name(name: object) -> None:
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise PresetError("a preset name is 1..64 lowercase letters, digits, '-' or '_', starting with a letter "
-                          "or digit")
+    if not is_preset_name(name):
+        raise PresetError(f"a preset name is {NAME_RULE}")

@@ -9,7 +9,7 @@ What it does, and says it did:
 1. finds GIMP 3's profile folders: ~/.config/GIMP/3.x (native) and
    ~/.var/app/org.gimp.GIMP/config/GIMP/3.x (Flatpak);
 2. copies the plug-in to <profile>/plug-ins/impasto/impasto.py (executable, named like its
-   folder, as GIMP requires) with its logic (impasto_job.py) and the `protocol` package beside it;
+   folder, as GIMP requires) with its other modules and the `protocol` package beside it;
 3. finds GIMP's own Python: the one its interpreters/*.interp files name, else the first of
    /usr/bin/python3 and `python3` on PATH that can load GIMP 3's bindings (a python3 first on
    PATH, pyenv's say, is often not GIMP's), or the Flatpak's own; writes its path into the
@@ -43,7 +43,7 @@ INTERPRETER_FILES = ("/usr/lib/*/gimp/3.0/interpreters/*.interp", "/usr/lib/gimp
                      "/usr/local/lib/*/gimp/3.0/interpreters/*.interp", "/usr/local/lib/gimp/3.0/interpreters/*.interp")
 # What a GIMP plug-in's Python must do: load GIMP 3's bindings through PyGObject.
 LOADS_GIMP = "import gi; gi.require_version('Gimp', '3.0')"
-PLUGIN_PARTS = ("impasto_dialog.py", "impasto_run.py", "impasto_job.py", "impasto-help.html")
+PLUGIN_PARTS = ("impasto_dialog.py", "impasto_run.py", "impasto_choices.py", "impasto_daemon.py", "impasto-help.html")
 
 
 def gimp_profiles(home: Path) -> list[Path]:

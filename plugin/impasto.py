@@ -23,7 +23,8 @@ import gi  # noqa: E402
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-import impasto_job as job  # noqa: E402
+import impasto_choices as choices  # noqa: E402
+import impasto_daemon  # noqa: E402
 import impasto_run  # noqa: E402
 from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
@@ -82,26 +83,26 @@ def choose_style(config):
     source = config.get_property("style-source")
     given = {"file": config.get_property("style-file"), "image": config.get_property("style-image"),
              "pattern": config.get_property("style-pattern")}
-    source = job.check_style_source(source, given.get(source) is not None)
+    source = choices.check_style_source(source, given.get(source) is not None)
     if source == "image":
         return style_from_image(given["image"]), given["image"].get_name()
     if source == "file":
         return style_from_file(given["file"]), os.path.basename(given["file"].get_path() or "style file")
     if source == "pattern":
         return style_from_pattern(given["pattern"]), given["pattern"].get_name()
-    return job.preset_style(config.get_property("style-preset") or "")
+    return choices.preset_style(config.get_property("style-preset") or "")
 
 
 def selection_region(image, layer, context=True):
-    """The region to send (impasto_job.Region, layer coordinates) and the selection mask over it (or
+    """The region to send (impasto_choices.Region, layer coordinates) and the selection mask over it (or
     None). `context`: some of the layer around the selection goes too (a job's), or none (a preset's)."""
     _, offset_x, offset_y = layer.get_offsets()
     size = (layer.get_width(), layer.get_height())
     _, selected, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
     if not selected:
-        return job.region_to_send(size, None), None
+        return choices.region_to_send(size, None), None
     # Selection bounds are in image coordinates.
-    region = job.region_to_send(size, (x1 - offset_x, y1 - offset_y, x2 - offset_x, y2 - offset_y), context)
+    region = choices.region_to_send(size, (x1 - offset_x, y1 - offset_y, x2 - offset_x, y2 - offset_y), context)
     mask = read_pixels(image.get_selection(), region.x + offset_x, region.y + offset_y, region.width, region.height,
                        "Y u8")
     return region, mask
@@ -112,18 +113,19 @@ def selection_region(image, layer, context=True):
 def check_target(image, drawables):
     """The one RGB layer to stylise; PluginError otherwise."""
     if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
-        raise job.PluginError("Impasto works on one layer: select a single layer.")
+        raise choices.PluginError("Impasto works on one layer: select a single layer.")
     if image.get_base_type() != Gimp.ImageBaseType.RGB:
-        raise job.PluginError("Impasto works on RGB images: use Image > Mode > RGB first.")
+        raise choices.PluginError("Impasto works on RGB images: use Image > Mode > RGB first.")
     if isinstance(drawables[0], Gimp.GroupLayer):
-        raise job.PluginError("Impasto cannot stylise a layer group: select one of its layers.")
+        raise choices.PluginError("Impasto cannot stylise a layer group: select one of its layers.")
     return drawables[0]
 
 
 def settings_of(config, feather, layer_side):
     """The job's settings from the procedure's arguments."""
-    return job.job_params(config.get_property("quality"), config.get_property("strength"), config.get_property("seed"),
-                          feather, layer_side, config.get_property("keep-colors"), config.get_property("brush-size"))
+    return choices.job_params(config.get_property("quality"), config.get_property("strength"),
+                              config.get_property("seed"), feather, layer_side, config.get_property("keep-colors"),
+                              config.get_property("brush-size"))
 
 
 def forecast_text(image, drawables, endpoint, config):
@@ -131,10 +133,10 @@ def forecast_text(image, drawables, endpoint, config):
     try:
         layer = check_target(image, drawables)
         region, mask = selection_region(image, layer)
-    except job.PluginError:
+    except choices.PluginError:
         return ""
     layer_side = max(layer.get_width(), layer.get_height()) if mask is not None else 0
-    return job.estimate_text(job.forecast(endpoint, region, settings_of(config, 0, layer_side)))
+    return choices.estimate_text(impasto_daemon.forecast(endpoint, region, settings_of(config, 0, layer_side)))
 
 
 def stream_into_layers(client, submit, layers, progress):
@@ -146,10 +148,10 @@ def stream_into_layers(client, submit, layers, progress):
     for reply in client.run_job(submit, should_stop=progress.poll):
         if reply.type == PROGRESS:
             latest = reply.progress
-            progress.say(job.progress_text(latest), latest.iteration / latest.total)
+            progress.say(choices.progress_text(latest), latest.iteration / latest.total)
         elif reply.type == PREVIEW:
             progress.show_preview(reply.image)
-            layers.preview(reply.image, job.preview_name(latest))
+            layers.preview(reply.image, choices.preview_name(latest))
         elif reply.type == RESULT:
             layers.arrived(reply.image)
         elif reply.type == CANCELLED:
@@ -162,61 +164,74 @@ def failure(procedure, message):
     return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, error)
 
 
-def stylize(procedure, run_mode, image, drawables, config, data):
-    from protocol.client import Client, DaemonError, DaemonUnavailable, new_job_id
-    from protocol.messages import Image
+def cancelled(procedure):
+    return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
 
-    settings = job.load_settings(HERE)
-    endpoint = job.endpoint_of(config.get_property("endpoint"), settings)
+
+def stylize(procedure, run_mode, image, drawables, config, data):
+    settings = impasto_daemon.load_settings(HERE)
+    endpoint = impasto_daemon.endpoint_of(config.get_property("endpoint"), settings)
     interactive = run_mode == Gimp.RunMode.INTERACTIVE
     daemon = None
     if interactive:
         import impasto_dialog
 
-        daemon = job.Daemon(endpoint, settings, config.get_property("start-daemon"))
+        daemon = impasto_daemon.Daemon(endpoint, settings, config.get_property("start-daemon"))
         if not impasto_dialog.show(procedure, config, daemon, image,
                                    lambda config: forecast_text(image, drawables, endpoint, config)):
-            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+            return cancelled(procedure)
     try:
         layer = check_target(image, drawables)
         region, mask = selection_region(image, layer)
         style, style_name = choose_style(config)
-    except job.PluginError as exc:
+    except choices.PluginError as exc:
         return failure(procedure, str(exc))
     except GLib.Error as exc:
         return failure(procedure, f"Impasto could not read the style: {exc.message}")
-
     progress = impasto_run.progress_for(interactive, f"Impasto: {style_name}", "Connecting to the daemon…")
 
     def waiting():
         progress.pulse()
         if progress.cancelled:  # Cancel while the daemon starts: nothing of the run exists yet
-            raise job.PluginError("cancelled")
+            raise choices.PluginError("cancelled")
 
     try:
-        job.connect(endpoint, settings, config.get_property("start-daemon"), on_wait=waiting,
-                    on_start=lambda log: progress.say("Starting the Impasto daemon (loading VGG19)…"),
-                    starting=daemon)
-    except job.PluginError as exc:
+        impasto_daemon.connect(endpoint, settings, config.get_property("start-daemon"), on_wait=waiting,
+                               on_start=lambda log: progress.say("Starting the Impasto daemon (loading VGG19)…"),
+                               starting=daemon)
+    except choices.PluginError as exc:
         progress.close()
-        if progress.cancelled:
-            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-        return failure(procedure, str(exc))
+        return cancelled(procedure) if progress.cancelled else failure(procedure, str(exc))
+    submit = submission(layer, region, mask, style, config, endpoint, interactive)
+    layers = impasto_run.ResultLayers(image, layer, region, style_name, config.get_property("keep-previews"),
+                                      live=interactive)
+    return run_into_layers(procedure, endpoint, submit, layers, progress)
+
+
+def submission(layer, region, mask, style, config, endpoint, interactive):
+    """The job to send: the region's pixels, the style, and the settings (previews evenly in time
+    for a person watching, from the daemon's forecast)."""
+    from protocol.client import new_job_id
+    from protocol.messages import Image
 
     channels = 4 if layer.has_alpha() else 3
     content = Image(region.width, region.height, channels,
                     read_pixels(layer, region.x, region.y, region.width, region.height,
                                 "R'G'B'A u8" if channels == 4 else "R'G'B' u8"))
     layer_side = max(layer.get_width(), layer.get_height()) if mask is not None else 0
-    params = settings_of(config, job.feather_for(region, mask is not None), layer_side)
-    if interactive:  # previews spread evenly in time, from the daemon's forecast
-        estimate = job.forecast(endpoint, region, params)
+    params = settings_of(config, choices.feather_for(region, mask is not None), layer_side)
+    if interactive:
+        estimate = impasto_daemon.forecast(endpoint, region, params)
         params = dataclasses.replace(params, preview_every=0,
-                                     preview_seconds=job.preview_interval(estimate and estimate["seconds"]))
-    submit = job.build_submit(new_job_id(), content, style, params, mask)
-    layers = impasto_run.ResultLayers(image, layer, region, style_name, config.get_property("keep-previews"),
-                                      live=interactive)
-    client = Client(endpoint, timeout=2.0)
+                                     preview_seconds=choices.preview_interval(estimate and estimate["seconds"]))
+    return choices.build_submit(new_job_id(), content, style, params, mask)
+
+
+def run_into_layers(procedure, endpoint, submit, layers, progress):
+    """Run the job into its layers; a cancelled run leaves none, a failed one its last preview."""
+    from protocol.client import Client, DaemonError, DaemonUnavailable
+
+    client = Client(endpoint, timeout=impasto_daemon.ANSWER_S)
     try:
         finished = stream_into_layers(client, submit, layers, progress)
     except (DaemonError, DaemonUnavailable) as exc:
@@ -227,7 +242,7 @@ def stylize(procedure, run_mode, image, drawables, config, data):
         progress.close()
     if not finished:
         layers.remove()
-        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+        return cancelled(procedure)
     if layers.final is not None:  # a script's result, placed now that nothing can cancel it
         layers.finish(layers.final)
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
@@ -249,20 +264,20 @@ def save_preset(procedure, run_mode, image, drawables, config, data):
         accepted = dialog.run()
         dialog.destroy()
         if not accepted:
-            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-    settings = job.load_settings(HERE)
-    endpoint = job.endpoint_of(config.get_property("endpoint"), settings)
+            return cancelled(procedure)
+    settings = impasto_daemon.load_settings(HERE)
+    endpoint = impasto_daemon.endpoint_of(config.get_property("endpoint"), settings)
     try:
         layer = check_target(image, drawables)
         region, _ = selection_region(image, layer, context=False)
-        name = job.preset_name(config.get_property("preset-name"))
-        job.connect(endpoint, settings, True)
-    except job.PluginError as exc:
+        name = choices.preset_name(config.get_property("preset-name"))
+        impasto_daemon.connect(endpoint, settings, True)
+    except choices.PluginError as exc:
         return failure(procedure, str(exc))
     picture = Image(region.width, region.height, 3,
                     read_pixels(layer, region.x, region.y, region.width, region.height, "R'G'B' u8"))
     try:
-        with Client(endpoint, timeout=60.0) as client:
+        with Client(endpoint, timeout=impasto_daemon.SAVE_PRESET_S) as client:
             client.add_preset(name, picture, config.get_property("description") or f"From {image.get_name()}")
     except (DaemonError, DaemonUnavailable) as exc:
         return failure(procedure, f"Impasto could not save the preset: {exc}")
@@ -281,7 +296,7 @@ def choice_of(options):
 def add_style_transfer_arguments(procedure):
     flags = GObject.ParamFlags.READWRITE
     procedure.add_choice_argument("style-source", "Style _from", "Which style argument decides (the others are "
-                                  "ignored)", choice_of(job.STYLE_SOURCES), job.DEFAULT_STYLE_SOURCE, flags)
+                                  "ignored)", choice_of(choices.STYLE_SOURCES), choices.DEFAULT_STYLE_SOURCE, flags)
     procedure.add_string_argument("style-preset", "Style _preset", "A preset of the daemon's, by name",
                                   DEFAULT_PRESET, flags)
     procedure.add_file_argument("style-file", "Style _file", "A painting to take the style from",
@@ -289,14 +304,15 @@ def add_style_transfer_arguments(procedure):
     procedure.add_image_argument("style-image", "Style _image", "Another open image as the style", True, flags)
     procedure.add_pattern_argument("style-pattern", "St_yle pattern", "A GIMP pattern as the style",
                                    True, None, True, flags)
-    procedure.add_double_argument("strength", "S_trength", *job.knob("strength"), flags)
+    procedure.add_double_argument("strength", "S_trength", *choices.knob("strength"), flags)
     procedure.add_choice_argument("keep-colors", "Colours", "Whose colours the result has",
-                                  choice_of(job.KEEP_COLORS), "none", flags)
+                                  choice_of(choices.KEEP_COLORS), "none", flags)
     procedure.add_double_argument("brush-size", "_Brush size", "Size of the painting's strokes (1: as painted)",
-                                  *job.BRUSH_SIZES, 1.0, flags)
+                                  *choices.BRUSH_SIZES, 1.0, flags)
     procedure.add_choice_argument("quality", "_Quality", "The work spent on the full-resolution detail; every "
                                   "quality composes the same picture",
-                                  choice_of({k: v[0] for k, v in job.QUALITIES.items()}), job.DEFAULT_QUALITY, flags)
+                                  choice_of({k: v[0] for k, v in choices.QUALITIES.items()}), choices.DEFAULT_QUALITY,
+                                  flags)
     procedure.add_int_argument("seed", "Random see_d", "Same seed, same picture", 0, 2**31 - 1, JobParams().seed,
                                flags)
     procedure.add_boolean_argument("keep-previews", "_Keep every preview",

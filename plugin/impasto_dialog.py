@@ -2,7 +2,8 @@
 style's thumbnail), then strength, quality with its forecast, and an Advanced part.
 
 Every widget is bound to the procedure's config, so what the dialog shows is what runs, and
-GIMP's Reset restores both. Needs GIMP's UI; the logic it asks about lives in impasto_job.
+GIMP's Reset restores both. Needs GIMP's UI; the logic it asks about lives in impasto_choices
+and impasto_daemon.
 """
 
 import os
@@ -13,7 +14,7 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
 gi.require_version("GdkPixbuf", "2.0")
-import impasto_job as job  # noqa: E402
+import impasto_choices as choices  # noqa: E402
 from gi.repository import GdkPixbuf, Gimp, GimpUi, Gio, GLib, GObject, Gtk  # noqa: E402
 
 THUMB = 96  # the chosen style's thumbnail, pixels
@@ -63,7 +64,7 @@ class Gallery:
             return self.daemon.waiting()  # keep polling while it starts
         for info in infos:
             self.infos[info.name] = info
-            pixbuf = pixbuf_of(*job.thumbnail_rgb(info.thumbnail), side=64) if info.thumbnail else None
+            pixbuf = pixbuf_of(*choices.thumbnail_rgb(info.thumbnail), side=64) if info.thumbnail else None
             self.thumbnails[info.name] = pixbuf
             self.store.append([pixbuf, info.name, f"{info.name}: {info.description}"])
         self.status.set_text(f"{len(infos)} presets. Add your own with Filters ▸ Artistic ▸ "
@@ -88,7 +89,7 @@ class Gallery:
         name = self.store[paths[0]][1]
         if name != self.config.get_property("style-preset"):
             self.config.set_property("style-preset", name)
-            for key, value in job.recommended(self.infos[name]).items():
+            for key, value in choices.recommended(self.infos[name]).items():
                 self.config.set_property(key, value)
 
     def thumbnail(self, name):
@@ -115,7 +116,7 @@ class StyleSection:
         row = Gtk.Box(spacing=8)
         row.pack_start(Gtk.Label(label="Style from:"), False, False, 0)
         group = None
-        for key, label in job.STYLE_SOURCES.items():
+        for key, label in choices.STYLE_SOURCES.items():
             radio = Gtk.RadioButton.new_with_mnemonic_from_widget(group, label)
             group = group or radio
             radio.connect("toggled", self._toggled, key)
@@ -174,7 +175,7 @@ class StyleSection:
     def refresh(self):
         """Show the chosen source's widget and the style's thumbnail (after any change, Reset included)."""
         source = self.config.get_property("style-source")
-        source = source if source in self.radios else job.DEFAULT_STYLE_SOURCE
+        source = source if source in self.radios else choices.DEFAULT_STYLE_SOURCE
         self.radios[source].set_active(True)
         self.stack.set_visible_child_name(source)
         style_file = self.config.get_property("style-file")
@@ -246,7 +247,7 @@ def packed(*rows, spacing=6, orientation=Gtk.Orientation.VERTICAL):
 
 
 def show(procedure, config, daemon, current_image, forecast):
-    """Run the dialog; True when the user pressed OK. `daemon` answers presets (impasto_job.Daemon);
+    """Run the dialog; True when the user pressed OK. `daemon` answers presets (impasto_daemon.Daemon);
     `forecast(config)` is the line about sizes and time, refreshed as settings change."""
     GimpUi.init("impasto")
     dialog = GimpUi.ProcedureDialog.new(procedure, config, "Impasto Style Transfer")

@@ -9,6 +9,7 @@ job alive on the daemon and draw replies that prove the daemon is alive.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -110,7 +111,8 @@ class Client:
 
     def preset_gallery(self) -> list[m.PresetInfo]:
         """The presets with their thumbnails."""
-        return m.preset_infos(self.request(m.PRESETS))
+        reply = self.request(m.PRESETS)
+        return m.preset_infos(reply.header, reply.frames)
 
     def add_preset(self, name: str, image: m.Image, description: str = "", params: dict | None = None) -> None:
         self.request(m.PRESET_ADD, m.preset_add_message(m.PresetUpload(name, image, description, params or {})))
@@ -220,19 +222,12 @@ def spawn_daemon(command: Sequence[str], endpoint: str, log_path: Path, detach: 
         raise DaemonUnavailable(f"could not start the Impasto daemon ({' '.join(command)}): {exc}") from None
 
 
-def start_daemon(command: Sequence[str], endpoint: str, log_path: Path, wait: float = 120.0,
-                 keys: ClientKeys | None = None, on_wait: Callable[[], None] = lambda: None,
-                 detach: bool = True, cwd: Path | None = None) -> tuple[subprocess.Popen, dict]:
-    """Run `command --endpoint ENDPOINT`, logging to `log_path`, and wait until it answers.
-
-    The one way the CLI, the plug-in, the benches and the tests start a daemon. `detach` gives
-    it a session of its own, so it outlives its starter (GIMP kills a plug-in's process group).
-    Returns the process and its hello; raises DaemonUnavailable, with the log's last line, when it
-    exits first or does not answer within `wait` seconds.
-    """
-    process = spawn_daemon(command, endpoint, log_path, detach, cwd)
+def await_daemon(process: subprocess.Popen, endpoint: str, log_path: Path, wait: float = 120.0,
+                 keys: ClientKeys | None = None, on_wait: Callable[[], None] = lambda: None) -> dict:
+    """The hello of the daemon `process` just started, once it answers; DaemonUnavailable, with
+    its log's last line, when it exits first or does not answer within `wait` seconds."""
     try:
-        return process, wait_for_daemon(endpoint, wait, keys, lambda: process.poll() is None, on_wait)
+        return wait_for_daemon(endpoint, wait, keys, lambda: process.poll() is None, on_wait)
     except DaemonUnavailable:
         if process.poll() is None:
             raise DaemonUnavailable(f"the Impasto daemon did not answer within {wait:g} s; see {log_path}") from None
@@ -240,21 +235,32 @@ def start_daemon(command: Sequence[str], endpoint: str, log_path: Path, wait: fl
                                 f"{last_line(log_path) or 'no output'}; see {log_path}") from None
 
 
-def ensure_daemon(endpoint: str, command: Sequence[str], wait: float = 120.0, keys: ClientKeys | None = None,
-                  on_wait: Callable[[], None] = lambda: None,
-                  on_start: Callable[[Path], None] = lambda log: None) -> dict:
-    """The hello of the daemon at `endpoint`, after starting one with `command` if none answers.
+def start_daemon(command: Sequence[str], endpoint: str, log_path: Path, wait: float = 120.0,
+                 keys: ClientKeys | None = None, on_wait: Callable[[], None] = lambda: None,
+                 detach: bool = True, cwd: Path | None = None) -> tuple[subprocess.Popen, dict]:
+    """Run `command --endpoint ENDPOINT`, logging to `log_path`, and wait until it answers.
 
-    Only a local (ipc) daemon is started: one on tcp runs elsewhere or under its own keys, so its
-    absence is reported, not papered over. The socket's folder must be ours and closed to others
-    (another local user could otherwise listen there); `on_start(log_path)` is told before it
-    starts, since loading VGG19 takes a while.
+    The one way the CLI, the plug-in, the benches and the tests start a daemon. `detach` gives
+    it a session of its own, so it outlives its starter (GIMP kills a plug-in's process group).
+    Returns the process and its hello.
     """
-    with Client(endpoint, timeout=1.0, keys=keys) as client:
-        try:
-            return client.hello()
-        except DaemonUnavailable:
-            pass
+    process = spawn_daemon(command, endpoint, log_path, detach, cwd)
+    return process, await_daemon(process, endpoint, log_path, wait, keys, on_wait)
+
+
+def command_found(command: Sequence[str]) -> bool:
+    """Whether `command`'s program exists, as a path or on PATH."""
+    return bool(command) and (os.path.exists(command[0]) or shutil.which(command[0]) is not None)
+
+
+def spawn_local_daemon(command: Sequence[str], endpoint: str) -> tuple[subprocess.Popen, Path]:
+    """Start a daemon for `endpoint` in the background, logging beside its socket; returns the
+    process and its log.
+
+    Only a local (ipc) daemon is ever started by a client: one on tcp runs elsewhere or under its
+    own keys, so its absence is reported, not papered over. The socket's folder must be ours and
+    closed to others (another local user could otherwise listen there).
+    """
     if ipc_path(endpoint) is None:
         raise DaemonUnavailable(f"no Impasto daemon answers at {endpoint}; one on a tcp endpoint is never "
                                 "started from here: start it on its machine")
@@ -263,8 +269,23 @@ def ensure_daemon(endpoint: str, command: Sequence[str], wait: float = 120.0, ke
         make_private_dir(log_path.parent)
     except PermissionError as exc:
         raise DaemonUnavailable(str(exc)) from None
+    return spawn_daemon(command, endpoint, log_path), log_path
+
+
+def ensure_daemon(endpoint: str, command: Sequence[str], wait: float = 120.0, keys: ClientKeys | None = None,
+                  on_wait: Callable[[], None] = lambda: None,
+                  on_start: Callable[[Path], None] = lambda log: None) -> dict:
+    """The hello of the daemon at `endpoint`, after starting one with `command` if none answers
+    (spawn_local_daemon says where one may be started); `on_start(log_path)` is told when it
+    starts, since loading VGG19 takes a while."""
+    with Client(endpoint, timeout=1.0, keys=keys) as client:
+        try:
+            return client.hello()
+        except DaemonUnavailable:
+            pass
+    process, log_path = spawn_local_daemon(command, endpoint)
     on_start(log_path)
-    return start_daemon(command, endpoint, log_path, wait, keys, on_wait)[1]
+    return await_daemon(process, endpoint, log_path, wait, keys, on_wait)
 
 
 def new_job_id() -> str:

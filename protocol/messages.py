@@ -11,7 +11,7 @@ are raw pixel buffers that the header describes. Every header carries `proto` an
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
@@ -19,8 +19,16 @@ import msgpack
 from .errors import Code, ProtocolError, is_int, is_number, shown
 from .images import Image, image_from
 
-# Settings and errors have modules of their own; they are named here too, so that code holding
-# `messages` reaches every part of a message through it.
+# Settings, presets and progress have modules of their own; they are named here too, so that code
+# holding `messages` reaches every part of a message through it.
+from .presets import (  # noqa: F401
+    MAX_DESCRIPTION_LENGTH,
+    MAX_NAME_LENGTH,
+    PresetInfo,
+    PresetUpload,
+    preset_infos,
+)
+from .progress import Progress
 from .settings import (  # noqa: F401
     DEFAULT_PRESET,
     DEFAULT_STYLE_LAYERS,
@@ -38,7 +46,6 @@ VERSION = 1
 
 MAX_HEADER_BYTES = 256 * 1024
 MAX_STYLES = 8
-MAX_NAME_LENGTH = 64
 MAX_JOB_ID_LENGTH = 64
 MAX_MESSAGE_BYTES = 4 * MAX_PIXELS + 16 * MAX_HEADER_BYTES
 
@@ -52,7 +59,6 @@ ACCEPTED, PROGRESS, PREVIEW, RESULT = "accepted", "progress", "preview", "result
 ERROR, CANCELLED = "error", "cancelled"
 REPLY_TYPES = (HELLO, PRESETS, HEARTBEAT, SHUTDOWN, PRESET_ADD, PRESET_REMOVE, ESTIMATE, ACCEPTED, PROGRESS, PREVIEW,
                RESULT, ERROR, CANCELLED)
-MAX_DESCRIPTION_LENGTH = 200
 
 # A job sends at most this many previews the client has not acknowledged (heartbeat `seen`), so
 # a slow client gets fewer, fresher previews instead of a growing backlog.
@@ -103,14 +109,6 @@ class Estimate:
     width: int
     height: int
     params: JobParams
-
-
-@dataclass
-class PresetUpload:
-    name: str
-    image: Image | None = None
-    description: str = ""
-    params: dict[str, Any] = field(default_factory=dict)  # recommended, already validated
 
 
 def encode(header: dict[str, Any], images: list[Image] = ()) -> list:
@@ -236,33 +234,6 @@ def _preset_upload(header: dict[str, Any], frames: list, max_pixels: int, with_i
     return PresetUpload(name, image, description, dict(params))
 
 
-# --- progress ----------------------------------------------------------------------------
-
-@dataclass
-class Progress:
-    """Where a job stands. The engine makes it, the daemon sends it, the CLI and the plug-in show it."""
-
-    scale: int  # 1-based index of the current scale
-    scales: int
-    width: int  # size of the image being optimised at this scale
-    height: int
-    iteration: int  # 1-based, counted over the whole job
-    total: int
-    losses: dict[str, float]  # "content", "style", "tv", "total"
-    elapsed: float  # seconds since the job started
-    eta: float  # seconds left, estimated from the pace so far
-
-    def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_header(cls, header: dict[str, Any]) -> Progress:
-        try:
-            return cls(**{f.name: header[f.name] for f in fields(cls)})
-        except KeyError as exc:
-            raise ProtocolError(Code.BAD_MESSAGE, f"progress without {exc}") from None
-
-
 # --- building messages -------------------------------------------------------------------
 # Every request and reply is built here, so a field is spelt in one place.
 
@@ -354,30 +325,3 @@ def parse_reply(frames: list) -> Reply:
     if "image" in header:
         image = image_from(header["image"], frames, "reply image", MAX_PIXELS)
     return Reply(header["type"], header, image, frames)
-
-
-@dataclass(frozen=True)
-class PresetInfo:
-    """One entry of a `presets` reply: what a gallery shows."""
-
-    name: str
-    description: str
-    source: str  # "built-in" or "user"
-    params: dict[str, Any]
-    thumbnail: Image | None  # at most 64 px a side
-
-
-def preset_infos(reply: Reply) -> list[PresetInfo]:
-    """The presets a `presets` reply lists, with their thumbnails (None where one is unreadable)."""
-    infos = []
-    for entry in reply.header.get("presets", []):
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            continue
-        try:
-            thumbnail = image_from(entry.get("thumbnail"), reply.frames, "thumbnail", 256 * 256)
-        except ProtocolError:
-            thumbnail = None
-        params = entry.get("params")
-        infos.append(PresetInfo(entry["name"], str(entry.get("description", "")), str(entry.get("source", "")),
-                                params if isinstance(params, dict) else {}, thumbnail))
-    return infos

@@ -16,6 +16,7 @@ from protocol import messages as m
 from protocol.client import Client, DaemonUnavailable, new_job_id, start_daemon
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "plugin"))  # the plug-in's modules import each other as GIMP loads them
 SHARED_IMAGES = ROOT.parent / "shared" / "images"
 
 

@@ -82,12 +82,12 @@ def test_every_quality_of_the_plugin_composes_the_same_picture(vgg19, photo, pai
     """Draft and Fine differ only in their detail work: shrunk to the composition's size, both stay
     near the composition and each other, a small share of how far the composition is from the photo
     (before the detail kept the scale below, Fine drifted 1.2 times that far here)."""
-    from plugin import impasto_job as job
+    import impasto_choices as choices
 
     composed, _ = run(vgg19, photo, painting, detail=0)
-    draft, _ = run(vgg19, photo, painting, detail=job.QUALITIES["draft"][1])
+    draft, _ = run(vgg19, photo, painting, detail=choices.QUALITIES["draft"][1])
     previews: list[torch.Tensor] = []  # what GIMP's layer shows while the detail is painted
-    params = JobParams(size=48, iterations=6, preview_every=1, precision="fp32", detail=job.QUALITIES["fine"][1])
+    params = JobParams(size=48, iterations=6, preview_every=1, precision="fp32", detail=choices.QUALITIES["fine"][1])
     fine = engine.StyleTransfer(vgg19).run(photo, [(painting, 1.0)], params,
                                            on_preview=lambda picture, progress: previews.append(picture)
                                            if progress.width > 48 else None)

@@ -1,36 +1,16 @@
-"""The GIMP plug-in's logic that needs no GIMP: which style, which region, which settings, what to say.
-
-It imports only `protocol` (installed beside it), so plain pytest runs it; `impasto.py` keeps
-the dialog, the pixels and the layers, and asks this module everything else.
+"""The GIMP plug-in's choices, made without GIMP: which style, which region, which settings, and
+what the user reads. It imports only `protocol` (installed beside it), so plain pytest runs it;
+`impasto.py` keeps the dialog, the pixels and the layers, and `impasto_daemon.py` the daemon.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import shlex
-import shutil
-import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
-from protocol.client import (
-    Client,
-    DaemonError,
-    DaemonUnavailable,
-    daemon_log_path,
-    ensure_daemon,
-    last_line,
-    spawn_daemon,
-    wait_for_daemon,
-)
-from protocol.endpoint import default_endpoint, ipc_path, make_private_dir
 from protocol.errors import is_number
 from protocol.messages import DEFAULT_PRESET, Image, JobParams, PresetInfo, Progress, Style, Submit
+from protocol.presets import NAME_RULE, is_preset_name
 
 # name: (label, iterations at each detail scale above the composition). Every quality composes the
 # same picture, since its size and iterations change the look (bench/same_look.py); a Draft shows Fine's look.
@@ -45,22 +25,10 @@ KEEP_COLORS = {"none": "Painting's colours", "luminance": "Photo's colours (lumi
 BRUSH_SIZES = (0.25, 4.0)  # the dialog's range for JobParams.style_scale
 CONTEXT_FRACTION = 0.15  # context sent around a selection, as a share of its size
 FEATHER_FRACTION = 0.04  # soft edge inside a selection, as a share of its size
-PRESET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # the daemon's rule (daemon/presets.py)
-START_WAIT_S = 90  # how long the plug-in waits for a daemon it started (loading VGG19)
 
 
 class PluginError(Exception):
     """Ends the run with a message for the user."""
-
-
-def load_settings(folder: str | Path) -> dict:
-    """impasto.json beside the plug-in: the daemon's endpoint and the command that starts it."""
-    try:
-        with open(Path(folder) / "impasto.json") as f:
-            settings = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return settings if isinstance(settings, dict) else {}
 
 
 def knob(name: str) -> tuple[str, Any, Any, Any]:
@@ -68,12 +36,6 @@ def knob(name: str) -> tuple[str, Any, Any, Any]:
     spec = next(f for f in fields(JobParams) if f.name == name)
     allowed = spec.metadata["allowed"]
     return spec.metadata["help"], allowed.low, allowed.high, getattr(JobParams(), name)
-
-
-def endpoint_of(argument: str, settings: dict, environ: dict[str, str] | None = None) -> str:
-    """The procedure's argument, else $IMPASTO_ENDPOINT, else the installer's, else the default."""
-    environ = os.environ if environ is None else environ
-    return argument or environ.get("IMPASTO_ENDPOINT") or settings.get("endpoint") or default_endpoint()
 
 
 # --- the style -------------------------------------------------------------------------
@@ -198,9 +160,8 @@ def preview_name(progress: Progress | None) -> str:
 def preset_name(name: str) -> str:
     """A name for a new preset, as the daemon will take it (lowercase, '-' for spaces); PluginError if none."""
     cleaned = "-".join(name.strip().lower().split())
-    if not PRESET_NAME.fullmatch(cleaned):
-        raise PluginError(f"{name!r} cannot name a preset: use 1 to 64 lowercase letters, digits, '-' or '_', "
-                          "starting with a letter or a digit.")
+    if not is_preset_name(cleaned):
+        raise PluginError(f"{name!r} cannot name a preset: use {NAME_RULE}.")
     return cleaned
 
 
@@ -218,127 +179,3 @@ def estimate_text(estimate: dict | None) -> str:
     painted = f", painted up to {out_width}×{out_height}" if (out_width, out_height) != (width, height) else ""
     return (f"Composed at {width}×{height} in every quality{painted}: about {duration_text(estimate['seconds'])} "
             f"on {estimate['device']}")
-
-
-def forecast(endpoint: str, region: Region, params: JobParams) -> dict | None:
-    """The daemon's estimate for this job, or None when no daemon answers at once."""
-    try:
-        with Client(endpoint, timeout=1.0) as client:
-            return client.estimate(region.width, region.height, params)
-    except (DaemonUnavailable, DaemonError):
-        return None
-
-
-# --- the daemon ------------------------------------------------------------------------
-
-def daemon_command(settings: dict) -> list[str]:
-    command = settings.get("daemon_command")
-    return [str(part) for part in command] if isinstance(command, list) else []
-
-
-def connect(endpoint: str, settings: dict, start: bool, on_wait: Callable[[], None] = lambda: None,
-            on_start: Callable[[Path], None] = lambda log: None, starting: Daemon | None = None) -> None:
-    """Make sure a daemon answers at `endpoint`, starting the configured one where allowed (or
-    waiting for the one the dialog started, `starting`).
-
-    Raises PluginError with what the user can do about it.
-    """
-    if starting is not None and starting.waiting():
-        try:
-            wait_for_daemon(endpoint, START_WAIT_S, still_starting=starting.waiting, on_wait=on_wait)
-            return
-        except DaemonUnavailable:
-            raise PluginError(f"The Impasto daemon could not be started: {starting.state_text()}") from None
-    command = daemon_command(settings)
-    found = bool(command) and (os.path.exists(command[0]) or shutil.which(command[0]) is not None)
-    if start and found:
-        try:
-            ensure_daemon(endpoint, command, START_WAIT_S, on_wait=on_wait, on_start=on_start)
-        except DaemonUnavailable as exc:
-            raise PluginError(f"The Impasto daemon could not be started: {exc}") from None
-        return
-    try:
-        with Client(endpoint, timeout=2.0) as client:
-            client.hello()
-        return
-    except DaemonUnavailable:
-        pass
-    raise PluginError(not_running_text(endpoint, command, start))
-
-
-def not_running_text(endpoint: str, command: list[str], start: bool) -> str:
-    """What to do when no daemon answers: the configured command (with its endpoint), or the installer."""
-    if start:
-        return (f"The Impasto daemon is not running at {endpoint}, and it cannot be started from here "
-                f"({command[0] if command else 'no daemon command configured'} not found). Run Impasto's "
-                "installer again.")
-    how = f"`{shlex.join([*command, '--endpoint', endpoint])}`" if command else "Impasto's installer"
-    return (f"The Impasto daemon is not running at {endpoint}. Start it with {how}, or turn on "
-            "'Start the daemon if missing' (under Advanced).")
-
-
-class Daemon:
-    """The daemon as the dialog sees it: its presets once it answers. Where allowed, a daemon
-    that is not running is started in the background when the dialog opens, so the gallery
-    fills while the user chooses (loading VGG19 takes a few seconds)."""
-
-    def __init__(self, endpoint: str, settings: dict, may_start: bool) -> None:
-        self.endpoint = endpoint
-        self.command = daemon_command(settings)
-        self.process: subprocess.Popen | None = None
-        self.log: Path | None = None
-        self.problem = ""
-        self.started = time.monotonic()
-        self.infos = self._ask()
-        if self.infos is None and may_start:
-            self._start()
-        elif self.infos is None:
-            self._explain(may_start)
-
-    def _ask(self) -> list[PresetInfo] | None:
-        try:
-            with Client(self.endpoint, timeout=0.15) as client:  # a short wait: the dialog is drawing
-                client.hello()
-            with Client(self.endpoint, timeout=10.0) as client:  # it answers: thumbnails take a moment
-                return client.preset_gallery()
-        except (DaemonUnavailable, DaemonError):
-            return None
-
-    def _explain(self, may_start: bool) -> None:
-        self.problem = not_running_text(self.endpoint, self.command, may_start)
-
-    def _start(self) -> None:
-        found = bool(self.command) and (os.path.exists(self.command[0]) or shutil.which(self.command[0]))
-        if ipc_path(self.endpoint) is None:
-            self.problem = (f"No Impasto daemon answers at {self.endpoint}; one on a tcp endpoint is started on "
-                            "its own machine.")
-            return
-        if not found:
-            self._explain(True)
-            return
-        try:
-            self.log = daemon_log_path(self.endpoint)
-            make_private_dir(self.log.parent)
-            self.process = spawn_daemon(self.command, self.endpoint, self.log)
-        except (OSError, DaemonUnavailable) as exc:
-            self.problem = f"The Impasto daemon could not be started: {exc}"
-
-    def waiting(self) -> bool:
-        """Whether a daemon this dialog started may still come up."""
-        return (self.infos is None and self.process is not None and self.process.poll() is None
-                and time.monotonic() - self.started < START_WAIT_S)
-
-    def presets(self) -> list[PresetInfo] | None:
-        if self.infos is None and (self.waiting() or self.process is None):
-            self.infos = self._ask()
-        return self.infos
-
-    def state_text(self) -> str:
-        if self.infos is not None:
-            return ""
-        if self.waiting():
-            return "Starting the Impasto daemon (loading VGG19): its presets appear here when it is ready."
-        if self.process is not None and self.process.poll() is not None:
-            tail = last_line(self.log) if self.log else ""
-            return f"The Impasto daemon stopped at once: {tail or 'no output'} (see {self.log})."
-        return self.problem or not_running_text(self.endpoint, self.command, False)
