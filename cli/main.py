@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -30,7 +31,7 @@ DAEMON_COMMAND = (sys.executable, "-m", "daemon.main")
 class ProgressBar:
     """One line on stderr, redrawn in place on a terminal, every 10% elsewhere."""
 
-    def __init__(self, stream=sys.stderr) -> None:
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
         self.stream = stream
         self.tty = stream.isatty()
         self.last_decile = -1
@@ -117,9 +118,9 @@ def run_job(client: Client, submit: m.Submit, output: Path, frames: Path | None,
                 bar.message(f"queued behind {reply.header['position']} job(s)")
             elif reply.type == m.PROGRESS and not quiet:
                 bar.update(reply.progress)
-            elif reply.type == m.PREVIEW and frames is not None:
+            elif reply.type == m.PREVIEW and frames is not None and reply.image is not None:
                 save_image(reply.image, frames / f"frame-{reply.header['iteration']:05d}.png")
-            elif reply.type == m.RESULT:
+            elif reply.type == m.RESULT and reply.image is not None:
                 save_image(reply.image, output)
                 if not quiet:
                     bar.done()
@@ -134,8 +135,8 @@ def run_job(client: Client, submit: m.Submit, output: Path, frames: Path | None,
         replies.close()  # sends the cancel
         deadline = time.monotonic() + 2
         while time.monotonic() < deadline:
-            reply = client.receive(0.2)
-            if reply is not None and reply.type in (m.CANCELLED, m.RESULT, m.ERROR) and reply.job == submit.job:
+            late = client.receive(0.2)
+            if late is not None and late.type in (m.CANCELLED, m.RESULT, m.ERROR) and late.job == submit.job:
                 break
         bar.message("cancelled")
         return EXIT_INTERRUPTED

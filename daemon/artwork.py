@@ -7,6 +7,7 @@ ours to ship. Everything is seeded, so the same call draws the same picture.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -50,7 +51,8 @@ def landscape(width: int = 384, height: int = 288, seed: int = 7) -> Image.Image
     return picture
 
 
-def _strokes(width: int, height: int, palette: list[tuple[int, int, int]], angle_at, count: int,
+def _strokes(width: int, height: int, palette: list[tuple[int, int, int]],
+             angle_at: Callable[[float, float], float], count: int,
              length: float, thickness: tuple[int, int], background: tuple[int, int, int],
              rng: np.random.Generator) -> Image.Image:
     """Short curved brush strokes that follow the flow field `angle_at(x, y)`."""

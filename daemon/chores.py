@@ -31,7 +31,7 @@ class PresetChores:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="impasto-chores")
         self._outbox: zmq.Socket | None = None  # the chores thread's own
 
-    def list(self, identity: bytes) -> None:
+    def gallery(self, identity: bytes) -> None:
         self._in_background(identity, self._presets_message)
 
     def change(self, identity: bytes, request: m.Request) -> None:
@@ -66,8 +66,10 @@ class PresetChores:
 
     def _change_presets(self, request: m.Request) -> list:
         upload = request.preset
+        assert upload is not None  # parse_request sets it for these two types
         try:
             if request.type == m.PRESET_ADD:
+                assert upload.image is not None
                 array = pixels.to_array(upload.image)[..., :3]
                 self.presets.add(upload.name, np.ascontiguousarray(array), upload.description, upload.params)
                 log.info("user preset %s added (%dx%d)", upload.name, upload.image.width, upload.image.height)

@@ -35,7 +35,6 @@ import math
 from collections.abc import Callable, Iterator
 
 import torch
-from torch import nn
 
 from protocol.messages import JobParams
 
@@ -43,7 +42,7 @@ from . import tiles
 from .colours import Styles
 from .imaging import STYLE_FILTER, resize
 from .lbfgs import OPENING_MOVE
-from .losses import ContentLoss, GramStyleLoss, SlicedWassersteinStyleLoss, gram_matrix
+from .losses import ContentLoss, GramStyleLoss, SlicedWassersteinStyleLoss, StyleLoss, gram_matrix
 from .memory import SLICED_POSITIONS, memory_plan, tile_counts, use_bf16
 from .model import LAYER_STRIDE, VGG19
 from .objective import DEFAULTS, Objective, Report, descend, effective_weights, style_gain
@@ -138,7 +137,7 @@ class StyleTransfer:
     @torch.no_grad()
     def style_losses(self, styles: list[tuple[torch.Tensor, float]], params: JobParams, long_side: int,
                      generator: torch.Generator, max_crop_pixels: int = tiles.UNLIMITED,
-                     native_at_most: bool = False) -> dict[str, nn.Module]:
+                     native_at_most: bool = False) -> dict[str, StyleLoss]:
         """The style term of each layer, with its targets computed once for this scale.
 
         Each style image is scaled so its long side is `long_side` × `style_scale`, which keeps

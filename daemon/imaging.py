@@ -51,8 +51,8 @@ def palette_of(image: torch.Tensor) -> Palette:
 def blended_palette(palettes: list[tuple[Palette, float]]) -> Palette:
     """The palette of the paintings' pixels pooled, each painting counting by its share."""
     total = sum(share for _, share in palettes) or 1.0
-    mean = sum(share * m for (m, _), share in palettes) / total
-    second = sum(share * (c + m @ m.T) for (m, c), share in palettes) / total  # E[x xᵀ]
+    mean = torch.stack([share * m for (m, _), share in palettes]).sum(0) / total
+    second = torch.stack([share * (c + m @ m.T) for (m, c), share in palettes]).sum(0) / total  # E[x xᵀ]
     return mean, second - mean @ mean.T
 
 

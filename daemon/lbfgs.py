@@ -54,6 +54,7 @@ class LBFGS:
         at the point the step starts from (the previous one when the last step was undone)."""
         loss = float(closure().detach())
         x = self.image.detach().flatten()
+        assert self.image.grad is not None  # the closure leaves the gradient there
         g = self.image.grad.detach().flatten().float()
         self.undone = False
         if self.previous is not None:

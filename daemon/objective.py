@@ -12,13 +12,12 @@ import math
 from collections.abc import Callable
 
 import torch
-from torch import nn
 
 from protocol.messages import JobParams
 
 from . import tiles
 from .lbfgs import LBFGS, OPENING_MOVE
-from .losses import ContentLoss, gram_matrix, total_variation
+from .losses import ContentLoss, GramStyleLoss, StyleLoss, gram_matrix, total_variation
 from .model import LAYER_STRIDE
 
 # VGG19's features of a crop at the given layers (the engine's, with its precision and cancel check).
@@ -70,7 +69,7 @@ class Objective:
     """
 
     def __init__(self, image: torch.Tensor, features: Features, content_loss: ContentLoss,
-                 style_losses: dict[str, nn.Module], weights: tuple[float, float, float], params: JobParams,
+                 style_losses: dict[str, StyleLoss], weights: tuple[float, float, float], params: JobParams,
                  counts: tuple[int, int], generator: torch.Generator, fixed_cuts: bool = False) -> None:
         self.image = image  # a leaf that requires grad
         self.height, self.width = image.shape[-2:]
@@ -96,6 +95,11 @@ class Objective:
 
     def _new_grid(self) -> list[tiles.Tile]:
         return tiles.grid(self.width, self.height, self.counts, generator=self.generator if self.tiled else None)
+
+    def _gram_loss(self, layer: str) -> GramStyleLoss:
+        loss = self.style_losses[layer]
+        assert isinstance(loss, GramStyleLoss)  # the whole picture's Gram is measured for the Gram loss only
+        return loss
 
     def move_cuts(self) -> None:
         """New cuts between tiles for the next iteration (nothing to do for a whole picture)."""
@@ -128,12 +132,14 @@ class Objective:
                 terms = self._tile_terms(crop, tile, grams if measuring else None)
             if with_gradient:
                 terms["total"].backward()
+                assert self.image.grad is not None and crop.grad is not None
                 tile.cut(self.image.grad).add_(crop.grad)
             for name, value in terms.items():
                 totals[name] = totals[name] + value.detach() if name in totals else value.detach()
         if measuring:  # the style term from the picture's Gram
-            totals["style"] = sum(self.layer_weights[layer] * self.style_losses[layer].of_gram(gram)
-                                  for layer, gram in grams.items()) / self.layer_weight_sum
+            style = torch.stack([self.layer_weights[layer] * self._gram_loss(layer).of_gram(gram)
+                                 for layer, gram in grams.items()]).sum()
+            totals["style"] = style / self.layer_weight_sum
             totals["total"] = self.total(totals)
             self.picture_grams.update(grams)
         return totals
@@ -159,7 +165,8 @@ class Objective:
                 gram = gram_matrix(feats) * share
                 grams[layer] = grams[layer] + gram if layer in grams else gram
             else:
-                style = style + self.layer_weights[layer] * loss.tile_part(feats, share, self.picture_grams[layer])
+                part = self._gram_loss(layer).tile_part(feats, share, self.picture_grams[layer])
+                style = style + self.layer_weights[layer] * part
         terms = {"content": self.content_loss(features[self.params.content_layer], tile),
                  "style": style / self.layer_weight_sum,
                  "tv": total_variation(crop, tile, self.width * self.height)}
@@ -188,7 +195,11 @@ def descend(objective: Objective, params: JobParams, iterations: int, report: Re
     accepted_terms: Terms = {}
     for iteration in range(1, iterations + 1):
         objective.move_cuts()
-        optimizer.step(objective)
+        if isinstance(optimizer, LBFGS):
+            optimizer.step(objective)
+        else:
+            objective()  # the loss, with its gradient in image.grad
+            optimizer.step()
         if not (isinstance(optimizer, LBFGS) and optimizer.undone):  # else the terms are a rejected point's
             accepted_terms = dict(objective.last_terms)
         with torch.no_grad():

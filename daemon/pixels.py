@@ -49,7 +49,7 @@ def finish(image: torch.Tensor, submit: Submit) -> Image:
     rgb = to_uint8(image)
     if rgb.shape[:2] != (content.height, content.width):
         # Enlarged as 8-bit pixels by Pillow: in float32 by torch a large preview cost more than the job.
-        rgb = np.asarray(PILImage.fromarray(rgb).resize((content.width, content.height), PILImage.BICUBIC))
+        rgb = np.asarray(PILImage.fromarray(rgb).resize((content.width, content.height), PILImage.Resampling.BICUBIC))
     original = to_array(content)
     if submit.mask is not None:
         weight = feathered(to_array(submit.mask), submit.params.mask_feather)

@@ -49,7 +49,8 @@ class Job:
 
 
 class Service:
-    def __init__(self, engine: StyleTransfer, socket, context, *, device_name: str, model_name: str,
+    def __init__(self, engine: StyleTransfer, socket: zmq.Socket, context: zmq.Context, *, device_name: str,
+                 model_name: str,
                  max_queue: int = 16, max_pixels: int = m.MAX_PIXELS,
                  client_timeout: float = m.CLIENT_TIMEOUT_S, memory_limit: int = 0,
                  presets: PresetStore | None = None) -> None:
@@ -137,6 +138,7 @@ class Service:
             self._send(identity, m.simple_message(m.HEARTBEAT), MAY)
         elif request.type == m.ESTIMATE:
             estimate = request.estimate
+            assert estimate is not None  # parse_request sets it for this type
             try:
                 forecast = self.engine.estimate(estimate.width, estimate.height, estimate.params,
                                                 self.job_memory_limit())
@@ -144,10 +146,10 @@ class Service:
                 raise m.ProtocolError(m.Code.TOO_LARGE, str(exc)) from None
             self._send(identity, m.simple_message(m.ESTIMATE, device=self.device_name, **forecast))
         elif request.type == m.PRESETS:
-            self.chores.list(identity)
-        elif request.type == m.SUBMIT:
+            self.chores.gallery(identity)
+        elif request.type == m.SUBMIT and request.submit is not None:
             self._enqueue(identity, request.submit)
-        elif request.type == m.CANCEL:
+        elif request.type == m.CANCEL and request.job is not None:
             self._cancel(identity, request.job)
         elif request.type in (m.PRESET_ADD, m.PRESET_REMOVE):
             self.chores.change(identity, request)
@@ -208,6 +210,7 @@ class Service:
         if style.preset is not None:
             array = self.presets.image(style.preset)
             return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float() / 255
+        assert style.image is not None  # a style is a preset or an image
         return pixels.to_tensor(style.image)
 
     def _acknowledge(self, identity: bytes, job_id: str | None = None) -> None:
@@ -278,7 +281,7 @@ class Service:
         finally:
             outbox.close(linger=1000)
 
-    def _run(self, job: Job, outbox) -> list:
+    def _run(self, job: Job, outbox: zmq.Socket) -> list:
         """Run one job, streaming progress and previews; returns its last message, unsent."""
         submit = job.submit
 

@@ -103,6 +103,7 @@ class TargetCache:
 
     def _bound(self) -> None:
         """Delete the least recently used files until the folder holds at most max_bytes."""
+        assert self.folder is not None
         files = sorted(((f.stat().st_mtime, f.stat().st_size, f) for f in self.folder.glob("*.pt")),
                        key=lambda entry: entry[0])
         total = sum(size for _, size, _ in files)

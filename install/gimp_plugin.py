@@ -31,8 +31,11 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+Say = Callable[[str], None]  # where the installer reports what it does
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_NAME = "impasto"
@@ -108,7 +111,7 @@ def interpreter_files_python(patterns: tuple[str, ...] = INTERPRETER_FILES) -> t
     return None
 
 
-def find_gimp_python(args: argparse.Namespace, profile: Path, say) -> GimpPython | None:
+def find_gimp_python(args: argparse.Namespace, profile: Path, say: Say) -> GimpPython | None:
     """GIMP's own Python for `profile`, checked to load GIMP's bindings; None (said why) if none does."""
     if args.gimp_python:
         candidates = [(shlex.split(args.gimp_python), "given with --gimp-python")]
@@ -125,11 +128,11 @@ def find_gimp_python(args: argparse.Namespace, profile: Path, say) -> GimpPython
         found = run_python(command, f"{LOADS_GIMP}; {report}")
         if found:
             executable, version, tag, platform = found.split()[-4:]
-            on_path = shutil.which("python3")
+            first = shutil.which("python3")
             # A venv's python3 is a link to a base Python, so its path proves nothing: ask it.
-            if on_path and not args.gimp_python and run_python([on_path], LOADS_GIMP) is None:
-                about = run_python([on_path], "import sys; print('%d.%d' % sys.version_info[:2])") or "?"
-                say(f"  note: python3 on PATH ({on_path}, Python {about}) is not GIMP's Python; the plug-in "
+            if first and not args.gimp_python and run_python([first], LOADS_GIMP) is None:
+                its_version = run_python([first], "import sys; print('%d.%d' % sys.version_info[:2])") or "?"
+                say(f"  note: python3 on PATH ({first}, Python {its_version}) is not GIMP's Python; the plug-in "
                     "names GIMP's in its first line")
             return GimpPython(command, why, executable if command != FLATPAK_PYTHON else "", version, tag, platform)
         about = run_python(command, "import sys; print(sys.executable, '%d.%d' % sys.version_info[:2])")
@@ -159,7 +162,7 @@ def vendor_wheels(python: GimpPython, vendor: Path) -> str:
     return "" if ours.returncode == 0 else (ours.stderr or own.stderr).strip()
 
 
-def install(profile: Path, args: argparse.Namespace, say) -> bool:
+def install(profile: Path, args: argparse.Namespace, say: Say) -> bool:
     folder = profile / "plug-ins" / PLUGIN_NAME
     folder.mkdir(parents=True, exist_ok=True)
     script = folder / f"{PLUGIN_NAME}.py"
@@ -198,7 +201,7 @@ def install(profile: Path, args: argparse.Namespace, say) -> bool:
     return False
 
 
-def uninstall(profile: Path, say) -> None:
+def uninstall(profile: Path, say: Say) -> None:
     folder = profile / "plug-ins" / PLUGIN_NAME
     if folder.is_dir():
         shutil.rmtree(folder)
@@ -207,7 +210,7 @@ def uninstall(profile: Path, say) -> None:
         say(f"nothing to remove in {profile}")
 
 
-def write_systemd_unit(args: argparse.Namespace, say) -> None:
+def write_systemd_unit(args: argparse.Namespace, say: Say) -> None:
     units = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "systemd" / "user"
     units.mkdir(parents=True, exist_ok=True)
     (units / SYSTEMD_UNIT).write_text(

@@ -10,9 +10,12 @@ Needs only GIMP's own Python with pyzmq and msgpack: the daemon does the heavy l
 names the daemon's endpoint and the command that starts it.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import os
 import sys
+from typing import TYPE_CHECKING
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -30,18 +33,24 @@ from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
 from protocol.messages import DEFAULT_PRESET, JobParams  # noqa: E402
 
+if TYPE_CHECKING:
+    from gi.repository import Gio
+
+    from protocol.client import Client
+    from protocol.messages import Style, Submit
+
 PROCEDURE = "plug-in-impasto-style-transfer"
 SAVE_PRESET = "plug-in-impasto-save-preset"
 
 
 # --- pixels ----------------------------------------------------------------------------
 
-def read_pixels(drawable, x, y, width, height, fmt):
+def read_pixels(drawable: Gimp.Drawable, x: int, y: int, width: int, height: int, fmt: str) -> bytes:
     buffer = drawable.get_buffer()
     return bytes(buffer.get(Gegl.Rectangle.new(x, y, width, height), 1.0, fmt, Gegl.AbyssPolicy.CLAMP))
 
 
-def style_from_image(image):
+def style_from_image(image: Gimp.Image) -> Style:
     """Another open image, flattened as it looks, as RGB bytes."""
     from protocol.messages import Image, Style
 
@@ -58,7 +67,7 @@ def style_from_image(image):
     return Style(image=Image(width, height, 3, data))
 
 
-def style_from_file(path):
+def style_from_file(path: Gio.File) -> Style:
     image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, path)
     try:
         return style_from_image(image)
@@ -66,7 +75,7 @@ def style_from_file(path):
         image.delete()
 
 
-def style_from_pattern(pattern):
+def style_from_pattern(pattern: Gimp.Pattern) -> Style:
     from protocol.messages import Image, Style
 
     gi.require_version("Babl", "0.1")
@@ -78,7 +87,7 @@ def style_from_pattern(pattern):
     return Style(image=Image(extent.width, extent.height, 3, data))
 
 
-def choose_style(config):
+def choose_style(config: Gimp.ProcedureConfig) -> tuple[Style, str]:
     """The style the procedure's arguments name, and its name: "Style from" decides."""
     source = config.get_property("style-source")
     given = {"file": config.get_property("style-file"), "image": config.get_property("style-image"),
@@ -93,7 +102,8 @@ def choose_style(config):
     return choices.preset_style(config.get_property("style-preset") or "")
 
 
-def selection_region(image, layer, context=True):
+def selection_region(image: Gimp.Image, layer: Gimp.Layer,
+                     context: bool = True) -> tuple[choices.Region, bytes | None]:
     """The region to send (impasto_choices.Region, layer coordinates) and the selection mask over it (or
     None). `context`: some of the layer around the selection goes too (a job's), or none (a preset's)."""
     _, offset_x, offset_y = layer.get_offsets()
@@ -110,7 +120,7 @@ def selection_region(image, layer, context=True):
 
 # --- the procedure ---------------------------------------------------------------------
 
-def check_target(image, drawables):
+def check_target(image: Gimp.Image, drawables: list[Gimp.Drawable]) -> Gimp.Layer:
     """The one RGB layer to stylise; PluginError otherwise."""
     if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
         raise choices.PluginError("Impasto works on one layer: select a single layer.")
@@ -121,14 +131,15 @@ def check_target(image, drawables):
     return drawables[0]
 
 
-def settings_of(config, feather, layer_side):
+def settings_of(config: Gimp.ProcedureConfig, feather: float, layer_side: int) -> JobParams:
     """The job's settings from the procedure's arguments."""
     return choices.job_params(config.get_property("quality"), config.get_property("strength"),
                               config.get_property("seed"), feather, layer_side, config.get_property("keep-colors"),
                               config.get_property("brush-size"))
 
 
-def forecast_text(image, drawables, endpoint, config):
+def forecast_text(image: Gimp.Image, drawables: list[Gimp.Drawable], endpoint: str,
+                  config: Gimp.ProcedureConfig) -> str:
     """The dialog's line about sizes and time for the current settings ("" when there is no layer)."""
     try:
         layer = check_target(image, drawables)
@@ -139,7 +150,8 @@ def forecast_text(image, drawables, endpoint, config):
     return choices.estimate_text(impasto_daemon.forecast(endpoint, region, settings_of(config, 0, layer_side)))
 
 
-def stream_into_layers(client, submit, layers, progress):
+def stream_into_layers(client: Client, submit: Submit, layers: impasto_run.ResultLayers,
+                       progress: impasto_run.RunProgress) -> bool:
     """Run the job, turning its previews and result into layers and its progress into words.
     Returns False when the user cancelled."""
     from protocol.messages import CANCELLED, PREVIEW, PROGRESS, RESULT
@@ -149,26 +161,27 @@ def stream_into_layers(client, submit, layers, progress):
         if reply.type == PROGRESS:
             latest = reply.progress
             progress.say(choices.progress_text(latest), latest.iteration / latest.total)
-        elif reply.type == PREVIEW:
+        elif reply.type == PREVIEW and reply.image is not None:
             progress.show_preview(reply.image)
             layers.preview(reply.image, choices.preview_name(latest))
-        elif reply.type == RESULT:
+        elif reply.type == RESULT and reply.image is not None:
             layers.arrived(reply.image)
         elif reply.type == CANCELLED:
             return False
     return True
 
 
-def failure(procedure, message):
+def failure(procedure: Gimp.Procedure, message: str) -> Gimp.ValueArray:
     error = GLib.Error.new_literal(Gimp.PlugIn.error_quark(), message, 0)
     return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, error)
 
 
-def cancelled(procedure):
+def cancelled(procedure: Gimp.Procedure) -> Gimp.ValueArray:
     return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
 
 
-def stylize(procedure, run_mode, image, drawables, config, data):
+def stylize(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, drawables: list[Gimp.Drawable],
+            config: Gimp.ProcedureConfig, data: object) -> Gimp.ValueArray:
     settings = impasto_daemon.load_settings(HERE)
     endpoint = impasto_daemon.endpoint_of(config.get_property("endpoint"), settings)
     interactive = run_mode == Gimp.RunMode.INTERACTIVE
@@ -190,7 +203,7 @@ def stylize(procedure, run_mode, image, drawables, config, data):
         return failure(procedure, f"Impasto could not read the style: {exc.message}")
     progress = impasto_run.progress_for(interactive, f"Impasto: {style_name}", "Connecting to the daemon…")
 
-    def waiting():
+    def waiting() -> None:
         progress.pulse()
         if progress.cancelled:  # Cancel while the daemon starts: nothing of the run exists yet
             raise choices.PluginError("cancelled")
@@ -208,7 +221,8 @@ def stylize(procedure, run_mode, image, drawables, config, data):
     return run_into_layers(procedure, endpoint, submit, layers, progress)
 
 
-def submission(layer, region, mask, style, config, endpoint, interactive):
+def submission(layer: Gimp.Layer, region: choices.Region, mask: bytes | None, style: Style,
+               config: Gimp.ProcedureConfig, endpoint: str, interactive: bool) -> Submit:
     """The job to send: the region's pixels, the style, and the settings (previews evenly in time
     for a person watching, from the daemon's forecast)."""
     from protocol.client import new_job_id
@@ -222,12 +236,13 @@ def submission(layer, region, mask, style, config, endpoint, interactive):
     params = settings_of(config, choices.feather_for(region, mask is not None), layer_side)
     if interactive:
         estimate = impasto_daemon.forecast(endpoint, region, params)
-        params = dataclasses.replace(params, preview_every=0,
-                                     preview_seconds=choices.preview_interval(estimate and estimate["seconds"]))
+        seconds = choices.preview_interval(estimate["seconds"] if estimate else None)
+        params = dataclasses.replace(params, preview_every=0, preview_seconds=seconds)
     return choices.build_submit(new_job_id(), content, style, params, mask)
 
 
-def run_into_layers(procedure, endpoint, submit, layers, progress):
+def run_into_layers(procedure: Gimp.Procedure, endpoint: str, submit: Submit, layers: impasto_run.ResultLayers,
+                    progress: impasto_run.RunProgress) -> Gimp.ValueArray:
     """Run the job into its layers; a cancelled run leaves none, a failed one its last preview."""
     from protocol.client import Client, DaemonError, DaemonUnavailable
 
@@ -248,7 +263,8 @@ def run_into_layers(procedure, endpoint, submit, layers, progress):
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
-def save_preset(procedure, run_mode, image, drawables, config, data):
+def save_preset(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image,
+                drawables: list[Gimp.Drawable], config: Gimp.ProcedureConfig, data: object) -> Gimp.ValueArray:
     """Filters > Artistic > Save Layer as Impasto Style Preset…: the layer (or the selection in it)
     becomes a user preset of the daemon's, with a name."""
     from protocol.client import Client, DaemonError, DaemonUnavailable
@@ -286,14 +302,14 @@ def save_preset(procedure, run_mode, image, drawables, config, data):
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
-def choice_of(options):
+def choice_of(options: dict[str, str]) -> Gimp.Choice:
     choice = Gimp.Choice.new()
     for index, (key, label) in enumerate(options.items()):
         choice.add(key, index, label, "")
     return choice
 
 
-def add_style_transfer_arguments(procedure):
+def add_style_transfer_arguments(procedure: Gimp.Procedure) -> None:
     flags = GObject.ParamFlags.READWRITE
     procedure.add_choice_argument("style-source", "Style _from", "Which style argument decides (the others are "
                                   "ignored)", choice_of(choices.STYLE_SOURCES), choices.DEFAULT_STYLE_SOURCE, flags)
@@ -323,13 +339,13 @@ def add_style_transfer_arguments(procedure):
 
 
 class Impasto(Gimp.PlugIn):
-    def do_query_procedures(self):
+    def do_query_procedures(self) -> list[str]:
         return [PROCEDURE, SAVE_PRESET]
 
-    def do_set_i18n(self, name):
+    def do_set_i18n(self, name: str) -> bool:
         return False
 
-    def do_create_procedure(self, name):
+    def do_create_procedure(self, name: str) -> Gimp.Procedure:
         run = save_preset if name == SAVE_PRESET else stylize
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_image_types("RGB*")

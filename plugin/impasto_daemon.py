@@ -9,7 +9,7 @@ import os
 import shlex
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from impasto_choices import PluginError, Region
@@ -46,10 +46,10 @@ def load_settings(folder: str | Path) -> dict:
     return settings if isinstance(settings, dict) else {}
 
 
-def endpoint_of(argument: str, settings: dict, environ: dict[str, str] | None = None) -> str:
+def endpoint_of(argument: str, settings: dict, environ: Mapping[str, str] | None = None) -> str:
     """The procedure's argument, else $IMPASTO_ENDPOINT, else the installer's, else the default."""
-    environ = os.environ if environ is None else environ
-    return argument or environ.get("IMPASTO_ENDPOINT") or settings.get("endpoint") or default_endpoint()
+    variables = os.environ if environ is None else environ
+    return argument or variables.get("IMPASTO_ENDPOINT") or settings.get("endpoint") or default_endpoint()
 
 
 def forecast(endpoint: str, region: Region, params: JobParams) -> dict | None:

@@ -6,7 +6,11 @@ GIMP's Reset restores both. Needs GIMP's UI; the logic it asks about lives in im
 and impasto_daemon.
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import gi
 
@@ -17,11 +21,16 @@ gi.require_version("GdkPixbuf", "2.0")
 import impasto_choices as choices  # noqa: E402
 from gi.repository import GdkPixbuf, Gimp, GimpUi, Gio, GLib, GObject, Gtk  # noqa: E402
 
+if TYPE_CHECKING:
+    from impasto_daemon import Daemon
+
+    from protocol.messages import PresetInfo
+
 THUMB = 96  # the chosen style's thumbnail, pixels
 HELP_PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "impasto-help.html")
 
 
-def pixbuf_of(width, height, rgb, side=THUMB):
+def pixbuf_of(width: int, height: int, rgb: bytes, side: int = THUMB) -> GdkPixbuf.Pixbuf:
     pixbuf = GdkPixbuf.Pixbuf.new_from_bytes(GLib.Bytes.new(rgb), GdkPixbuf.Colorspace.RGB, False, 8, width,
                                              height, width * 3)
     scale = side / max(width, height)
@@ -34,7 +43,7 @@ class Gallery:
     recommends. Filled when the daemon answers (it may be starting: `daemon.presets()` is polled);
     then `on_filled()`."""
 
-    def __init__(self, config, daemon, on_filled):
+    def __init__(self, config: Gimp.ProcedureConfig, daemon: Daemon, on_filled: Callable[[], None]) -> None:
         self.config, self.daemon, self.on_filled = config, daemon, on_filled
         self.store = Gtk.ListStore(GdkPixbuf.Pixbuf, str, str)
         self.view = Gtk.IconView.new_with_model(self.store)
@@ -52,12 +61,12 @@ class Gallery:
         self.widget = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4)
         self.widget.pack_start(scrolled, True, True, 0)
         self.widget.pack_start(self.status, False, False, 0)
-        self.infos = {}
-        self.thumbnails = {}
+        self.infos: dict[str, PresetInfo] = {}
+        self.thumbnails: dict[str, GdkPixbuf.Pixbuf | None] = {}
         self.status.set_text(daemon.state_text())
         GLib.timeout_add(300, self._poll)
 
-    def _poll(self):
+    def _poll(self) -> bool:
         infos = self.daemon.presets()
         if infos is None:
             self.status.set_text(self.daemon.state_text())
@@ -73,7 +82,7 @@ class Gallery:
         self.on_filled()
         return False
 
-    def show_current(self):
+    def show_current(self) -> None:
         name = self.config.get_property("style-preset")
         for row in self.store:
             if row[1] == name:
@@ -82,7 +91,7 @@ class Gallery:
                 self.view.scroll_to_path(row.path, False, 0, 0)
                 return
 
-    def _selected(self, view):
+    def _selected(self, view: Gtk.IconView) -> None:
         paths = view.get_selected_items()
         if not paths:
             return
@@ -92,7 +101,7 @@ class Gallery:
             for key, value in choices.recommended(self.infos[name]).items():
                 self.config.set_property(key, value)
 
-    def thumbnail(self, name):
+    def thumbnail(self, name: str) -> GdkPixbuf.Pixbuf | None:
         pixbuf = self.thumbnails.get(name)
         return pixbuf.scale_simple(THUMB, THUMB * pixbuf.get_height() // pixbuf.get_width(),
                                    GdkPixbuf.InterpType.BILINEAR) if pixbuf else None
@@ -101,13 +110,14 @@ class Gallery:
 class StyleSection:
     """"Style from" radio buttons, the chosen style's thumbnail, and the one widget that source uses."""
 
-    def __init__(self, dialog, config, daemon, current_image, on_presets):
+    def __init__(self, dialog: GimpUi.ProcedureDialog, config: Gimp.ProcedureConfig, daemon: Daemon,
+                 current_image: Gimp.Image, on_presets: Callable[[], None]) -> None:
         self.config = config
         self.thumb = Gtk.Image()
         self.thumb.set_size_request(THUMB, THUMB)
         self.stack = Gtk.Stack()
         # When the presets come, the thumbnail can show the chosen one, and the daemon can forecast.
-        self.gallery = Gallery(config, daemon, lambda: (self.refresh(), on_presets()))
+        self.gallery = Gallery(config, daemon, lambda: self._presets_came(on_presets))
         self.stack.add_named(self.gallery.widget, "preset")
         self.stack.add_named(self._file_chooser(), "file")
         self.stack.add_named(self._image_chooser(dialog, current_image), "image")
@@ -132,7 +142,7 @@ class StyleSection:
             config.connect(f"notify::{name}", lambda *_: self.refresh())
         self.refresh()
 
-    def _file_chooser(self):
+    def _file_chooser(self) -> Gtk.Widget:
         self.file_button = Gtk.FileChooserButton(title="Choose a painting", action=Gtk.FileChooserAction.OPEN)
         images = Gtk.FileFilter()
         images.set_name("Images")
@@ -144,7 +154,7 @@ class StyleSection:
         self.file_button.connect("file-set", lambda b: self.config.set_property("style-file", b.get_file()))
         return self.file_button
 
-    def _update_preview(self, chooser, preview):
+    def _update_preview(self, chooser: Gtk.FileChooser, preview: Gtk.Image) -> None:
         path = chooser.get_preview_filename()
         try:
             preview.set_from_pixbuf(GdkPixbuf.Pixbuf.new_from_file_at_scale(path, 160, 160, True))
@@ -152,13 +162,13 @@ class StyleSection:
         except (GLib.Error, TypeError):
             chooser.set_preview_widget_active(False)
 
-    def _image_chooser(self, dialog, current_image):
+    def _image_chooser(self, dialog: GimpUi.ProcedureDialog, current_image: Gimp.Image) -> Gtk.Widget:
         if hasattr(GimpUi, "ImageChooser"):  # GIMP 3.2 draws an image argument itself
             return dialog.get_widget("style-image", GObject.TYPE_NONE)
         # GIMP 3.0 does not: a combo of the other open images.
         combo = GimpUi.ImageComboBox.new(lambda image, *_: image != current_image)
 
-        def changed(widget):
+        def changed(widget: Gtk.Widget) -> None:
             chosen, image_id = widget.get_active()
             self.config.set_property("style-image", Gimp.Image.get_by_id(image_id) if chosen else None)
 
@@ -168,11 +178,15 @@ class StyleSection:
             combo.set_active(chosen.get_id())
         return combo
 
-    def _toggled(self, radio, key):
+    def _toggled(self, radio: Gtk.RadioButton, key: str) -> None:
         if radio.get_active() and self.config.get_property("style-source") != key:
             self.config.set_property("style-source", key)
 
-    def refresh(self):
+    def _presets_came(self, on_presets: Callable[[], None]) -> None:
+        self.refresh()
+        on_presets()
+
+    def refresh(self) -> None:
         """Show the chosen source's widget and the style's thumbnail (after any change, Reset included)."""
         source = self.config.get_property("style-source")
         source = source if source in self.radios else choices.DEFAULT_STYLE_SOURCE
@@ -186,7 +200,7 @@ class StyleSection:
         self.gallery.show_current()
         self.thumb.set_from_pixbuf(self._thumbnail(source))
 
-    def _thumbnail(self, source):
+    def _thumbnail(self, source: str) -> GdkPixbuf.Pixbuf | None:
         try:
             if source == "preset":
                 return self.gallery.thumbnail(self.config.get_property("style-preset"))
@@ -203,7 +217,7 @@ class StyleSection:
         return None
 
 
-def pattern_pixbuf(pattern):
+def pattern_pixbuf(pattern: Gimp.Pattern) -> GdkPixbuf.Pixbuf:
     gi.require_version("Babl", "0.1")
     gi.require_version("Gegl", "0.4")
     from gi.repository import Babl, Gegl
@@ -214,14 +228,14 @@ def pattern_pixbuf(pattern):
     return pixbuf_of(extent.width, extent.height, data)
 
 
-def open_help(parent):
+def open_help(parent: Gtk.Window) -> None:
     try:
         Gtk.show_uri_on_window(parent, Gio.File.new_for_path(HELP_PAGE).get_uri(), Gtk.get_current_event_time())
     except GLib.Error:
         Gimp.message(f"Impasto's help is the page {HELP_PAGE}: open it in a web browser.")
 
 
-def replace_help_button(dialog):
+def replace_help_button(dialog: GimpUi.ProcedureDialog) -> None:
     """GIMP's Help button asks for GIMP's manual ("not installed in your language"), for a page
     it does not have: in its place, one that opens the plug-in's own page."""
     gimp_help = dialog.get_widget_for_response(Gtk.ResponseType.HELP)
@@ -239,21 +253,23 @@ def replace_help_button(dialog):
     ours.show()
 
 
-def packed(*rows, spacing=6, orientation=Gtk.Orientation.VERTICAL):
+def packed(*rows: Gtk.Widget, spacing: int = 6,
+           orientation: Gtk.Orientation = Gtk.Orientation.VERTICAL) -> Gtk.Box:
     box = Gtk.Box(orientation=orientation, spacing=spacing)
     for row in rows:
         box.pack_start(row, False, False, 0)
     return box
 
 
-def show(procedure, config, daemon, current_image, forecast):
+def show(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, daemon: Daemon, current_image: Gimp.Image,
+         forecast: Callable[[Gimp.ProcedureConfig], str]) -> bool:
     """Run the dialog; True when the user pressed OK. `daemon` answers presets (impasto_daemon.Daemon);
     `forecast(config)` is the line about sizes and time, refreshed as settings change."""
     GimpUi.init("impasto")
     dialog = GimpUi.ProcedureDialog.new(procedure, config, "Impasto Style Transfer")
     estimate = Gtk.Label(xalign=0.0, wrap=True, max_width_chars=70)
 
-    def update_estimate(*_):
+    def update_estimate(*_: object) -> None:
         estimate.set_text(forecast(config))
 
     for name in ("quality", "strength", "brush-size"):
@@ -280,7 +296,7 @@ def show(procedure, config, daemon, current_image, forecast):
     return accepted
 
 
-def frame(title, child):
+def frame(title: str, child: Gtk.Widget) -> Gtk.Frame:
     label = Gtk.Label(xalign=0.0)
     label.set_markup(f"<b>{GLib.markup_escape_text(title)}</b>")
     return packed(label, child)

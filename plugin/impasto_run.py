@@ -8,6 +8,10 @@ daemon and the layers of the run are removed. Scripts get GIMP's progress, where
 never holds anything half-done (see ResultLayers).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import gi
 
 gi.require_version("Gimp", "3.0")
@@ -15,6 +19,11 @@ gi.require_version("Gtk", "3.0")
 gi.require_version("GdkPixbuf", "2.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import GdkPixbuf, Gegl, Gimp, GLib, Gtk  # noqa: E402
+
+if TYPE_CHECKING:
+    from impasto_choices import Region
+
+    from protocol.messages import Image
 
 PREVIEW_SIDE = 320
 
@@ -32,34 +41,35 @@ class ResultLayers:
     their own, named like the progress they show.
     """
 
-    def __init__(self, image, source, region, name, keep_previews, live):
+    def __init__(self, image: Gimp.Image, source: Gimp.Layer, region: Region, name: str, keep_previews: bool,
+                 live: bool) -> None:
         self.image, self.source, self.name = image, source, name
         _, offset_x, offset_y = source.get_offsets()
         self.x, self.y = region.x + offset_x, region.y + offset_y
         self.keep_previews, self.live = keep_previews, live
-        self.result = None
-        self.final = None  # a script's result, until it is placed
-        self.kept = []
+        self.result: Gimp.Layer | None = None
+        self.final: Image | None = None  # a script's result, until it is placed
+        self.kept: list[Gimp.Layer] = []
 
-    def _new_layer(self, picture, name):
+    def _new_layer(self, picture: Image, name: str) -> Gimp.Layer:
         kind = Gimp.ImageType.RGBA_IMAGE if picture.channels == 4 else Gimp.ImageType.RGB_IMAGE
         layer = Gimp.Layer.new(self.image, name, picture.width, picture.height, kind, 100.0, Gimp.LayerMode.NORMAL)
         layer.set_offsets(self.x, self.y)
         paint(layer, picture)
         return layer
 
-    def _insert(self, layer, position):
+    def _insert(self, layer: Gimp.Layer, position: int) -> None:
         """Put `layer` into the image at `position` of the source's parent, as one undo step."""
         self.image.undo_group_start()  # named after the plug-in, in Undo History
         self.image.insert_layer(layer, self.source.get_parent(), position)
         self.image.undo_group_end()
         Gimp.displays_flush()
 
-    def _above_run(self):
+    def _above_run(self) -> int:
         """The position just above the run's layers so far (above the source when none)."""
         return self.image.get_item_position(self.kept[-1] if self.kept else self.source)
 
-    def preview(self, picture, name):
+    def preview(self, picture: Image, name: str) -> None:
         """Show a preview: the result layer repainted (live runs) and, when kept, a layer of its
         own just below the result, newest first."""
         if self.keep_previews:
@@ -70,7 +80,7 @@ class ResultLayers:
         if self.live:
             self.finish(picture)
 
-    def arrived(self, picture):
+    def arrived(self, picture: Image) -> None:
         """The job's result: shown now in a live run; in a script's, kept for `finish` once GIMP's
         progress (whose Cancel kills the plug-in) has ended."""
         if self.live:
@@ -78,7 +88,7 @@ class ResultLayers:
         else:
             self.final = picture
 
-    def finish(self, picture):
+    def finish(self, picture: Image) -> None:
         if self.result is None:
             self.result = self._new_layer(picture, f"Impasto: {self.name}")
             self._insert(self.result, self._above_run())
@@ -86,7 +96,7 @@ class ResultLayers:
             paint(self.result, picture)
             Gimp.displays_flush()
 
-    def remove(self):
+    def remove(self) -> None:
         """Take the run's layers out again (the user cancelled): the image is as before."""
         layers = [layer for layer in [self.result, *self.kept] if layer is not None]
         if layers:
@@ -97,12 +107,12 @@ class ResultLayers:
             Gimp.displays_flush()
         self.result, self.kept = None, []
 
-    def mark_unfinished(self):
+    def mark_unfinished(self) -> None:
         if self.result is not None:
             self.result.set_name(f"Impasto: {self.name} (unfinished)")
 
 
-def paint(layer, picture):
+def paint(layer: Gimp.Layer, picture: Image) -> None:
     fmt = "R'G'B'A u8" if picture.channels == 4 else "R'G'B' u8"
     buffer = layer.get_buffer()
     buffer.set(Gegl.Rectangle.new(0, 0, picture.width, picture.height), fmt, picture.packed())
@@ -115,31 +125,31 @@ class GimpProgress:
 
     cancelled = False
 
-    def __init__(self, text):
+    def __init__(self, text: str) -> None:
         Gimp.progress_init(text)
 
-    def say(self, text, fraction=None):
+    def say(self, text: str, fraction: float | None = None) -> None:
         Gimp.progress_set_text(text)
         if fraction is not None:
             Gimp.progress_update(fraction)
 
-    def pulse(self):
+    def pulse(self) -> None:
         Gimp.progress_pulse()
 
-    def show_preview(self, picture):
+    def show_preview(self, picture: Image) -> None:
         pass
 
-    def poll(self):
+    def poll(self) -> bool:
         return self.cancelled
 
-    def close(self):
+    def close(self) -> None:
         Gimp.progress_end()
 
 
 class RunWindow:
     """The plug-in's own progress window: a preview, a bar, the time left and Cancel."""
 
-    def __init__(self, title, text):
+    def __init__(self, title: str, text: str) -> None:
         self.cancelled = False
         self.window = Gtk.Window(title=title)
         self.window.set_default_size(PREVIEW_SIDE + 40, -1)
@@ -162,13 +172,13 @@ class RunWindow:
         self.button.grab_focus()  # Enter or Space cancels
         self.poll()
 
-    def _cancel(self, *_):
+    def _cancel(self, *_: object) -> bool:
         self.cancelled = True
         self.button.set_sensitive(False)
         self.bar.set_text("Cancelling…")
         return True  # the window closes when the run has tidied up
 
-    def say(self, text, fraction=None):
+    def say(self, text: str, fraction: float | None = None) -> None:
         if not self.cancelled:
             self.bar.set_text(text)
         if fraction is not None:
@@ -177,11 +187,11 @@ class RunWindow:
             self.bar.pulse()
         self.poll()
 
-    def pulse(self):
+    def pulse(self) -> None:
         self.bar.pulse()
         self.poll()
 
-    def show_preview(self, picture):
+    def show_preview(self, picture: Image) -> None:
         """Show a wire image (impasto's preview) scaled into the window."""
         channels = picture.channels
         pixbuf = GdkPixbuf.Pixbuf.new_from_bytes(GLib.Bytes.new(picture.packed()), GdkPixbuf.Colorspace.RGB,
@@ -193,21 +203,24 @@ class RunWindow:
                                                          GdkPixbuf.InterpType.BILINEAR))
         self.poll()
 
-    def poll(self):
+    def poll(self) -> bool:
         """Let the window draw and take clicks; True once the user asked to cancel."""
         while Gtk.events_pending():
             Gtk.main_iteration_do(False)
         return self.cancelled
 
-    def close(self):
+    def close(self) -> None:
         self.window.destroy()
         self.poll()
 
 
-def progress_for(interactive, title, text):
+def progress_for(interactive: bool, title: str, text: str) -> RunProgress:
     if interactive:
         from gi.repository import GimpUi
 
         GimpUi.init("impasto")
         return RunWindow(title, text)
     return GimpProgress(text)
+
+
+RunProgress = GimpProgress | RunWindow  # what a run reports to and asks about Cancel

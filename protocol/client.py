@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 
 import zmq
@@ -127,7 +127,8 @@ class Client:
     def cancel(self, job: str) -> None:
         self.send(m.cancel_message(job))
 
-    def run_job(self, submit: m.Submit, should_stop: Callable[[], bool] = lambda: False) -> Iterator[m.Reply]:
+    def run_job(self, submit: m.Submit,
+                should_stop: Callable[[], bool] = lambda: False) -> Generator[m.Reply, None, None]:
         """Submit a job and yield its replies (accepted, progress, preview) up to the last one.
 
         The last reply yielded is `result` or `cancelled`; an `error` raises DaemonError and a

@@ -11,6 +11,7 @@ are raw pixel buffers that the header describes. Every header carries `proto` an
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,7 +112,7 @@ class Estimate:
     params: JobParams
 
 
-def encode(header: dict[str, Any], images: list[Image] = ()) -> list:
+def encode(header: dict[str, Any], images: Sequence[Image] = ()) -> list:
     """Header plus pixel frames, ready for `socket.send_multipart(..., copy=False)`."""
     return [msgpack.packb({"proto": PROTOCOL, "v": VERSION, **header}, use_bin_type=True),
             *(image.data for image in images)]
@@ -190,10 +191,10 @@ def parse_request(frames: list, max_pixels: int = MAX_PIXELS) -> Request:
             raise ProtocolError(Code.BAD_REQUEST, "'seen' must be an integer")
         return Request(kind, job=_job_id(header), seen=seen)
     if kind == ESTIMATE:
-        size = [header.get("width"), header.get("height")]
-        if not all(is_int(side) and 1 <= side <= MAX_SIDE for side in size):
+        width, height = header.get("width"), header.get("height")
+        if not (is_int(width) and is_int(height) and 1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
             raise ProtocolError(Code.BAD_REQUEST, f"'width' and 'height' must be integers in 1..{MAX_SIDE}")
-        return Request(kind, estimate=Estimate(*size, JobParams.from_wire(header.get("params"))))
+        return Request(kind, estimate=Estimate(width, height, JobParams.from_wire(header.get("params"))))
     if kind in (PRESET_ADD, PRESET_REMOVE):
         return Request(kind, preset=_preset_upload(header, frames, max_pixels, with_image=kind == PRESET_ADD))
     if kind != SUBMIT:

@@ -43,7 +43,7 @@ _STYLE_CONVS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 # default 89 at strength 1 belongs with the default, relu4_1-led layer weights).
 _RECIPE_BASE: dict[str, Any] = {"first_scale": 0, "init": "content", "style_weight": 10.0,  # weights as given
                                 "strength": 1.0}
-RECIPES: dict[str, dict[str, Any]] = {name: {**_RECIPE_BASE, **recipe} for name, recipe in {
+_RECIPES: dict[str, dict[str, Any]] = {
     # TensorFlow's Gatys implementations: average pooling, Adam, content conv4_2.
     "tf-gatys": {"pooling": "avg", "optimizer": "adam", "content_layer": "conv4_2",
                  "style_layers": dict.fromkeys(_STYLE_CONVS, 1.0), "tv_weight": 0.0},
@@ -55,7 +55,8 @@ RECIPES: dict[str, dict[str, Any]] = {name: {**_RECIPE_BASE, **recipe} for name,
     # TensorFlow 2's tutorial: Adam with total variation, content conv5_2.
     "tf2-tutorial": {"optimizer": "adam", "content_layer": "conv5_2", "tv_weight": 30.0,
                      "style_layers": dict.fromkeys(_STYLE_CONVS, 1.0)},
-}.items()}
+}
+RECIPES = {name: {**_RECIPE_BASE, **recipe} for name, recipe in _RECIPES.items()}
 
 
 @dataclass(frozen=True)
