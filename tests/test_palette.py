@@ -52,9 +52,8 @@ def test_the_picture_starts_in_the_paintings_palette_as_far_as_the_strength_goes
                                                      generator, palette))
 
 
-# The night photo × Escher at 384 px reached half the objective from the painting's palette
-# (1.10 against 2.05 after the default's 60 iterations; bench/RESULTS.md, findings). A dark
-# photo and a light painting show the same at 48 px, in both precisions.
+# From the painting's palette a dark photo gets further in the same iterations (bench/RESULTS.md,
+# findings); a dark photo and a light painting show it at 48 px, in both precisions.
 @pytest.mark.parametrize("precision", ("fp32", "bf16"))
 def test_a_dark_photo_gets_further_from_the_paintings_palette(vgg19, precision) -> None:
     photo, styles = picture(8, 0.0, 0.25, 36, 48), [(picture(9, 0.4, 1.0, 64, 64), 1.0)]
