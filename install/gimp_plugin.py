@@ -46,7 +46,8 @@ INTERPRETER_FILES = ("/usr/lib/*/gimp/3.0/interpreters/*.interp", "/usr/lib/gimp
                      "/usr/local/lib/*/gimp/3.0/interpreters/*.interp", "/usr/local/lib/gimp/3.0/interpreters/*.interp")
 # What a GIMP plug-in's Python must do: load GIMP 3's bindings through PyGObject.
 LOADS_GIMP = "import gi; gi.require_version('Gimp', '3.0')"
-PLUGIN_PARTS = ("impasto_dialog.py", "impasto_run.py", "impasto_choices.py", "impasto_daemon.py", "impasto-help.html")
+PLUGIN_PARTS = ("impasto_dialog.py", "impasto_run.py", "impasto_pixels.py", "impasto_choices.py", "impasto_daemon.py",
+                "impasto-help.html")
 
 
 def gimp_profiles(home: Path) -> list[Path]:
