@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +31,25 @@ class ImageError(ValueError):
 
 
 def open_picture(path: Path) -> PILImage.Image:
-    """The file's first frame, loaded, upright as the camera meant it."""
+    """The file's first frame, loaded, upright as the camera meant it; its size is checked
+    against the protocol's limit before any pixel is decoded."""
+    if path.exists() and not path.is_file():  # a FIFO would block forever, a folder says nothing
+        raise ImageError(f"{path} is not a regular file")
     try:
-        picture = PILImage.open(path)
+        with warnings.catch_warnings():  # a large picture is refused below, in words
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            picture = PILImage.open(path)
+        problem = m.too_large(picture.width, picture.height, str(path))
+        if problem is not None:
+            raise ImageError(problem)
         frames = getattr(picture, "n_frames", 1)
         picture.load()
         upright = ImageOps.exif_transpose(picture) or picture
-    except PILImage.DecompressionBombError as exc:
-        raise ImageError(f"{path} is too large to open safely ({exc})") from None
+    except ImageError:
+        raise
+    except PILImage.DecompressionBombError:
+        raise ImageError(f"{path} is too large to open safely: Impasto takes images of up to "
+                         f"{m.MAX_PIXELS / 1e6:.1f} MP") from None
     except Exception as exc:  # damaged files: OSError, ValueError, SyntaxError, TypeError, KeyError… (fuzzed)
         raise ImageError(f"cannot read {path}: {exc or type(exc).__name__}") from None
     if frames > 1:

@@ -195,7 +195,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
                 print(f"impasto: {exc}", file=sys.stderr)
                 return 2
             params = {"strength": args.strength} if args.strength is not None else {}
-            client.add_preset(args.name, image, args.description or f"from {args.image.name}", params)
+            client.add_preset(args.name, image, args.description or m.description_from(args.image.name), params)
             print(f"added preset {args.name!r}", file=sys.stderr)
         elif args.action == "remove":
             client.remove_preset(args.name)

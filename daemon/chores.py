@@ -84,7 +84,11 @@ class PresetChores:
     def _presets_message(self) -> list:
         entries, images = [], []
         for name in self.presets.names():
-            thumb = pixels.from_array(self.presets.thumbnail(name))
+            try:  # a preset that breaks only now (its pixels) is left out, not the listing
+                thumb, entry = pixels.from_array(self.presets.thumbnail(name)), self.presets.describe(name)
+            except PresetError as exc:
+                log.warning("user preset %s left out of the listing: %s", name, exc)
+                continue
             images.append(thumb)
-            entries.append({**self.presets.describe(name), "thumbnail": thumb.describe(len(images))})
+            entries.append({**entry, "thumbnail": thumb.describe(len(images))})
         return m.encode({"type": m.PRESETS, "presets": entries}, images)

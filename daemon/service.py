@@ -29,7 +29,7 @@ from .chores import PresetChores
 from .delivery import MAY, MUST, PREVIEW, Delivery
 from .engine import JobCancelled, StyleTransfer
 from .memory import DoesNotFit, available_bytes, memory_plan, release_memory
-from .presets import PresetStore
+from .presets import PresetError, PresetStore
 
 log = logging.getLogger("impasto.daemon")
 
@@ -322,6 +322,8 @@ class Service:
                                    seconds=time.monotonic() - started)
         except JobCancelled:
             return stopped_message(job)
+        except PresetError as exc:  # a user preset whose pixels turned out unreadable
+            return m.error_message(m.Code.UNKNOWN_PRESET, str(exc), submit.job)
         except DoesNotFit as exc:  # memory grew short since the job was accepted
             return m.error_message(m.Code.TOO_LARGE, str(exc), submit.job)
         except torch.cuda.OutOfMemoryError:

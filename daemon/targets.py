@@ -87,8 +87,10 @@ class TargetCache:
             return
         partial = self.folder / f".{key}.{os.getpid()}.tmp"
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            torch.save(targets, partial)
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # which paintings were used is private
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+            with open(os.open(partial, flags, 0o600), "wb") as file:
+                torch.save(targets, file)
             partial.replace(self.folder / f"{key}.pt")  # whole or not at all
             self._bound()
         except (OSError, RuntimeError) as exc:  # read-only, full (torch says RuntimeError), gone

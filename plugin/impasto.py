@@ -33,6 +33,7 @@ from gi.repository import Gimp, GLib, GObject  # noqa: E402
 from impasto_pixels import check_target, choose_style, read_pixels, selection_region  # noqa: E402
 
 from protocol.messages import DEFAULT_PRESET, JobParams  # noqa: E402
+from protocol.presets import description_from  # noqa: E402
 
 if TYPE_CHECKING:
     from protocol.client import Client
@@ -207,7 +208,7 @@ def save_preset(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.I
                     read_pixels(layer, region.x, region.y, region.width, region.height, "R'G'B' u8"))
     try:
         with Client(endpoint, timeout=impasto_daemon.SAVE_PRESET_S) as client:
-            client.add_preset(name, picture, config.get_property("description") or f"From {image.get_name()}")
+            client.add_preset(name, picture, config.get_property("description") or description_from(image.get_name()))
     except (DaemonError, DaemonUnavailable) as exc:
         return failure(procedure, f"Impasto could not save the preset: {exc}")
     if run_mode == Gimp.RunMode.INTERACTIVE:

@@ -263,8 +263,8 @@ def spawn_local_daemon(command: Sequence[str], endpoint: str) -> tuple[subproces
     closed to others (another local user could otherwise listen there).
     """
     if ipc_path(endpoint) is None:
-        raise DaemonUnavailable(f"no Impasto daemon answers at {endpoint}; one on a tcp endpoint is never "
-                                "started from here: start it on its machine")
+        raise DaemonUnavailable(f"no Impasto daemon answers at {endpoint}; one on tcp or an abstract socket is "
+                                "never started from here: start it where it runs")
     log_path = daemon_log_path(endpoint)
     try:
         make_private_dir(log_path.parent)

@@ -23,8 +23,11 @@ def default_endpoint() -> str:
 
 
 def ipc_path(endpoint: str) -> Path | None:
-    """The socket file of an `ipc://` endpoint, None for other transports."""
-    return Path(endpoint[len("ipc://"):]) if endpoint.startswith("ipc://") else None
+    """The socket file of an `ipc://` endpoint; None for other transports and for a Linux
+    abstract socket (`ipc://@name`), which has no file."""
+    if not endpoint.startswith("ipc://") or endpoint.startswith("ipc://@"):
+        return None
+    return Path(endpoint[len("ipc://"):])
 
 
 def make_private_dir(path: Path) -> None:

@@ -10,7 +10,6 @@ are raw pixel buffers that the header describes. Every header carries `proto` an
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +26,8 @@ from .presets import (  # noqa: F401
     MAX_NAME_LENGTH,
     PresetInfo,
     PresetUpload,
+    description_from,
+    plain,
     preset_infos,
 )
 from .progress import Progress
@@ -134,7 +135,7 @@ def decode_header(frames: list) -> dict[str, Any]:
         raise ProtocolError(Code.BAD_MESSAGE, "header must be a msgpack map")
     if header.get("proto") != PROTOCOL:
         raise ProtocolError(Code.BAD_VERSION, f"not an {PROTOCOL} message (proto={shown(header.get('proto'))})")
-    if header.get("v") != VERSION:
+    if not (is_int(header.get("v")) and header["v"] == VERSION):  # 1.0 and true are not 1
         raise ProtocolError(Code.BAD_VERSION,
                             f"protocol version {shown(header.get('v'))} is not supported; this side speaks {VERSION}")
     if not isinstance(header.get("type"), str):
@@ -169,12 +170,6 @@ def _styles(raw: Any, frames: list, max_pixels: int, job: str) -> list[Style]:
         else:
             styles.append(Style(weight=float(weight), image=image_from(image, frames, f"style {i}", max_pixels)))
     return styles
-
-
-def plain(text: str) -> bool:
-    """Printable, with no format characters: no NUL, no escape, no right-to-left override (U+202E)
-    that would turn a terminal's line around."""
-    return all(char.isprintable() and unicodedata.category(char) != "Cf" for char in text)
 
 
 def parse_request(frames: list, max_pixels: int = MAX_PIXELS) -> Request:
@@ -227,7 +222,9 @@ def _preset_upload(header: dict[str, Any], frames: list, max_pixels: int, with_i
     if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_LENGTH or not plain(description):
         raise ProtocolError(Code.BAD_REQUEST, f"'description' must be printable text of at most "
                             f"{MAX_DESCRIPTION_LENGTH} characters")
-    params = header.get("params") or {}
+    params = header.get("params", {})
+    if not isinstance(params, dict):
+        raise ProtocolError(Code.BAD_REQUEST, "'params' must be a map")
     JobParams.from_wire(params)  # refuses anything a job would refuse
     image = image_from(header.get("image"), frames, "preset image", max_pixels)
     if image.channels == 1:
@@ -238,12 +235,29 @@ def _preset_upload(header: dict[str, Any], frames: list, max_pixels: int, with_i
 # --- building messages -------------------------------------------------------------------
 # Every request and reply is built here, so a field is spelt in one place.
 
+def too_large(width: int, height: int, what: str) -> str | None:
+    """Why a `width`×`height` image cannot be sent, or None: the daemon's socket drops a message
+    over its limit unread, so a client must say so before it sends."""
+    if width * height <= MAX_PIXELS:
+        return None
+    return (f"{what} is {width}×{height} ({width * height / 1e6:.1f} MP); Impasto takes images of up to "
+            f"{MAX_PIXELS / 1e6:.1f} MP: shrink it first")
+
+
+def check_size(image: Image, what: str) -> None:
+    problem = too_large(image.width, image.height, what)
+    if problem is not None:
+        raise ProtocolError(Code.TOO_LARGE, problem)
+
+
 def submit_message(submit: Submit) -> list:
     """A SUBMIT request: the content, then each style image, then the mask, as frames."""
     images: list[Image] = [submit.content]
+    check_size(submit.content, "the content")
     styles = []
     for style in submit.styles:
         if style.image is not None:
+            check_size(style.image, "a style image")
             images.append(style.image)
             styles.append({"weight": style.weight, "image": style.image.describe(len(images))})
         else:
@@ -275,6 +289,7 @@ def heartbeat_message(job: str | None = None, seen: int | None = None) -> list:
 
 def preset_add_message(upload: PresetUpload) -> list:
     assert upload.image is not None
+    check_size(upload.image, "the preset's image")
     return encode({"type": PRESET_ADD, "name": upload.name, "image": upload.image.describe(1),
                    "description": upload.description, "params": upload.params}, [upload.image])
 

@@ -7,6 +7,7 @@ they send it; like the rest of `protocol/`, this needs only msgpack's types (no 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,22 @@ MAX_DESCRIPTION_LENGTH = 200
 
 
 def is_preset_name(name: object) -> bool:
+    # fullmatch: with match, "$" also matched before a final newline, and "swirls\n" was a second "swirls".
     return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
+
+
+def plain(text: str) -> bool:
+    """Printable, with no format characters: no NUL, no escape, no right-to-left override (U+202E)
+    that would turn a terminal's line around."""
+    return all(char.isprintable() and unicodedata.category(char) != "Cf" for char in text)
+
+
+def description_from(source: str) -> str:
+    """A preset's description when the user gives none: where it came from, made acceptable
+    (printable, short) whatever the file or image is called."""
+    text = "".join(char if plain(char) else " " for char in source)
+    text = f"From {' '.join(text.split())}"
+    return text if len(text) <= MAX_DESCRIPTION_LENGTH else text[:MAX_DESCRIPTION_LENGTH - 1] + "…"
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Who may talk to a daemon: transport rules and ZeroMQ CURVE keys (pyzmq only, no torch).
 
-- `ipc://` sockets live in a folder only their user can enter: no keys needed.
+- `ipc://` sockets live in a folder only their user can enter: no keys needed. A Linux abstract
+  socket (`ipc://@name`) has no folder, so every local user can reach it, as on loopback tcp.
 - `tcp://` on a loopback address is reachable by every local user, so it needs CURVE, or an
   explicit `--insecure-loopback` from whoever starts the daemon.
 - `tcp://` on any other address needs CURVE: the daemon's key pair and a folder of the public
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,9 @@ def is_loopback_tcp(endpoint: str) -> bool:
 
 def check_transport(endpoint: str, curve: bool, insecure_loopback: bool) -> None:
     """Refuse an endpoint that the given protection does not cover."""
+    if endpoint.startswith("ipc://@") and not insecure_loopback:
+        raise TransportRefused(f"{endpoint} is an abstract socket, open to every user of this machine: use a "
+                               "socket file (ipc:///path) or say --insecure-loopback")
     if endpoint.startswith("ipc://") or curve:
         return
     if not endpoint.startswith("tcp://"):
@@ -69,17 +74,26 @@ class ClientKeys:
 
 
 def make_keys(folder: Path) -> dict[str, Path]:
-    """A daemon key pair and one client key pair in `folder`, the client's public key allowed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o700)
+    """A daemon key pair and one client key pair in `folder`, the client's public key allowed.
+
+    A new folder is made 0700; an existing one keeps its mode (it may be shared). The secret
+    files are 0600 whatever the folder: written under a private umask, and made so if older.
+    """
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     clients = folder / "clients"
     clients.mkdir(exist_ok=True)
     paths = {}
     for name in ("server", "client"):
-        if not (folder / f"{name}.key_secret").exists():
-            zmq.auth.create_certificates(str(folder), name)
+        secret = folder / f"{name}.key_secret"
+        if not secret.exists():
+            old = os.umask(0o077)  # never readable by others, not even for a moment
+            try:
+                zmq.auth.create_certificates(str(folder), name)
+            finally:
+                os.umask(old)
+        secret.chmod(0o600)
         paths[name] = folder / f"{name}.key"
-        paths[name + "_secret"] = folder / f"{name}.key_secret"
+        paths[name + "_secret"] = secret
     (clients / "client.key").write_bytes(paths["client"].read_bytes())
     paths["clients"] = clients
     return paths

@@ -1,0 +1,192 @@
+"""The second probe's findings (#27), each against the real part: endpoints, key files, daemon
+options, the version field, preset uploads and folders, and sizes checked before sending."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+import torch
+
+from daemon import main as daemon_main
+from daemon.presets import PresetStore
+from daemon.targets import TargetCache
+from protocol import messages as m
+from protocol.client import Client, new_job_id
+from protocol.errors import ProtocolError
+from protocol.security import TransportRefused, check_transport, make_keys
+
+from .conftest import ROOT
+
+
+def test_an_abstract_socket_is_refused_like_loopback_tcp(tmp_path: Path) -> None:
+    # Linux abstract sockets have no file, so no folder mode keeps other users out.
+    with pytest.raises(TransportRefused, match="every user"):
+        check_transport("ipc://@impasto-x", curve=False, insecure_loopback=False)
+    check_transport("ipc://@impasto-x", curve=False, insecure_loopback=True)
+    out = subprocess.run([sys.executable, "-m", "daemon.main", "--endpoint", "ipc://@impasto-probe"],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 2 and "every user" in out.stderr, out.stderr
+    assert list(tmp_path.iterdir()) == []  # no lock file dropped in the current folder
+    assert daemon_main.claim_endpoint("ipc://@impasto-probe") is None  # nothing on disk to lock
+
+
+def test_secret_keys_are_private_and_an_existing_folder_keeps_its_mode(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    old = os.umask(0o022)
+    try:
+        paths = make_keys(shared)
+        fresh = make_keys(tmp_path / "new")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+    for keys in (paths, fresh):
+        for name in ("server_secret", "client_secret"):
+            assert stat.S_IMODE(keys[name].stat().st_mode) == 0o600, name
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--memory-limit", "nan"), ("--memory-limit", "inf"), ("--memory-limit", "-1"),
+    ("--threads", "-1"), ("--device", "bogus"), ("--client-timeout", "nan"), ("--client-timeout", "0"),
+    ("--client-timeout", "-1"), ("--max-queue", "0"), ("--max-queue", "-1"), ("--max-pixels", "0"),
+])
+def test_daemon_options_out_of_range_are_refused_with_a_message(option: str, value: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        daemon_main.parse_args([option, value])
+    assert exit_.value.code == 2
+    assert option in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("version", [1.0, True, "1"])
+def test_only_the_integer_version_is_version_1(version: object) -> None:
+    frames = [msgpack.packb({"proto": m.PROTOCOL, "v": version, "type": m.HELLO})]
+    with pytest.raises(ProtocolError) as refused:
+        m.parse_request(frames)
+    assert refused.value.code == m.Code.BAD_VERSION
+
+
+@pytest.mark.parametrize("params", [[], 0, "", False])
+def test_preset_params_that_are_not_a_map_are_refused(params: object) -> None:
+    image = m.Image(2, 2, 3, bytes(12))
+    frames = m.preset_add_message(m.PresetUpload("x", image, "", {}))
+    header = msgpack.unpackb(frames[0])
+    frames[0] = msgpack.packb({**header, "params": params})
+    with pytest.raises(ProtocolError, match="'params' must be a map"):
+        m.parse_request(frames)
+
+
+def test_the_style_cache_is_private(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        cache = TargetCache(tmp_path / "targets")
+        cache.put(cache.key("x"), {"relu1_1": torch.eye(3)})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "targets").stat().st_mode) == 0o700
+    files = list((tmp_path / "targets").iterdir())
+    assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+
+
+def broken_presets(folder: Path) -> None:
+    """User presets broken every way the probe found, beside one good one."""
+    picture = np.full((8, 8, 3), 120, np.uint8)
+    PresetStore(folder).add("good", picture, "a good one", {"strength": 0.5})
+    for name, meta in (("malformed", "{'description': x"), ("array", "[1, 2]"), ("listparams", '{"params": [1]}'),
+                       ("longtext", json.dumps({"description": "x" * 1_000_000}))):
+        (folder / name).mkdir()
+        (folder / name / "style.png").write_bytes((folder / "good" / "style.png").read_bytes())
+        (folder / name / "preset.json").write_text(meta)
+    (folder / "nometa").mkdir()
+    (folder / "nometa" / "style.png").write_bytes((folder / "good" / "style.png").read_bytes())
+    (folder / "truncated").mkdir()
+    (folder / "truncated" / "style.png").write_bytes((folder / "good" / "style.png").read_bytes()[:40])
+    (folder / "truncated" / "preset.json").write_text("{}")
+
+
+def test_broken_user_presets_are_skipped_and_named_and_built_ins_always_work(tmp_path: Path) -> None:
+    broken_presets(tmp_path)
+    store = PresetStore(tmp_path)
+    names = store.names()
+    assert "good" in names and "starry_night" in names
+    for bad in ("malformed", "array", "listparams", "longtext", "nometa", "truncated"):
+        assert bad not in names
+        assert bad in store.problems()
+    assert store.describe("good")["params"] == {"strength": 0.5}
+
+
+def test_the_daemon_lists_presets_and_runs_a_built_in_beside_broken_ones(tmp_path: Path, content_image) -> None:
+    from .conftest import DaemonProcess
+
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    broken_presets(presets)
+    daemon = DaemonProcess(f"ipc://{tmp_path}/d.sock", tmp_path / "daemon.log", "--presets-dir", str(presets))
+    try:
+        with Client(daemon.endpoint, timeout=30) as client:
+            listed = {info.name for info in client.preset_gallery()}
+            assert {"good", "starry_night"} <= listed and "listparams" not in listed
+            submit = m.Submit(new_job_id(), content_image, [m.Style(preset="starry_night")],
+                              m.JobParams(size=32, iterations=2, detail=0, preview_every=0))
+            assert list(client.run_job(submit))[-1].type == m.RESULT
+            with pytest.raises(Exception, match="no preset"):
+                list(client.run_job(m.Submit(new_job_id(), content_image, [m.Style(preset="listparams")],
+                                             m.JobParams(size=32, iterations=2, detail=0))))
+    finally:
+        daemon.stop()
+
+
+def test_a_symlinked_preset_folder_is_removed_without_touching_its_target(tmp_path: Path) -> None:
+    store = PresetStore(tmp_path / "presets")
+    store.add("real", np.full((8, 8, 3), 90, np.uint8), "", {})
+    outside = tmp_path / "outside"
+    (tmp_path / "presets" / "real").rename(outside)
+    (tmp_path / "presets" / "linked").symlink_to(outside)
+    assert "linked" not in store.names()  # a link is not a preset of the store's
+    with pytest.raises(Exception, match="no user preset"):
+        store.remove("linked")
+    assert (outside / "style.png").is_file()
+
+
+def test_an_image_over_the_limit_is_refused_before_it_is_sent(daemon) -> None:
+    huge = m.Image(12000, 12000, 3, b"")  # the pixels are never read: the size alone decides
+    submit = m.Submit(new_job_id(), huge, [m.Style(preset="starry_night")], m.JobParams())
+    with Client(daemon.endpoint) as client, pytest.raises(ProtocolError, match=r"144\.0 MP") as refused:
+        list(client.run_job(submit))
+    assert refused.value.code == m.Code.TOO_LARGE
+
+
+def test_the_cli_refuses_a_huge_photo_at_once_and_a_fifo_without_blocking(tmp_path: Path) -> None:
+    from PIL import Image as PILImage
+
+    huge = tmp_path / "huge.png"
+    PILImage.new("1", (12000, 12000)).save(huge)  # 144 MP in a few kilobytes
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    env = {**os.environ, "IMPASTO_ENDPOINT": f"ipc://{tmp_path}/none/d.sock"}
+    for args, said in ((["stylize", str(huge), "--preset", "swirls", "-o", str(tmp_path / "o.png")], "144.0 MP"),
+                       (["presets", "add", "big", str(huge)], "144.0 MP"),
+                       (["stylize", str(fifo), "--preset", "swirls", "-o", str(tmp_path / "o.png")],
+                        "not a regular file")):
+        out = subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=60,
+                             cwd=ROOT, env=env)
+        assert out.returncode == 2 and said in out.stderr and "Traceback" not in out.stderr, out.stderr
+        assert "Warning" not in out.stderr
+    assert not (tmp_path / "none").exists()  # refused before any daemon was started
+
+
+@pytest.mark.parametrize("source", ["a" * 300 + ".png", "tab\there.png", "rtl\u202egnp.png"])
+def test_the_default_description_is_one_the_daemon_takes(source: str) -> None:
+    upload = m.PresetUpload("x", m.Image(2, 2, 3, bytes(12)), m.description_from(source), {})
+    request = m.parse_request([bytes(frame) for frame in m.preset_add_message(upload)])
+    assert request.preset is not None and request.preset.description.startswith("From ")
