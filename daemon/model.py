@@ -43,6 +43,19 @@ LAYER_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
 LAYER_STRIDE = {name: 2 ** sum(n.startswith("pool") for n in LAYER_NAMES[: i + 1])
                 for i, name in enumerate(LAYER_NAMES)}
 
+
+def _layer_channels() -> dict[str, int]:
+    """Each layer's channels: those of the convolution it follows (or is)."""
+    conv_channels = dict(zip(CONV_NAMES, (c for block in BLOCKS for c in block), strict=True))
+    channels, result = 3, {}
+    for name in LAYER_NAMES:
+        channels = conv_channels.get(name, channels)
+        result[name] = channels
+    return result
+
+
+LAYER_CHANNELS = _layer_channels()
+
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCHVISION_MEAN = (0.485, 0.456, 0.406)
 TORCHVISION_STD = (0.229, 0.224, 0.225)

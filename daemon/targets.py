@@ -23,9 +23,14 @@ from pathlib import Path
 
 import torch
 
+from .model import LAYER_CHANNELS
+
 log = logging.getLogger("impasto.daemon")
 
 MAX_BYTES = 2**30  # the disk cache's default bound
+# A painting's Gram entries stay within about 1e5 (white, black, noise and the built-in paintings,
+# Caffe weights); far beyond this a cached entry is a poison that would overflow the loss.
+MAX_GRAM = 1e8
 STALE_TMP_S = 3600  # a partial file this old was left by a daemon that died while writing
 
 
@@ -127,13 +132,16 @@ class TargetCache:
 
 
 def valid_targets(targets: object, layers: set[str] | None) -> bool:
-    """A map of layer names to finite square Gram matrices (1, C, C), for `layers` when given."""
+    """A map of VGG19 layer names (`layers`, when given) to Gram matrices a painting can give:
+    (1, C, C) for the layer's C channels, finite, and within MAX_GRAM."""
     if not isinstance(targets, dict) or not targets:
         return False
     if layers is not None and set(targets) != layers:
         return False
-    for gram in targets.values():
-        if not (isinstance(gram, torch.Tensor) and gram.ndim == 3 and gram.shape[-1] == gram.shape[-2]
-                and gram.is_floating_point() and bool(torch.isfinite(gram).all())):
+    for layer, gram in targets.items():
+        channels = LAYER_CHANNELS.get(layer) if isinstance(layer, str) else None
+        if not (channels and isinstance(gram, torch.Tensor) and gram.shape == (1, channels, channels)
+                and gram.is_floating_point() and bool(torch.isfinite(gram).all())
+                and float(gram.abs().max()) <= MAX_GRAM):
             return False
     return True

@@ -346,7 +346,10 @@ def test_the_target_cache_is_best_effort_and_drops_bad_entries(vgg19, tmp_path) 
     good = engine.StyleTransfer(vgg19, cache=TargetCache(tmp_path / "cache"))
     expected = good.run(small(1), [(small(2), 1.0)], params)
     [entry] = (tmp_path / "cache").glob("*.pt")
-    for bad in ({}, {"relu1_1": torch.full((1, 64, 64), float("nan"))}, {"relu1_1": torch.zeros(3)}, [1, 2]):
+    whole = torch.load(entry, weights_only=True)
+    poisons = ({**whole, "relu1_1": torch.zeros(1, 32, 32)},  # square, but not relu1_1's size
+               {**whole, "relu4_1": torch.full_like(whole["relu4_1"], 1e30)})  # finite, far past any painting's
+    for bad in ({}, {"relu1_1": torch.full((1, 64, 64), float("nan"))}, {"relu1_1": torch.zeros(3)}, [1, 2], *poisons):
         torch.save(bad, entry)
         fresh = engine.StyleTransfer(vgg19, cache=TargetCache(tmp_path / "cache"))
         assert torch.equal(fresh.run(small(1), [(small(2), 1.0)], params), expected)
