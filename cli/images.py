@@ -99,6 +99,45 @@ def output_format(path: Path, channels: int) -> str:
     return image_format
 
 
+def check_output(path: Path, channels: int, photo: Path | None = None) -> str:
+    """`output_format`, and that `path` can be a new file: not a folder, not the photo itself, in a
+    folder that is one (or can be made) and that this user may write."""
+    if path.is_dir():
+        raise ImageError(f"{path} is a folder: name a file in it, e.g. {path / 'out.png'}")
+    if photo is not None and path.exists() and path.resolve() == photo.resolve():
+        raise ImageError(f"{path} is the photo itself: choose another name, so that the photo is kept")
+    image_format = output_format(path, channels)
+    folder = path.parent if str(path.parent) else Path(".")
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ImageError(f"cannot write {path}: {folder} is not a folder")
+    return image_format
+
+
+def check_frames(folder: Path) -> None:
+    """The previews' folder, made now, so a bad --frames is said before the work."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageError(f"cannot keep previews in {folder}: {exc.strerror or exc}") from None
+
+
+def save_result(image: m.Image, path: Path) -> Path:
+    """Write a finished job's result to `path`, or, when that fails (a full disk, a folder that
+    went away), to a file of its own in the temporary folder: a result is never lost. Returns
+    where it is; OSError only when neither could be written."""
+    try:
+        save_image(image, path)
+        return path
+    except OSError as exc:
+        print(f"impasto: could not write {path}: {exc.strerror or exc}", file=sys.stderr)
+    descriptor, kept = tempfile.mkstemp(prefix="impasto-result-", suffix=".png")
+    os.close(descriptor)
+    save_image(image, Path(kept))
+    return Path(kept)
+
+
 def save_image(image: m.Image, path: Path) -> None:
     """Write `image` whole or not at all: to a temporary file beside `path`, then renamed."""
     row = np.frombuffer(image.packed(), dtype=np.uint8)

@@ -16,11 +16,21 @@ from protocol.client import Client, DaemonError, DaemonUnavailable, ensure_daemo
 from protocol.endpoint import default_endpoint
 from protocol.security import ClientKeys, make_keys
 
-from .images import ImageError, array_to_image, load_image, load_mask, output_format, save_image
+from .images import (
+    ImageError,
+    array_to_image,
+    check_frames,
+    check_output,
+    load_image,
+    load_mask,
+    save_image,
+    save_result,
+)
 from .options import add_job_options, params_from, parse_preset, parse_style
 
 EXIT_DAEMON = 3  # could not talk to the daemon
 EXIT_JOB = 4  # the daemon refused or failed the job
+EXIT_OUTPUT = 5  # the result could not be written where asked (it was kept elsewhere, and said)
 EXIT_INTERRUPTED = 130
 # This Python runs the daemon the CLI starts, so it has the same packages.
 DAEMON_COMMAND = (sys.executable, "-m", "daemon.main")
@@ -109,6 +119,17 @@ def cmd_keys(args: argparse.Namespace) -> int:
           f"to {paths['clients']}")
     return 0
 
+def keep_frame(reply: m.Reply, frames: Path, bar: ProgressBar) -> Path | None:
+    """Save a preview in `frames`; after a failure (a full disk) say so once and keep no more."""
+    assert reply.image is not None
+    try:
+        save_image(reply.image, frames / f"frame-{reply.header['iteration']:05d}.png")
+        return frames
+    except OSError as exc:
+        bar.message(f"impasto: could not keep a preview in {frames} ({exc.strerror or exc}); keeping no more")
+        return None
+
+
 def run_job(client: Client, submit: m.Submit, output: Path, frames: Path | None, quiet: bool = False) -> int:
     bar = ProgressBar()
     replies = client.run_job(submit)
@@ -119,11 +140,15 @@ def run_job(client: Client, submit: m.Submit, output: Path, frames: Path | None,
             elif reply.type == m.PROGRESS and not quiet:
                 bar.update(reply.progress)
             elif reply.type == m.PREVIEW and frames is not None and reply.image is not None:
-                save_image(reply.image, frames / f"frame-{reply.header['iteration']:05d}.png")
+                frames = keep_frame(reply, frames, bar)
             elif reply.type == m.RESULT and reply.image is not None:
-                save_image(reply.image, output)
                 if not quiet:
                     bar.done()
+                written = save_result(reply.image, output)
+                if written != output:
+                    print(f"impasto: the result is kept in {written} instead", file=sys.stderr)
+                    return EXIT_OUTPUT
+                if not quiet:
                     print(f"wrote {output} ({reply.image.width}x{reply.image.height}) in "
                           f"{format_seconds(reply.header.get('seconds', 0))}", file=sys.stderr)
                 return 0
@@ -151,7 +176,9 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     try:
         params_from(args)  # a value out of range is said now, before a daemon is started
         content = load_image(args.content, keep_alpha=True)
-        output_format(args.output, content.channels)  # a bad -o is said now, not after the work
+        check_output(args.output, content.channels, args.content)  # a bad -o is said now, not after the work
+        if args.frames is not None:
+            check_frames(args.frames)
     except (ImageError, m.ProtocolError) as exc:
         print(f"impasto: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 2

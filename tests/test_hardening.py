@@ -190,3 +190,35 @@ def test_the_default_description_is_one_the_daemon_takes(source: str) -> None:
     upload = m.PresetUpload("x", m.Image(2, 2, 3, bytes(12)), m.description_from(source), {})
     request = m.parse_request([bytes(frame) for frame in m.preset_add_message(upload)])
     assert request.preset is not None and request.preset.description.startswith("From ")
+
+
+def test_output_problems_are_said_before_the_work(tmp_path: Path, content_image) -> None:
+    from .conftest import write_png
+
+    photo = tmp_path / "photo.png"
+    write_png(photo, content_image)
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "afile").write_text("x")
+    env = {**os.environ, "IMPASTO_ENDPOINT": f"ipc://{tmp_path}/none/d.sock"}
+    for extra, said in ((["-o", str(tmp_path / "folder.png")], "is a folder"),
+                        (["-o", str(photo / "x.png")], "is not a folder"),
+                        (["-o", str(photo)], "the photo itself"),
+                        (["-o", str(tmp_path / "o.png"), "--frames", str(tmp_path / "afile")], "cannot keep previews")):
+        out = subprocess.run([sys.executable, "-m", "cli.main", "stylize", str(photo), "--preset", "swirls", *extra],
+                             capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+        assert out.returncode == 2 and said in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert not (tmp_path / "none").exists()  # said before any daemon was started
+
+
+def test_a_result_that_cannot_be_written_is_kept_elsewhere_and_said(daemon, tmp_path: Path, content_image) -> None:
+    from .conftest import cli_env, write_png
+
+    photo = tmp_path / "photo.png"
+    write_png(photo, content_image)
+    env = {**cli_env(daemon.endpoint), "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "cli.main", "stylize", str(photo), "--preset", "swirls", "--size",
+                          "32", "--iterations", "2", "--detail", "0", "-q", "-o", "/proc/impasto-out.png"],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    assert out.returncode == 5 and "could not write /proc/impasto-out.png" in out.stderr, out.stderr
+    [kept] = tmp_path.glob("impasto-result-*.png")
+    assert f"kept in {kept}" in out.stderr and kept.stat().st_size > 0
