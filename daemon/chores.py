@@ -18,7 +18,7 @@ from protocol import messages as m
 
 from . import pixels
 from .delivery import MUST
-from .presets import PresetError, PresetStore, UnknownPreset
+from .presets import PresetError, PresetStore, StorageError, UnknownPreset
 
 log = logging.getLogger("impasto.daemon")
 
@@ -77,6 +77,8 @@ class PresetChores:
                 self.presets.remove(upload.name)
         except UnknownPreset as exc:
             raise m.ProtocolError(m.Code.UNKNOWN_PRESET, str(exc)) from None
+        except StorageError as exc:
+            raise m.ProtocolError(m.Code.STORAGE, str(exc)) from None
         except PresetError as exc:
             raise m.ProtocolError(m.Code.BAD_REQUEST, str(exc)) from None
         return m.simple_message(request.type, name=upload.name)

@@ -8,12 +8,14 @@ up in these tables, so a client can never make the daemon read or write another 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +34,8 @@ log = logging.getLogger("impasto.daemon")
 THUMBNAIL_SIDE = 64
 MAX_META_BYTES = 64 * 1024  # a preset.json larger than this is not one of ours
 MAX_STYLE_PIXELS = m.MAX_PIXELS  # a style.png larger than a job may send is refused unread
+STAGING = ".adding-"  # a preset being written; renamed into place whole
+STALE_STAGING_S = 3600  # one this old was left by a daemon that died while writing it
 CACHED_BYTES = 256 * 2**20  # decoded user presets kept in memory, least recently used dropped first
 
 PAINTINGS = Path(__file__).resolve().parent / "paintings"
@@ -74,6 +78,10 @@ class PresetError(ValueError):
 
 class UnknownPreset(PresetError):
     """No preset of that name."""
+
+
+class StorageError(PresetError):
+    """The presets' folder could not be written (full, read-only, not a folder)."""
 
 
 class BrokenPreset(PresetError):
@@ -132,6 +140,7 @@ class PresetStore:
         self._images: OrderedDict[str, tuple[float, np.ndarray]] = OrderedDict()  # name -> (mtime, pixels)
         self._checked: dict[str, tuple[tuple, str | None]] = {}  # name -> (files' stamps, problem or None)
         self._problems: dict[str, str] = {}
+        self.sweep()
 
     def _user_folder(self, name: str) -> Path:
         return self.folder / name
@@ -231,10 +240,21 @@ class PresetStore:
         if name in BUILT_IN:
             raise PresetError(f"{name!r} is a built-in preset; choose another name")
         m.JobParams.from_wire(params)  # recommended parameters must be valid ones
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".adding-", dir=self.folder))
-        Image.fromarray(pixels).save(staging / "style.png")
-        (staging / "preset.json").write_text(json.dumps({"description": description, "params": params}))
+        staging: Path | None = None
+        try:
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=STAGING, dir=self.folder))
+            Image.fromarray(pixels).save(staging / "style.png")
+            (staging / "preset.json").write_text(json.dumps({"description": description, "params": params}))
+            self._replace(name, staging)
+        except OSError as exc:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            log.warning("could not store preset %s in %s: %s", name, self.folder, exc)
+            raise StorageError(f"the preset could not be stored in {self.folder}: {exc.strerror or exc}") from None
+
+    def _replace(self, name: str, staging: Path) -> None:
+        """Put a written preset in place of the one of that name, if any."""
         target = self._user_folder(name)
         with self._lock:
             if target.is_symlink():
@@ -243,6 +263,13 @@ class PresetStore:
                 shutil.rmtree(target)
             staging.rename(target)
             self._images.pop(name, None)
+
+    def sweep(self) -> None:
+        """Remove what a daemon that died while adding a preset left behind."""
+        with contextlib.suppress(OSError):
+            for leftover in self.folder.glob(STAGING + "*"):
+                if not leftover.is_symlink() and time.time() - leftover.stat().st_mtime > STALE_STAGING_S:
+                    shutil.rmtree(leftover, ignore_errors=True)
 
     def remove(self, name: str) -> None:
         check_name(name)

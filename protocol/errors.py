@@ -20,6 +20,7 @@ class Code:
     CLIENT_GONE = "client_gone"  # the client stopped sending heartbeats
     SHUTTING_DOWN = "shutting_down"
     OUT_OF_MEMORY = "out_of_memory"
+    STORAGE = "storage"  # the daemon could not write its files (a full or read-only disk)
     INTERNAL = "internal"
 
 

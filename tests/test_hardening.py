@@ -222,3 +222,35 @@ def test_a_result_that_cannot_be_written_is_kept_elsewhere_and_said(daemon, tmp_
     assert out.returncode == 5 and "could not write /proc/impasto-out.png" in out.stderr, out.stderr
     [kept] = tmp_path.glob("impasto-result-*.png")
     assert f"kept in {kept}" in out.stderr and kept.stat().st_size > 0
+
+
+def test_a_preset_that_cannot_be_stored_is_said_and_leaves_nothing(fresh_daemon, tmp_path: Path) -> None:
+    from daemon.presets import StorageError
+
+    store = PresetStore(tmp_path / "store")
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "mine").write_text("in the way")  # the new preset cannot be put in place
+    with pytest.raises(StorageError):
+        store.add("mine", np.zeros((8, 8, 3), np.uint8), "", {})
+    assert not list((tmp_path / "store").glob(".adding-*"))
+    # Through the daemon, a presets folder that is a file (as a full or read-only disk would refuse).
+    presets = fresh_daemon.log.parent / "presets"
+    presets.mkdir(exist_ok=True)
+    presets.rmdir()
+    presets.write_text("not a folder")
+    with Client(fresh_daemon.endpoint, timeout=30) as client:
+        with pytest.raises(Exception, match=r"could not be stored.*\[storage\]"):
+            client.add_preset("mine", m.Image(8, 8, 3, bytes(192)))
+        assert client.hello()["queue"] == 0  # still serving
+    assert "Traceback" not in fresh_daemon.log.read_text()
+
+
+def test_staging_left_by_a_dead_daemon_is_swept(tmp_path: Path) -> None:
+    left = tmp_path / ".adding-abc"
+    left.mkdir()
+    (left / "style.png").write_bytes(b"half")
+    os.utime(left, (0, 0))
+    fresh = tmp_path / ".adding-now"  # another daemon may be writing this one
+    fresh.mkdir()
+    PresetStore(tmp_path)
+    assert not left.exists() and fresh.exists()
