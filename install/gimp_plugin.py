@@ -163,18 +163,42 @@ def vendor_wheels(python: GimpPython, vendor: Path) -> str:
     return "" if ours.returncode == 0 else (ours.stderr or own.stderr).strip()
 
 
-def install(profile: Path, args: argparse.Namespace, say: Say) -> bool:
+def write_file(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """`path` as a new file of ours: a link or file already there is replaced, never written through."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
+    with open(descriptor, "wb") as file:
+        file.write(data)
+    path.chmod(mode)  # whatever the umask
+
+
+def remove_ours(path: Path) -> None:
+    """Remove one thing the installer made: a link only as a link, a folder whole."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def plugin_folder(profile: Path) -> Path:
+    """The plug-in's folder in `profile`; OSError when something else (a link, a file) is in its place."""
     folder = profile / "plug-ins" / PLUGIN_NAME
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise OSError(f"{folder} is a link or a file, not Impasto's folder: move it away and run this again")
+    return folder
+
+
+def install(profile: Path, args: argparse.Namespace, say: Say) -> bool:
+    try:
+        folder = plugin_folder(profile)
+        folder.mkdir(parents=True, exist_ok=True)
+        copy_plugin(folder, args)
+    except OSError as exc:
+        say(f"could not install into {profile}: {exc.strerror if exc.filename else exc}"
+            + (f" ({exc.filename})" if exc.filename else ""))
+        return False
     script = folder / f"{PLUGIN_NAME}.py"
-    shutil.copyfile(ROOT / "plugin" / "impasto.py", script)
-    script.chmod(0o755)
-    for part in PLUGIN_PARTS:  # its dialog, its run, its GIMP-free logic and its help page
-        shutil.copyfile(ROOT / "plugin" / part, folder / part)
-    shutil.rmtree(folder / "protocol", ignore_errors=True)
-    shutil.copytree(ROOT / "protocol", folder / "protocol", ignore=shutil.ignore_patterns("__pycache__", "*.md"))
-    config = {"endpoint": args.endpoint, "daemon_command": args.daemon_command}
-    (folder / "impasto.json").write_text(json.dumps(config, indent=2) + "\n")
     say(f"installed the plug-in in {folder}")
     say(f"  daemon endpoint: {args.endpoint}")
     say(f"  daemon command:  {shlex.join(args.daemon_command)}")
@@ -187,8 +211,10 @@ def install(profile: Path, args: argparse.Namespace, say: Say) -> bool:
         text = script.read_text()
         script.write_text(f"#!{python.executable}\n" + text.split("\n", 1)[1])
     vendor = folder / "vendor"
+    if vendor.is_symlink():
+        vendor.unlink()  # pip would install through it
     if python_can_import(python.command, "zmq, msgpack"):
-        shutil.rmtree(vendor, ignore_errors=True)
+        remove_ours(vendor)
         say("  GIMP's Python has pyzmq and msgpack")
         return True
     say(f"  GIMP's Python lacks pyzmq or msgpack; installing {python.tag} wheels into {vendor}")
@@ -202,13 +228,41 @@ def install(profile: Path, args: argparse.Namespace, say: Say) -> bool:
     return False
 
 
+def copy_plugin(folder: Path, args: argparse.Namespace) -> None:
+    """The plug-in's files, the `protocol` package and impasto.json into `folder`."""
+    write_file(folder / f"{PLUGIN_NAME}.py", (ROOT / "plugin" / "impasto.py").read_bytes(), 0o755)
+    for part in PLUGIN_PARTS:  # its dialog, its run, its GIMP-free logic and its help page
+        write_file(folder / part, (ROOT / "plugin" / part).read_bytes())
+    remove_ours(folder / "protocol")
+    shutil.copytree(ROOT / "protocol", folder / "protocol", ignore=shutil.ignore_patterns("__pycache__", "*.md"))
+    config = {"endpoint": args.endpoint, "daemon_command": args.daemon_command}
+    write_file(folder / "impasto.json", (json.dumps(config, indent=2) + "\n").encode())
+
+
 def uninstall(profile: Path, say: Say) -> None:
+    """Remove what the installer puts in the plug-in's folder, and the folder once nothing else is
+    left; a link in its place goes as a link, never what it points to."""
     folder = profile / "plug-ins" / PLUGIN_NAME
-    if folder.is_dir():
-        shutil.rmtree(folder)
-        say(f"removed {folder}")
-    else:
+    if folder.is_symlink():
+        folder.unlink()
+        say(f"removed the link {folder} (not what it pointed to)")
+        return
+    if not folder.is_dir():
         say(f"nothing to remove in {profile}")
+        return
+    for name in (f"{PLUGIN_NAME}.py", *PLUGIN_PARTS, "impasto.json", "protocol", "vendor", "__pycache__"):
+        remove_ours(folder / name)
+    others = sorted(path.name for path in folder.iterdir())
+    if others:
+        say(f"removed Impasto from {folder}; left what it did not install there: {', '.join(others)}")
+    else:
+        folder.rmdir()
+        say(f"removed {folder}")
+
+
+def systemd_escaped(command: str) -> str:
+    """A command line as systemd reads ExecStart: '%' starts a specifier and '$' a variable."""
+    return command.replace("%", "%%").replace("$", "$$")
 
 
 def write_systemd_unit(args: argparse.Namespace, say: Say) -> None:
@@ -216,7 +270,7 @@ def write_systemd_unit(args: argparse.Namespace, say: Say) -> None:
     units.mkdir(parents=True, exist_ok=True)
     (units / SYSTEMD_UNIT).write_text(
         "[Unit]\nDescription=Impasto style-transfer daemon\n\n"
-        f"[Service]\nExecStart={shlex.join([*args.daemon_command, '--endpoint', args.endpoint])}\n"
+        f"[Service]\nExecStart={systemd_escaped(shlex.join([*args.daemon_command, '--endpoint', args.endpoint]))}\n"
         "Restart=on-failure\n\n[Install]\nWantedBy=default.target\n")
     say(f"wrote {units / SYSTEMD_UNIT}; enable it with: systemctl --user enable --now {SYSTEMD_UNIT}")
 

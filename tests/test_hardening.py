@@ -254,3 +254,49 @@ def test_staging_left_by_a_dead_daemon_is_swept(tmp_path: Path) -> None:
     fresh.mkdir()
     PresetStore(tmp_path)
     assert not left.exists() and fresh.exists()
+
+
+def run_installer(profile: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "install/gimp_plugin.py", "--gimp-dir", str(profile), "--gimp-python",
+                           sys.executable, "--endpoint", "ipc:///x/d.sock", *extra], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, env={**os.environ, "XDG_CONFIG_HOME": str(profile / "config")})
+
+
+def test_the_installer_never_writes_through_links_nor_removes_what_is_not_its_own(tmp_path: Path) -> None:
+    profile, elsewhere = tmp_path / "profile", tmp_path / "elsewhere"
+    (profile / "plug-ins").mkdir(parents=True)
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("mine")
+    (profile / "plug-ins" / "impasto").symlink_to(elsewhere)
+    out = run_installer(profile)
+    assert out.returncode == 1 and "is a link or a file" in out.stdout and "Traceback" not in out.stderr, out
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["keep.txt"]
+    out = run_installer(profile, "--uninstall")
+    assert out.returncode == 0 and not (profile / "plug-ins" / "impasto").exists()
+    assert (elsewhere / "keep.txt").read_text() == "mine"  # the link went, not what it pointed to
+
+    (profile / "plug-ins" / "impasto").write_text("a file in the folder's place")
+    assert "is a link or a file" in run_installer(profile).stdout
+    (profile / "plug-ins" / "impasto").unlink()
+
+    folder = profile / "plug-ins" / "impasto"
+    folder.mkdir()
+    outside = tmp_path / "outside.py"
+    outside.write_text("print('not the plug-in')")
+    outside.chmod(0o644)
+    (folder / "impasto.py").symlink_to(outside)
+    (folder / "notes.txt").write_text("the user's")
+    run_installer(profile)  # GIMP's Python is not this one: it says so, after copying the files
+    assert outside.read_text() == "print('not the plug-in')" and stat.S_IMODE(outside.stat().st_mode) == 0o644
+    assert not (folder / "impasto.py").is_symlink() and (folder / "impasto_choices.py").is_file()
+    out = run_installer(profile, "--uninstall")
+    assert out.returncode == 0 and "notes.txt" in out.stdout, out.stdout
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+
+
+def test_the_systemd_unit_escapes_what_systemd_would_expand(tmp_path: Path) -> None:
+    profile = tmp_path / "profile"
+    (profile / "plug-ins").mkdir(parents=True)
+    run_installer(profile, "--systemd", "--daemon-command", "/opt/impasto-daemon --weights /w/100%$HOME.pt")
+    unit = (profile / "config" / "systemd" / "user" / "impasto-daemon.service").read_text()
+    assert "/w/100%%$$HOME.pt" in unit
