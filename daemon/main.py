@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
 import math
 import os
@@ -12,7 +11,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
 
 import torch
 import zmq
@@ -20,9 +18,10 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from protocol import messages as m
-from protocol.endpoint import default_endpoint, ipc_path, make_private_dir
+from protocol.endpoint import default_endpoint
 from protocol.security import TransportRefused, check_transport
 
+from .claim import AlreadyRunning, Keeper, claim_endpoint
 from .delivery import SEND_QUEUE
 from .engine import StyleTransfer
 from .model import WeightsError, default_weights_path, load_vgg19
@@ -32,10 +31,6 @@ from .targets import TargetCache
 from .targets import default_folder as default_cache_folder
 
 log = logging.getLogger("impasto.daemon")
-
-
-class AlreadyRunning(RuntimeError):
-    pass
 
 
 def pick_device(requested: str) -> torch.device:
@@ -60,30 +55,6 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads)"
     return device.type
-
-
-def claim_endpoint(endpoint: str) -> TextIO | None:
-    """Lock an ipc endpoint so a second daemon refuses instead of stealing the socket.
-
-    zmq's bind() on an ipc path silently replaces a live socket file, so we hold an flock on a
-    file beside it for our lifetime; the kernel drops it if we die, and then the stale socket
-    file may be replaced. Returns the open lock file (keep it open) or None for tcp.
-    """
-    path = ipc_path(endpoint)
-    if path is None:
-        return None
-    make_private_dir(path.parent)
-    lock = open(path.with_name(path.name + ".lock"), "w")  # noqa: SIM115 - held for the process's life
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        raise AlreadyRunning(f"another Impasto daemon is already running at {endpoint}") from None
-    lock.write(f"{os.getpid()}\n")
-    lock.flush()
-    if path.exists():
-        path.unlink()  # left by a daemon that died
-    return lock
 
 
 def bounded(kind: type[int] | type[float], low: float, high: float = math.inf,
@@ -226,10 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     except WeightsError as exc:
         print(f"impasto-daemon: {exc}", file=sys.stderr)
         return 2
+    keeper = Keeper(args.endpoint, socket, lock)
     service = Service(engine, socket, context, device_name=describe_device(device),
                       model_name=f"vgg19-{engine.model.lineage}", max_queue=args.max_queue, max_pixels=args.max_pixels,
                       client_timeout=args.client_timeout, memory_limit=int(args.memory_limit * 2**30),
-                      presets=PresetStore(args.presets_dir))
+                      presets=PresetStore(args.presets_dir), keep_endpoint=keeper)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: service.stop())
     log.info("impasto-daemon %s ready on %s", VERSION, args.endpoint)
@@ -240,9 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         if authenticator is not None:
             authenticator.stop()
         context.term()
-        path = ipc_path(args.endpoint)
-        if lock is not None and path is not None and path.exists():
-            path.unlink()
+        keeper.release()
         log.info("stopped")
     return 0
 

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -35,6 +36,7 @@ log = logging.getLogger("impasto.daemon")
 
 VERSION = importlib.metadata.version("impasto")
 OUTBOX = "inproc://impasto-outbox"
+KEEP_ENDPOINT_S = 1.0  # how often the socket file is checked (daemon/claim.py)
 PROGRESS_INTERVAL_S = 0.1  # progress replies at most this often (the last one always goes)
 
 
@@ -53,8 +55,9 @@ class Service:
                  model_name: str,
                  max_queue: int = 16, max_pixels: int = m.MAX_PIXELS,
                  client_timeout: float = m.CLIENT_TIMEOUT_S, memory_limit: int = 0,
-                 presets: PresetStore | None = None) -> None:
+                 presets: PresetStore | None = None, keep_endpoint: Callable[[], bool] = lambda: True) -> None:
         self.engine = engine
+        self.keep_endpoint = keep_endpoint  # False: another daemon holds the endpoint now
         self.socket = socket  # a bound ROUTER
         self.context = context
         self.device_name = device_name
@@ -84,8 +87,13 @@ class Service:
         poller = zmq.Poller()
         poller.register(self.socket, zmq.POLLIN)
         poller.register(self.outbox, zmq.POLLIN)
+        checked = time.monotonic()
         while not self.stopping.is_set():
             events = dict(poller.poll(100))
+            if time.monotonic() - checked > KEEP_ENDPOINT_S:
+                checked = time.monotonic()
+                if not self.keep_endpoint():
+                    self.stop()
             if self.outbox in events:
                 self._forward_outbox()
             if self.socket in events:

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from daemon import main as daemon_main
+from daemon.claim import claim_endpoint
 from daemon.presets import PresetStore
 from daemon.targets import TargetCache
 from protocol import messages as m
@@ -36,7 +37,7 @@ def test_an_abstract_socket_is_refused_like_loopback_tcp(tmp_path: Path) -> None
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 2 and "every user" in out.stderr, out.stderr
     assert list(tmp_path.iterdir()) == []  # no lock file dropped in the current folder
-    assert daemon_main.claim_endpoint("ipc://@impasto-probe") is None  # nothing on disk to lock
+    assert claim_endpoint("ipc://@impasto-probe") is None  # nothing on disk to lock
 
 
 def test_secret_keys_are_private_and_an_existing_folder_keeps_its_mode(tmp_path: Path) -> None:
@@ -300,3 +301,57 @@ def test_the_systemd_unit_escapes_what_systemd_would_expand(tmp_path: Path) -> N
     run_installer(profile, "--systemd", "--daemon-command", "/opt/impasto-daemon --weights /w/100%$HOME.pt")
     unit = (profile / "config" / "systemd" / "user" / "impasto-daemon.service").read_text()
     assert "/w/100%%$$HOME.pt" in unit
+
+
+def answers_within(endpoint: str, seconds: float) -> bool:
+    import time
+
+    from protocol.client import DaemonUnavailable
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with Client(endpoint, timeout=0.5) as client:
+                client.hello()
+                return True
+        except DaemonUnavailable:
+            continue
+    return False
+
+
+def test_a_deleted_socket_file_or_folder_is_made_again(fresh_daemon) -> None:
+    import shutil
+
+    from protocol.endpoint import ipc_path
+
+    path = ipc_path(fresh_daemon.endpoint)
+    assert path is not None
+    path.unlink()
+    assert answers_within(fresh_daemon.endpoint, 5)
+    shutil.rmtree(path.parent)
+    assert answers_within(fresh_daemon.endpoint, 5)
+    second = subprocess.run([sys.executable, "-m", "daemon.main", "--endpoint", fresh_daemon.endpoint],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert second.returncode == 2 and "already running" in second.stderr
+    assert fresh_daemon.process.poll() is None
+
+
+def test_a_daemon_whose_endpoint_another_took_over_ends(tmp_path: Path) -> None:
+    import shutil
+    import signal
+
+    from .conftest import DaemonProcess
+
+    first = DaemonProcess(f"ipc://{tmp_path}/sock/d.sock", tmp_path / "first.log")
+    first.process.send_signal(signal.SIGSTOP)  # it cannot notice while the folder goes and another comes
+    try:
+        shutil.rmtree(tmp_path / "sock")
+        second = DaemonProcess(first.endpoint, tmp_path / "second.log")
+    finally:
+        first.process.send_signal(signal.SIGCONT)
+    try:
+        assert first.process.wait(10) == 0  # it saw the endpoint taken and ended
+        assert answers_within(second.endpoint, 5) and second.process.poll() is None
+    finally:
+        second.stop()
+        first.stop()
