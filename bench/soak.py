@@ -4,6 +4,7 @@
    still running 2 s after the last kill, and the daemon's RSS against its start.
 2. The daemon SIGKILLed under a connected client: how long until the client reports it.
 3. C concurrent clients × J jobs each: do all complete, in submission order per client?
+4. M mixed jobs (user presets added, used and removed among them): does the daemon's RSS stay flat?
 
     .venv/bin/python bench/soak.py [--kills 100] [--clients 8] [--jobs 3]
 """
@@ -105,6 +106,37 @@ def concurrent_clients(endpoint: str, clients: int, jobs: int) -> None:
           f"per-client order kept: {in_order}", flush=True)
 
 
+def mixed_jobs(endpoint: str, daemon: subprocess.Popen, count: int) -> None:
+    """`count` jobs of every kind in turn (sizes, built-in and user presets added and removed,
+    style images, sliced loss, tiles), the daemon's RSS read every 20: does it stay flat?"""
+    import numpy as np
+
+    readings = []
+    with Client(endpoint, timeout=30) as client:
+        for index in range(count):
+            side = (64, 96, 128, 160)[index % 4]
+            submit = small_submit(3, side, side * 3 // 4)
+            kind = index % 5
+            if kind == 1:  # a user preset of its own, used once and removed: its pixels must go too
+                pixels = np.random.default_rng(index).integers(0, 255, (512, 512, 3), np.uint8)
+                client.add_preset(f"soak-{index}", m.Image(512, 512, 3, pixels.tobytes()))
+                submit.styles = [m.Style(preset=f"soak-{index}")]
+            elif kind == 2:
+                picture = np.random.default_rng(index).integers(0, 255, (200, 300, 3), np.uint8)
+                submit.styles = [m.Style(image=m.Image(300, 200, 3, picture.tobytes()))]
+            elif kind == 3:
+                submit.params = m.JobParams(iterations=3, preview_every=0, style_loss="sliced")
+            elif kind == 4:
+                submit.params = m.JobParams(iterations=2, preview_every=1, tile_pixels=64 * 64)
+            list(client.run_job(submit))
+            if kind == 1:
+                client.remove_preset(f"soak-{index}")
+            if index % 20 == 19:
+                readings.append(rss_mib(daemon.pid))
+    print(f"{count} mixed jobs: daemon RSS every 20 jobs (MiB): {', '.join(f'{r:.0f}' for r in readings)}; "
+          f"last against the first reading {(readings[-1] / readings[0] - 1) * 100:+.1f}%", flush=True)
+
+
 def kill_daemon(endpoint: str, daemon: subprocess.Popen) -> None:
     with Client(endpoint) as client:
         replies = client.run_job(small_submit(20000))
@@ -123,12 +155,14 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--jobs", type=int, default=3)
+    parser.add_argument("--mixed", type=int, default=200, help="mixed jobs whose memory is followed")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="impasto-soak-"))
     daemon, endpoint, _ = start_daemon(folder, "--log-level", "warning")
     try:
         kill_clients(endpoint, daemon, args.kills)
         concurrent_clients(endpoint, args.clients, args.jobs)
+        mixed_jobs(endpoint, daemon, args.mixed)
         kill_daemon(endpoint, daemon)
     finally:
         daemon.kill()

@@ -140,6 +140,7 @@ class PresetStore:
         self._images: OrderedDict[str, tuple[float, np.ndarray]] = OrderedDict()  # name -> (mtime, pixels)
         self._checked: dict[str, tuple[tuple, str | None]] = {}  # name -> (files' stamps, problem or None)
         self._problems: dict[str, str] = {}
+        self.cached_bytes = CACHED_BYTES
         self.sweep()
 
     def _user_folder(self, name: str) -> Path:
@@ -185,6 +186,9 @@ class PresetStore:
                 if self._problems.get(path.name) != problem:
                     log.warning("user preset %s skipped: %s", path.name, problem)
         self._problems = problems
+        with self._lock:  # presets deleted on disk leave memory too
+            for gone in [name for name in self._images if name not in BUILT_IN and name not in user]:
+                del self._images[gone]
         return [*BUILT_IN, *user]
 
     def problems(self) -> dict[str, str]:
@@ -225,7 +229,7 @@ class PresetStore:
             raise BrokenPreset(f"preset {name!r}: style.png cannot be read: {exc}") from None
         with self._lock:
             self._images[name] = (stamp, pixels)
-            while sum(image.nbytes for _, image in self._images.values()) > CACHED_BYTES and len(self._images) > 1:
+            while sum(image.nbytes for _, image in self._images.values()) > self.cached_bytes and len(self._images) > 1:
                 self._images.popitem(last=False)
         return pixels
 

@@ -355,3 +355,18 @@ def test_a_daemon_whose_endpoint_another_took_over_ends(tmp_path: Path) -> None:
     finally:
         second.stop()
         first.stop()
+
+
+def test_decoded_presets_are_bounded_and_deleted_ones_let_go(tmp_path: Path) -> None:
+    import shutil
+
+    store = PresetStore(tmp_path)
+    for index in range(5):
+        store.add(f"p{index}", np.full((64, 64, 3), index * 40, np.uint8), "", {})
+    store.cached_bytes = 3 * 64 * 64 * 3
+    for index in range(5):
+        assert int(store.image(f"p{index}")[0, 0, 0]) == index * 40
+    assert list(store._images) == ["p2", "p3", "p4"]  # the least recently used went first
+    shutil.rmtree(tmp_path / "p4")
+    store.names()
+    assert "p4" not in store._images
