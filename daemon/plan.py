@@ -101,6 +101,8 @@ def frame(content: torch.Tensor, params: JobParams) -> Framing:
     if padded is content:
         return Framing(content, width, height, (slice(None), slice(None)), params)
     crop = (slice(top, top + height), slice(left, left + width))
+    # The painting is scaled with the picture it is seen beside: not with the padding.
+    params = dataclasses.replace(params, style_scale=params.style_scale * max(width, height) / max(padded.shape[-2:]))
     return Framing(padded, padded.shape[-1], padded.shape[-2], crop, params)
 
 

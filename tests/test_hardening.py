@@ -370,3 +370,15 @@ def test_decoded_presets_are_bounded_and_deleted_ones_let_go(tmp_path: Path) -> 
     shutil.rmtree(tmp_path / "p4")
     store.names()
     assert "p4" not in store._images
+
+
+@pytest.mark.parametrize("width, height, layer_side", [(64, 48, 16384), (640, 480, 16384), (300, 200, 4000)])
+def test_a_part_sees_the_painting_at_the_size_the_whole_does(width: int, height: int, layer_side: int) -> None:
+    # A tiny part of a huge layer is padded up to VGG19's smallest side; the painting must not
+    # grow with the padding (it was seen at 4096 px instead of 512, and the job took 45 s).
+    from daemon.plan import frame
+
+    params = m.JobParams(layer_size=layer_side)
+    framing = frame(torch.rand(1, 3, height, width), params)
+    seen = max(framing.width, framing.height) * framing.params.style_scale
+    assert seen == pytest.approx(params.size * params.style_scale, rel=0.1)
