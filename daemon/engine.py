@@ -31,7 +31,9 @@ What it adds to the paper, each for a reason:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
+import time
 from collections.abc import Callable, Iterator
 
 import torch
@@ -43,10 +45,10 @@ from .colours import Styles
 from .imaging import STYLE_FILTER, resize
 from .lbfgs import OPENING_MOVE
 from .losses import ContentLoss, GramStyleLoss, SlicedWassersteinStyleLoss, StyleLoss, gram_matrix
-from .memory import SLICED_POSITIONS, memory_plan, tile_counts, use_bf16
+from .memory import SLICED_POSITIONS, bf16_supported, memory_plan, tile_counts, use_bf16
 from .model import LAYER_STRIDE, VGG19
 from .objective import DEFAULTS, Objective, Report, descend, effective_weights, style_gain
-from .pace import Pace
+from .pace import Pace, regime
 from .plan import MIN_SIDE, schedule_for
 from .run import PreviewCallback, ProgressCallback, Run
 from .targets import TargetCache, image_digest
@@ -76,22 +78,31 @@ class StyleTransfer:
 
     def warm_up(self) -> None:
         """A tiny job, so the first real one does not pay for kernel selection and allocation,
-        then a small one whose pace the first estimates are made from.
+        then the smallest picture's iterations (what an iteration costs whatever its size) and a
+        small job whose pace the first estimates are made from, in each precision the device has.
 
         On the CPU the first forward and backward of a process take over a second longer than
         the next ones, whatever their size; after this, a first preview comes within a second.
         """
         image = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
         self.run(image, [(image, 1.0)], JobParams(size=64, iterations=2, preview_every=0))
+        stamps: list[float] = []
+        smallest = JobParams(size=MIN_SIDE, iterations=12, first_scale=0, detail=0, preview_every=0)
+        self.run(image, [(image, 1.0)], smallest, on_progress=lambda progress: stamps.append(time.monotonic()))
+        steps = sorted(later - earlier for earlier, later in itertools.pairwise(stamps[1:]))
+        self.pace.per_iteration = steps[len(steps) // 2]
         image = torch.rand(1, 3, 288, 384, generator=torch.Generator().manual_seed(0))  # the pace, measured
-        self.run(image, [(image, 1.0)], JobParams(size=384, iterations=4, first_scale=0, preview_every=0))
+        for precision in ("fp32", "bf16") if bf16_supported(self.device) else ("fp32",):
+            self.run(image, [(image, 1.0)], JobParams(size=384, iterations=4, first_scale=0, preview_every=0,
+                                                      precision=precision))
 
     def estimate(self, width: int, height: int, params: JobParams, memory_limit: int | None = None) -> dict:
         """How long a job would take here, from the measured pace, and the sizes it works at."""
         schedule = schedule_for(width, height, params)
         max_crop = tiles.UNLIMITED if memory_limit is None else \
             memory_plan(width, height, params, self.device, memory_limit).max_crop_pixels
-        return {"seconds": self.pace.estimate(schedule, params, max_crop),
+        key = regime(params, use_bf16(params.precision, self.device))
+        return {"seconds": self.pace.estimate(schedule, params, max_crop, key),
                 "working": list(schedule.sizes[schedule.first_detail - 1]), "output": list(schedule.sizes[-1]),
                 "scales": len(schedule.sizes)}
 

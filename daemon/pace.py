@@ -62,37 +62,53 @@ def blended_pace(prior: float | None, seconds: float, work: float, total: float,
     return trust * own + (1 - trust) * prior
 
 
+def regime(params: JobParams, bf16: bool) -> str:
+    """What sets a pixel's cost besides its size: the precision it runs in and the style loss."""
+    return f"{'bf16' if bf16 else 'fp32'}/{params.style_loss}"
+
+
 class Pace:
-    """The daemon's seconds per unit of work on its device, measured at warm-up and on every
-    job large enough to tell."""
+    """The daemon's pace on its device: seconds per unit of work for each regime (measured at
+    warm-up and on every job large enough to tell), and seconds per iteration whatever its size
+    (the optimiser, VGG19's layers one by one, the checks between them), measured at warm-up."""
 
     def __init__(self) -> None:
-        self.seconds_per_unit: float | None = None
+        self.per_unit: dict[str, float] = {}
+        self.per_iteration = 0.0
 
-    def learn(self, seconds: float, work: float) -> None:
-        """Take in a finished job's `seconds` for `work` units after its first iteration (whose
-        set-up, targets and kernel choice, would make a small job look slow)."""
+    def seconds_per_unit(self, key: str) -> float | None:
+        """The regime's pace; until it is measured, the mean of the others'."""
+        if key in self.per_unit:
+            return self.per_unit[key]
+        return sum(self.per_unit.values()) / len(self.per_unit) if self.per_unit else None
+
+    def learn(self, key: str, seconds: float, work: float, iterations: int) -> None:
+        """Take in a finished job's `seconds` for `work` units and `iterations` after its first
+        iteration (whose set-up, targets and kernel choice, would make a small job look slow)."""
         if work < LEARN_FROM_COST:
             return
-        previous, measured = self.seconds_per_unit, seconds / work
-        self.seconds_per_unit = measured if previous is None else (previous + measured) / 2
+        measured = max(0.0, seconds - self.per_iteration * iterations) / work
+        previous = self.per_unit.get(key)
+        self.per_unit[key] = measured if previous is None else (previous + measured) / 2
 
-    def estimate(self, schedule: Schedule, params: JobParams, max_crop_pixels: int) -> float:
+    def estimate(self, schedule: Schedule, params: JobParams, max_crop_pixels: int, key: str) -> float:
         """Seconds a job with this schedule would take, set-up included."""
         work = tiled_cost(schedule, max_crop_pixels, params.style_loss == "gram") + setup_cost(schedule)
-        return work * (self.seconds_per_unit or 0.0)
+        return work * (self.seconds_per_unit(key) or 0.0) + sum(schedule.steps) * self.per_iteration
 
 
 class Clock:
     """One job's time: where it stands after each iteration, and the time left."""
 
-    def __init__(self, schedule: Schedule, pace: Pace, started: float) -> None:
+    def __init__(self, schedule: Schedule, pace: Pace, key: str, started: float) -> None:
         self.schedule = schedule
         self.pace = pace
+        self.key = key  # the job's regime
         self.costs = costs(schedule)
         self.total = sum(self.costs)
+        self.iterations = sum(schedule.steps)
         self.started = started  # time.monotonic() when the job began
-        self.first: tuple[float, float] | None = None  # when, and after how much work, iteration one ended
+        self.first: tuple[float, float, int] | None = None  # when, after how much work and iterations, one ended
 
     def spent(self, index: int, iteration: int) -> float:
         """The work done after `iteration` steps of scale `index`."""
@@ -101,17 +117,22 @@ class Clock:
     def progress(self, index: int, iteration: int, losses: dict[str, float]) -> Progress:
         """Where the job stands after `iteration` steps of scale `index`."""
         now, spent = time.monotonic(), self.spent(index, iteration)
+        done = sum(self.schedule.steps[:index]) + iteration
         if self.first is None:
-            self.first = (now, spent)
-        pace = blended_pace(self.pace.seconds_per_unit, now - self.first[0], spent - self.first[1], self.total,
-                            (now - self.started) / spent)
-        (w, h), steps = self.schedule.sizes[index], self.schedule.steps
-        return Progress(scale=index + 1, scales=len(self.schedule.sizes), width=w, height=h,
-                        iteration=sum(steps[:index]) + iteration, total=sum(steps), losses=losses,
-                        elapsed=now - self.started, eta=(self.total - spent) * pace)
+            self.first = (now, spent, done)
+        overhead = self.pace.per_iteration
+        own = now - self.first[0] - overhead * (done - self.first[2])  # the job's seconds for its work alone
+        so_far = max(0.0, now - self.started - overhead * done) / spent
+        pace = blended_pace(self.pace.seconds_per_unit(self.key), max(0.0, own), spent - self.first[1], self.total,
+                            so_far)
+        (w, h) = self.schedule.sizes[index]
+        return Progress(scale=index + 1, scales=len(self.schedule.sizes), width=w, height=h, iteration=done,
+                        total=self.iterations, losses=losses, elapsed=now - self.started,
+                        eta=(self.total - spent) * pace + (self.iterations - done) * overhead)
 
     def finished(self, max_crop_pixels: int, params: JobParams) -> None:
         """Teach the daemon's pace what this job took (from its first iteration on)."""
         if self.first is not None:
             work = tiled_cost(self.schedule, max_crop_pixels, params.style_loss == "gram")
-            self.pace.learn(time.monotonic() - self.first[0], work - self.first[1])
+            self.pace.learn(self.key, time.monotonic() - self.first[0], work - self.first[1],
+                            self.iterations - self.first[2])

@@ -15,8 +15,8 @@ from protocol.messages import JobParams, Progress
 from . import tiles
 from .colours import Styles, prepare_colours, starting_point
 from .imaging import low_band_of, resize
-from .memory import memory_plan
-from .pace import Clock
+from .memory import memory_plan, use_bf16
+from .pace import Clock, regime
 from .plan import Schedule, frame
 
 if TYPE_CHECKING:
@@ -50,7 +50,8 @@ class Run:
         self.colours = prepare_colours(content.to(engine.device), [(s.to(engine.device), w) for s, w in styles],
                                        self.params)
         self.schedule = Schedule.of(width, height, self.params, (content.shape[-1], content.shape[-2]))
-        self.clock = Clock(self.schedule, engine.pace, started)
+        key = regime(self.params, use_bf16(self.params.precision, engine.device))
+        self.clock = Clock(self.schedule, engine.pace, key, started)
         self.palette = self.colours.palette() if self.params.init == "palette" else None
         # The look's scales shrink the photo from its working size, not from its own: a large photo
         # shrunk for every small scale delays the first preview.
