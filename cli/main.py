@@ -196,7 +196,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             if entry is None:
                 print(f"impasto: no preset named {style.preset!r} (see `impasto presets`)", file=sys.stderr)
                 return EXIT_JOB
-            recommended.update(entry.get("params") or {})
+            params = entry.get("params")
+            recommended.update(params if isinstance(params, dict) else {})
         submit = m.Submit(new_job_id(), content, styles, params_from(args, recommended), mask)
         return run_job(client, submit, args.output, args.frames, args.quiet)
 
