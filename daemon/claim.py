@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 from pathlib import Path
 from typing import TextIO
 
@@ -21,6 +22,7 @@ import zmq
 from protocol.endpoint import ipc_path, make_private_dir
 
 log = logging.getLogger("impasto.daemon")
+CHECK_EVERY_S = 1.0
 
 
 class AlreadyRunning(RuntimeError):
@@ -59,12 +61,14 @@ def same_file(path: Path, opened: TextIO) -> bool:
 
 
 class Keeper:
-    """Called about once a second by the service: False when this daemon should end."""
+    """Called by the service's loop: False when this daemon should end. Looks at the files at
+    most every CHECK_EVERY_S."""
 
     def __init__(self, endpoint: str, socket: zmq.Socket, lock: TextIO | None) -> None:
         self.endpoint, self.socket, self.lock = endpoint, socket, lock
         self.path = ipc_path(endpoint)
         self.inode = self._inode()
+        self.checked = time.monotonic()
 
     def _inode(self) -> int | None:
         try:
@@ -73,7 +77,10 @@ class Keeper:
             return None
 
     def __call__(self) -> bool:
-        if self.path is None or self.lock is None or (self.inode is not None and self._inode() == self.inode):
+        if self.path is None or self.lock is None or time.monotonic() - self.checked < CHECK_EVERY_S:
+            return True
+        self.checked = time.monotonic()
+        if self.inode is not None and self._inode() == self.inode:
             return True
         if not same_file(lock_path(self.path), self.lock):  # the folder or the lock went: claim anew
             try:

@@ -22,10 +22,14 @@ def to_array(image: Image) -> np.ndarray:
 
 def to_tensor(image: Image) -> torch.Tensor:
     """(1, 3, H, W) float RGB in 0..1; grey is repeated, alpha dropped."""
-    array = to_array(image)
-    if image.channels == 1:
+    return array_to_tensor(to_array(image))
+
+
+def array_to_tensor(array: np.ndarray) -> torch.Tensor:
+    """(H, W, C) uint8 pixels (a wire image's, or a preset's) as to_tensor gives them."""
+    if array.shape[2] == 1:
         array = np.repeat(array, 3, axis=2)
-    rgb = torch.from_numpy(np.ascontiguousarray(array[..., :3]))
+    rgb = torch.from_numpy(np.require(array[..., :3], requirements=["C", "W"]))  # torch wants writable memory
     return rgb.permute(2, 0, 1).unsqueeze(0).float().div_(255).contiguous()
 
 

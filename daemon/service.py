@@ -36,7 +36,6 @@ log = logging.getLogger("impasto.daemon")
 
 VERSION = importlib.metadata.version("impasto")
 OUTBOX = "inproc://impasto-outbox"
-KEEP_ENDPOINT_S = 1.0  # how often the socket file is checked (daemon/claim.py)
 PROGRESS_INTERVAL_S = 0.1  # progress replies at most this often (the last one always goes)
 
 
@@ -52,8 +51,7 @@ class Job:
 
 class Service:
     def __init__(self, engine: StyleTransfer, socket: zmq.Socket, context: zmq.Context, *, device_name: str,
-                 model_name: str,
-                 max_queue: int = 16, max_pixels: int = m.MAX_PIXELS,
+                 model_name: str, max_queue: int = 16, max_pixels: int = m.MAX_PIXELS,
                  client_timeout: float = m.CLIENT_TIMEOUT_S, memory_limit: int = 0,
                  presets: PresetStore | None = None, keep_endpoint: Callable[[], bool] = lambda: True) -> None:
         self.engine = engine
@@ -87,13 +85,10 @@ class Service:
         poller = zmq.Poller()
         poller.register(self.socket, zmq.POLLIN)
         poller.register(self.outbox, zmq.POLLIN)
-        checked = time.monotonic()
         while not self.stopping.is_set():
             events = dict(poller.poll(100))
-            if time.monotonic() - checked > KEEP_ENDPOINT_S:
-                checked = time.monotonic()
-                if not self.keep_endpoint():
-                    self.stop()
+            if not self.keep_endpoint():
+                self.stop()
             if self.outbox in events:
                 self._forward_outbox()
             if self.socket in events:
@@ -216,8 +211,7 @@ class Service:
 
     def style_tensor(self, style: m.Style) -> torch.Tensor:
         if style.preset is not None:
-            array = self.presets.image(style.preset)
-            return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float() / 255
+            return pixels.array_to_tensor(self.presets.image(style.preset))
         assert style.image is not None  # a style is a preset or an image
         return pixels.to_tensor(style.image)
 
