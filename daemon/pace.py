@@ -18,7 +18,8 @@ DETAIL_COST = 0.6
 # A pixel costs more in a larger picture, as its activations outgrow the caches: (megapixels)^this.
 PACE_EXPONENT = 0.15
 PACE_TRUST = 0.2  # share of a job's work after which its own pace alone gives the time left
-# A job's pace is learnt from only past this much work: in smaller ones per-iteration overheads dominate.
+# Jobs of at least this much work teach the pace per unit; smaller ones, where the per-iteration
+# overheads dominate, teach what an iteration costs.
 LEARN_FROM_COST = 100_000
 
 
@@ -84,8 +85,14 @@ class Pace:
 
     def learn(self, key: str, seconds: float, work: float, iterations: int) -> None:
         """Take in a finished job's `seconds` for `work` units and `iterations` after its first
-        iteration (whose set-up, targets and kernel choice, would make a small job look slow)."""
+        iteration (whose set-up, targets and kernel choice, would make a small job look slow): a
+        small job tells what an iteration costs, a larger one what a unit does, so a figure taken
+        while the machine was busy (at warm-up, say) does not stay."""
         if work < LEARN_FROM_COST:
+            per_unit = self.seconds_per_unit(key)
+            if per_unit is not None and iterations > 0:
+                measured = max(0.0, seconds - per_unit * work) / iterations
+                self.per_iteration = (self.per_iteration + measured) / 2
             return
         measured = max(0.0, seconds - self.per_iteration * iterations) / work
         previous = self.per_unit.get(key)

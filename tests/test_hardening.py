@@ -386,21 +386,17 @@ def test_a_part_sees_the_painting_at_the_size_the_whole_does(width: int, height:
 
 def test_estimates_count_iterations_and_precision(vgg19) -> None:
     # A small picture's iterations cost more than its pixels say: 20000 at 16 px were estimated at
-    # 18 s and took about 11 minutes. Here 150 of them, against the engine's own clock.
-    import time
-
+    # 18 s and took about 11 minutes. How close the estimates come is bench/time_left.py's to say
+    # (timing in a test moves with whatever else the machine runs); here, that they count it.
     from daemon.engine import StyleTransfer
     from daemon.memory import bf16_supported
 
     engine = StyleTransfer(vgg19)
     engine.warm_up()
-    params = m.JobParams(size=16, iterations=150, first_scale=0, detail=0, preview_every=0, precision="fp32")
-    picture = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
-    estimate = engine.estimate(16, 16, params)["seconds"]
-    started = time.monotonic()
-    engine.run(picture, [(picture, 1.0)], params)
-    took = time.monotonic() - started
-    assert 0.5 < estimate / took < 2, (estimate, took)
+    assert engine.pace.per_iteration > 0
+    few, many = (engine.estimate(16, 16, m.JobParams(size=16, iterations=n, first_scale=0, detail=0,
+                                                     precision="fp32"))["seconds"] for n in (100, 20000))
+    assert many >= 20000 * engine.pace.per_iteration and many > 100 * few
     if bf16_supported(engine.device):  # measured in each precision at warm-up: they differ
         fp32, bf16 = (engine.estimate(1024, 768, m.JobParams(precision=p))["seconds"] for p in ("fp32", "bf16"))
         assert fp32 != bf16
