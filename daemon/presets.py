@@ -97,13 +97,14 @@ def read_meta(folder: Path) -> dict:
         meta = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise BrokenPreset(f"preset.json cannot be read: {exc}") from None
-    description, params = meta.get("description", "") if isinstance(meta, dict) else None, \
-        meta.get("params", {}) if isinstance(meta, dict) else None
+    if not isinstance(meta, dict):
+        raise BrokenPreset("preset.json is not a map")
+    description, params = meta.get("description", ""), meta.get("params", {})
     if not isinstance(description, str) or len(description) > m.MAX_DESCRIPTION_LENGTH or not m.plain(description):
-        raise BrokenPreset("preset.json has no map with a short plain description")
+        raise BrokenPreset("preset.json's description is not short plain text")
+    if not isinstance(params, dict):
+        raise BrokenPreset("preset.json's params are not a map")
     try:
-        if not isinstance(params, dict):
-            raise m.ProtocolError(m.Code.BAD_REQUEST, "params is not a map")
         m.JobParams.from_wire(params)
     except m.ProtocolError as exc:
         raise BrokenPreset(f"preset.json's params: {exc.message}") from None
