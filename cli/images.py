@@ -99,20 +99,19 @@ def output_format(path: Path, channels: int) -> str:
     return image_format
 
 
-def check_output(path: Path, channels: int, photo: Path | None = None) -> str:
+def check_output(path: Path, channels: int, photo: Path | None = None) -> None:
     """`output_format`, and that `path` can be a new file: not a folder, not the photo itself, in a
     folder that is one (or can be made) and that this user may write."""
     if path.is_dir():
         raise ImageError(f"{path} is a folder: name a file in it, e.g. {path / 'out.png'}")
     if photo is not None and path.exists() and path.resolve() == photo.resolve():
         raise ImageError(f"{path} is the photo itself: choose another name, so that the photo is kept")
-    image_format = output_format(path, channels)
+    output_format(path, channels)
     folder = path.parent if str(path.parent) else Path(".")
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
         raise ImageError(f"cannot write {path}: {folder} is not a folder")
-    return image_format
 
 
 def check_frames(folder: Path) -> None:
