@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import start_daemon  # noqa: E402
 from bench.results import Results  # noqa: E402
 from daemon import artwork  # noqa: E402
+from daemon.tiles import SMALLEST_CROP  # noqa: E402
 from protocol import messages as m  # noqa: E402
 from protocol.client import Client, DaemonUnavailable, new_job_id  # noqa: E402
 
@@ -126,8 +127,9 @@ def mixed_jobs(endpoint: str, daemon: subprocess.Popen, count: int) -> None:
                 submit.styles = [m.Style(image=m.Image(300, 200, 3, picture.tobytes()))]
             elif kind == 3:
                 submit.params = m.JobParams(iterations=3, preview_every=0, style_loss="sliced")
-            elif kind == 4:
-                submit.params = m.JobParams(iterations=2, preview_every=1, tile_pixels=64 * 64)
+            elif kind == 4:  # in tiles, with a preview every iteration
+                submit = small_submit(2, 256, 192)
+                submit.params = m.JobParams(iterations=2, preview_every=1, tile_pixels=SMALLEST_CROP)
             list(client.run_job(submit))
             if kind == 1:
                 client.remove_preset(f"soak-{index}")
