@@ -18,9 +18,9 @@ DETAIL_COST = 0.6
 # A pixel costs more in a larger picture, as its activations outgrow the caches: (megapixels)^this.
 PACE_EXPONENT = 0.15
 PACE_TRUST = 0.2  # share of a job's work after which its own pace alone gives the time left
-# Jobs of at least this much work teach the pace per unit; smaller ones, where the per-iteration
-# overheads dominate, teach what an iteration costs.
-LEARN_FROM_COST = 100_000
+# Jobs with at least this much work an iteration on average (a picture of about 190×140) teach the
+# pace per unit; smaller ones, where the per-iteration overheads dominate, what an iteration costs.
+LEARN_FROM_COST = 20_000
 
 
 def costs(schedule: Schedule) -> list[float]:
@@ -88,7 +88,7 @@ class Pace:
         iteration (whose set-up, targets and kernel choice, would make a small job look slow): a
         small job tells what an iteration costs, a larger one what a unit does, so a figure taken
         while the machine was busy (at warm-up, say) does not stay."""
-        if work < LEARN_FROM_COST:
+        if iterations <= 0 or work / iterations < LEARN_FROM_COST:
             per_unit = self.seconds_per_unit(key)
             if per_unit is not None and iterations > 0:
                 measured = max(0.0, seconds - per_unit * work) / iterations
