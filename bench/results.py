@@ -93,8 +93,9 @@ class Results:
 
     def section(self) -> str:
         when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        where = device()  # first: it loads torch, whose version machine() then names
         body = "".join(self._tee.kept).strip("\n")
-        return (f"## {self.name}\n\n{when} on {machine()}; device {device()}.\n\n`{self.command}`\n\n"
+        return (f"## {self.name}\n\n{when} on {machine()}; device {where}.\n\n`{self.command}`\n\n"
                 f"```\n{body}\n```")
 
     def save(self) -> None:
