@@ -22,7 +22,7 @@ import torch
 
 ALIGN = 16
 # Context around each core: with enough margin a core's features are the whole picture's (relu5_1
-# nearly so at 64 px: bench/RESULTS.md, findings), and each tile pays its margins again.
+# nearly so at this margin: bench/RESULTS.md, findings), and each tile pays its margins again.
 MARGIN = 64
 # How far a cut moves each iteration, as a fraction of a tile. With exact features the cuts
 # need not move for the Gram loss; they do for the sliced loss, whose tiles are judged apart.
