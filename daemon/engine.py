@@ -45,7 +45,7 @@ from .colours import Styles
 from .imaging import STYLE_FILTER, resize
 from .lbfgs import OPENING_MOVE
 from .losses import ContentLoss, GramStyleLoss, SlicedWassersteinStyleLoss, StyleLoss, gram_matrix
-from .memory import SLICED_POSITIONS, bf16_supported, memory_plan, tile_counts, use_bf16
+from .memory import SLICED_POSITIONS, bf16_supported, crop_budget, tile_counts, use_bf16
 from .model import LAYER_STRIDE, VGG19
 from .objective import DEFAULTS, Objective, Report, descend, effective_weights, style_gain
 from .pace import Pace, regime
@@ -99,10 +99,8 @@ class StyleTransfer:
     def estimate(self, width: int, height: int, params: JobParams, memory_limit: int | None = None) -> dict:
         """How long a job would take here, from the measured pace, and the sizes it works at."""
         schedule = schedule_for(width, height, params)
-        max_crop = tiles.UNLIMITED if memory_limit is None else \
-            memory_plan(width, height, params, self.device, memory_limit).max_crop_pixels
-        key = regime(params, use_bf16(params.precision, self.device))
-        return {"seconds": self.pace.estimate(schedule, params, max_crop, key),
+        max_crop = crop_budget(width, height, params, self.device, memory_limit)
+        return {"seconds": self.pace.estimate(schedule, params, max_crop, regime(params, self.device)),
                 "working": list(schedule.sizes[schedule.first_detail - 1]), "output": list(schedule.sizes[-1]),
                 "scales": len(schedule.sizes)}
 

@@ -84,6 +84,14 @@ def memory_plan(width: int, height: int, params: JobParams, device: torch.device
     return MemoryPlan(max_crop, whole + crop * BYTES_PER_PIXEL[precision], counts)
 
 
+def crop_budget(width: int, height: int, params: JobParams, device: torch.device, limit: int | None) -> int:
+    """The most pixels the network may see at once for a job: what `limit` bytes allow (None: no
+    limit), and never more than `params.tile_pixels` when set."""
+    if limit is None:
+        return params.tile_pixels or tiles.UNLIMITED
+    return memory_plan(width, height, params, device, limit).max_crop_pixels
+
+
 def available_bytes(device: torch.device) -> int:
     """Free memory on `device` now: the GPU's, or the system's MemAvailable."""
     if device.type == "cuda":

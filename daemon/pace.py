@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import time
 
+import torch
+
 from protocol.messages import JobParams, Progress
 
 from . import tiles
+from .memory import use_bf16
 from .plan import Schedule
 
 # A detail iteration's cost per pixel against a whole pass: it stops at relu3_1, but its
@@ -63,9 +66,9 @@ def blended_pace(prior: float | None, seconds: float, work: float, total: float,
     return trust * own + (1 - trust) * prior
 
 
-def regime(params: JobParams, bf16: bool) -> str:
+def regime(params: JobParams, device: torch.device) -> str:
     """What sets a pixel's cost besides its size: the precision it runs in and the style loss."""
-    return f"{'bf16' if bf16 else 'fp32'}/{params.style_loss}"
+    return f"{'bf16' if use_bf16(params.precision, device) else 'fp32'}/{params.style_loss}"
 
 
 class Pace:

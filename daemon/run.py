@@ -12,10 +12,9 @@ import torch
 
 from protocol.messages import JobParams, Progress
 
-from . import tiles
 from .colours import Styles, prepare_colours, starting_point
 from .imaging import low_band_of, resize
-from .memory import memory_plan, use_bf16
+from .memory import crop_budget
 from .pace import Clock, regime
 from .plan import Schedule, frame
 
@@ -43,15 +42,11 @@ class Run:
         self.params, self.crop = framing.params, framing.crop
         width, height = framing.width, framing.height
         content = framing.content
-        self.max_crop = self.params.tile_pixels or tiles.UNLIMITED
-        if memory_limit is not None:
-            self.max_crop = memory_plan(content.shape[-1], content.shape[-2], self.params, engine.device,
-                                        memory_limit).max_crop_pixels
+        self.max_crop = crop_budget(content.shape[-1], content.shape[-2], self.params, engine.device, memory_limit)
         self.colours = prepare_colours(content.to(engine.device), [(s.to(engine.device), w) for s, w in styles],
                                        self.params)
         self.schedule = Schedule.of(width, height, self.params, (content.shape[-1], content.shape[-2]))
-        key = regime(self.params, use_bf16(self.params.precision, engine.device))
-        self.clock = Clock(self.schedule, engine.pace, key, started)
+        self.clock = Clock(self.schedule, engine.pace, regime(self.params, engine.device), started)
         self.palette = self.colours.palette() if self.params.init == "palette" else None
         # The look's scales shrink the photo from its working size, not from its own: a large photo
         # shrunk for every small scale delays the first preview.
