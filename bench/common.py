@@ -9,8 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from protocol.client import DaemonUnavailable  # noqa: E402
-from protocol.client import start_daemon as start  # noqa: E402
+from impasto.protocol.client import DaemonUnavailable  # noqa: E402
+from impasto.protocol.client import start_daemon as start  # noqa: E402
 
 
 def start_daemon(folder: Path, *args: str) -> tuple[subprocess.Popen, str, dict]:
@@ -20,7 +20,7 @@ def start_daemon(folder: Path, *args: str) -> tuple[subprocess.Popen, str, dict]
     so a bench starts cold and leaves nothing behind in the user's folders.
     """
     endpoint = f"ipc://{folder}/d.sock"
-    command = [sys.executable, "-m", "daemon.main", "--presets-dir", str(folder / "presets"), "--cache-dir",
+    command = [sys.executable, "-m", "impasto.daemon.main", "--presets-dir", str(folder / "presets"), "--cache-dir",
                str(folder / "cache"), *args]
     try:
         process, hello = start(command, endpoint, folder / "daemon.log", 120, detach=False, cwd=ROOT)

@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 from results import Results  # noqa: E402
 from scores import GatysScore, load  # noqa: E402
 
-from daemon.engine import StyleTransfer  # noqa: E402
-from daemon.model import load_vgg19  # noqa: E402
-from protocol.messages import JobParams  # noqa: E402
+from impasto.daemon.engine import StyleTransfer  # noqa: E402
+from impasto.daemon.model import load_vgg19  # noqa: E402
+from impasto.protocol.messages import JobParams  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "images"
 

@@ -19,10 +19,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.results import Results
-from daemon.engine import StyleTransfer
-from daemon.memory import use_bf16
-from daemon.model import load_vgg19
-from protocol.messages import STYLE_LAYERS, JobParams
+from impasto.daemon.engine import StyleTransfer
+from impasto.daemon.memory import use_bf16
+from impasto.daemon.model import load_vgg19
+from impasto.protocol.messages import STYLE_LAYERS, JobParams
 
 
 def main() -> None:

@@ -31,9 +31,9 @@ from defaults import pairs_of
 from results import Results
 from scores import Scores, load
 
-from daemon.engine import StyleTransfer
-from daemon.model import load_vgg19
-from protocol.messages import JobParams
+from impasto.daemon.engine import StyleTransfer
+from impasto.daemon.model import load_vgg19
+from impasto.protocol.messages import JobParams
 
 NUDGE = 1e-3  # each further run's style weight is this much (relative) further from the setting's
 SCORED = ("objective", "content", "style", "normalised")

@@ -20,8 +20,8 @@ sys.path.insert(0, str(ROOT))
 from bench.common import start_daemon  # noqa: E402
 from bench.results import Results  # noqa: E402
 from bench.service_speed import pictures  # noqa: E402
-from protocol import messages as m  # noqa: E402
-from protocol.client import Client, new_job_id  # noqa: E402
+from impasto.protocol import messages as m  # noqa: E402
+from impasto.protocol.client import Client, new_job_id  # noqa: E402
 
 
 def first_preview(client: Client, content: m.Image, style: m.Style, size: int) -> float:

@@ -19,9 +19,9 @@ from common import ROOT, start_daemon
 from PIL import Image, ImageDraw
 from results import Results
 
-from daemon.presets import BUILT_IN
-from protocol import messages as m
-from protocol.client import Client, new_job_id
+from impasto.daemon.presets import BUILT_IN
+from impasto.protocol import messages as m
+from impasto.protocol.client import Client, new_job_id
 
 PHOTOS = ROOT.parent / "shared" / "images" / "content"
 CELL = 256

@@ -28,9 +28,9 @@ from results import Results
 from scores import Scores, load
 from strength import to_array
 
-from daemon.engine import StyleTransfer
-from daemon.model import load_vgg19
-from protocol.messages import JobParams
+from impasto.daemon.engine import StyleTransfer
+from impasto.daemon.model import load_vgg19
+from impasto.protocol.messages import JobParams
 
 IMAGES = ROOT.parent / "shared" / "images"
 PAIRS = ("golden_gate:the_scream", "hoovertowernight:shipwreck", "tubingen:starry_night",

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from daemon.imaging import working_size
-from protocol.messages import STYLE_LAYERS
+from impasto.daemon.imaging import working_size
+from impasto.protocol.messages import STYLE_LAYERS
 
 
 def load(path: Path, long_side: int | None = None) -> torch.Tensor:

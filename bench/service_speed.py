@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import start_daemon  # noqa: E402
 from bench.results import Results  # noqa: E402
-from daemon import artwork  # noqa: E402
-from protocol import messages as m  # noqa: E402
-from protocol.client import Client, new_job_id  # noqa: E402
+from impasto.daemon import artwork  # noqa: E402
+from impasto.protocol import messages as m  # noqa: E402
+from impasto.protocol.client import Client, new_job_id  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "images"
 

@@ -24,18 +24,18 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import start_daemon  # noqa: E402
 from bench.results import Results  # noqa: E402
-from daemon import artwork  # noqa: E402
-from daemon.tiles import SMALLEST_CROP  # noqa: E402
-from protocol import messages as m  # noqa: E402
-from protocol.client import Client, DaemonUnavailable, new_job_id  # noqa: E402
+from impasto.daemon import artwork  # noqa: E402
+from impasto.daemon.tiles import SMALLEST_CROP  # noqa: E402
+from impasto.protocol import messages as m  # noqa: E402
+from impasto.protocol.client import Client, DaemonUnavailable, new_job_id  # noqa: E402
 
 CLIENT = """
 import sys
 sys.path.insert(0, {root!r})
-from protocol import messages as m
-from protocol.client import Client, new_job_id
+from impasto.protocol import messages as m
+from impasto.protocol.client import Client, new_job_id
 import numpy as np
-from daemon import artwork
+from impasto.daemon import artwork
 picture = np.ascontiguousarray(np.asarray(artwork.landscape(160, 120)))
 content = m.Image(160, 120, 3, picture.tobytes())
 submit = m.Submit(new_job_id(), content, [m.Style(preset="swirls")], m.JobParams(iterations=5000, preview_every=5))

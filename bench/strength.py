@@ -26,9 +26,9 @@ from PIL import Image, ImageDraw
 from results import Results
 from scores import GatysScore, load
 
-from daemon.engine import StyleTransfer
-from daemon.model import load_vgg19
-from protocol.messages import JobParams
+from impasto.daemon.engine import StyleTransfer
+from impasto.daemon.model import load_vgg19
+from impasto.protocol.messages import JobParams
 
 IMAGES = ROOT.parent / "shared" / "images"
 PAINTINGS = ("starry_night", "the_scream", "shipwreck", "woman-with-hat-matisse")

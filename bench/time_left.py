@@ -23,8 +23,8 @@ from common import ROOT, start_daemon
 from PIL import Image
 from results import Results
 
-from protocol import messages as m
-from protocol.client import Client, new_job_id
+from impasto.protocol import messages as m
+from impasto.protocol.client import Client, new_job_id
 
 PHOTO = ROOT.parent / "shared" / "images" / "content" / "tubingen.jpg"
 

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageOps
 
-from protocol import messages as m
+from impasto.protocol import messages as m
 
 # Formats that cannot hold an alpha channel, by Pillow's format name.
 NO_ALPHA = {"JPEG", "BMP", "PPM", "EPS", "PCX"}

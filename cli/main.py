@@ -11,10 +11,10 @@ from typing import TextIO
 
 import numpy as np
 
-from protocol import messages as m
-from protocol.client import Client, DaemonError, DaemonUnavailable, ensure_daemon, new_job_id
-from protocol.endpoint import default_endpoint
-from protocol.security import ClientKeys, make_keys
+from impasto.protocol import messages as m
+from impasto.protocol.client import Client, DaemonError, DaemonUnavailable, ensure_daemon, new_job_id
+from impasto.protocol.endpoint import default_endpoint
+from impasto.protocol.security import ClientKeys, make_keys
 
 from .images import (
     ImageError,
@@ -33,7 +33,7 @@ EXIT_JOB = 4  # the daemon refused or failed the job
 EXIT_OUTPUT = 5  # the result could not be written where asked (it was kept elsewhere, and said)
 EXIT_INTERRUPTED = 130
 # This Python runs the daemon the CLI starts, so it has the same packages.
-DAEMON_COMMAND = (sys.executable, "-m", "daemon.main")
+DAEMON_COMMAND = (sys.executable, "-m", "impasto.daemon.main")
 
 
 # --- progress ----------------------------------------------------------------------------
@@ -243,7 +243,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from daemon import artwork  # numpy + Pillow only
+    from impasto.daemon import artwork  # numpy + Pillow only
 
     start_if_needed(args)
     landscape = artwork.landscape()

@@ -8,7 +8,7 @@ import os
 from dataclasses import fields
 from pathlib import Path
 
-from protocol import messages as m
+from impasto.protocol import messages as m
 
 from .images import ImageError, load_image
 

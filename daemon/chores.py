@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import zmq
 
-from protocol import messages as m
+from impasto.protocol import messages as m
 
 from . import pixels
 from .delivery import MUST

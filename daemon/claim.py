@@ -19,7 +19,7 @@ from typing import TextIO
 
 import zmq
 
-from protocol.endpoint import ipc_path, make_private_dir
+from impasto.protocol.endpoint import ipc_path, make_private_dir
 
 log = logging.getLogger("impasto.daemon")
 CHECK_EVERY_S = 1.0

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from protocol.messages import JobParams
+from impasto.protocol.messages import JobParams
 
 from .imaging import (
     Palette,

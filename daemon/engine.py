@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from protocol.messages import JobParams
+from impasto.protocol.messages import JobParams
 
 from . import tiles
 from .colours import Styles

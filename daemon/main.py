@@ -17,9 +17,9 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from protocol import messages as m
-from protocol.endpoint import default_endpoint
-from protocol.security import TransportRefused, check_transport
+from impasto.protocol import messages as m
+from impasto.protocol.endpoint import default_endpoint
+from impasto.protocol.security import TransportRefused, check_transport
 
 from .claim import AlreadyRunning, Keeper, claim_endpoint
 from .delivery import SEND_QUEUE

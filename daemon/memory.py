@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from protocol.messages import JobParams
+from impasto.protocol.messages import JobParams
 
 from . import tiles
 from .imaging import composed_size

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from protocol.settings import LAYER_NAMES
+from impasto.protocol.settings import LAYER_NAMES
 
 # Output channels of each convolution, block by block.
 BLOCKS: tuple[tuple[int, ...], ...] = (

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from protocol.messages import JobParams
+from impasto.protocol.messages import JobParams
 
 from . import tiles
 from .lbfgs import LBFGS, OPENING_MOVE

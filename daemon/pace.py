@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from protocol.messages import JobParams, Progress
+from impasto.protocol.messages import JobParams, Progress
 
 from . import tiles
 from .memory import use_bf16

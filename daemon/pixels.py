@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image as PILImage
 
-from protocol.messages import Image, Submit
+from impasto.protocol.messages import Image, Submit
 
 
 def to_array(image: Image) -> np.ndarray:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from protocol.messages import JobParams
+from impasto.protocol.messages import JobParams
 
 from .imaging import composed_size, resize, scale_sides, working_size
 

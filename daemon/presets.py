@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from protocol import messages as m
-from protocol.presets import NAME_RULE, is_preset_name
+from impasto.protocol import messages as m
+from impasto.protocol.presets import NAME_RULE, is_preset_name
 
 from . import artwork
 

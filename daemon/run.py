@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from protocol.messages import JobParams, Progress
+from impasto.protocol.messages import JobParams, Progress
 
 from .colours import Styles, prepare_colours, starting_point
 from .imaging import low_band_of, resize

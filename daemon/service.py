@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 import zmq
 
-from protocol import messages as m
+from impasto.protocol import messages as m
 
 from . import pixels
 from .chores import PresetChores

@@ -8,8 +8,9 @@
 What it does, and says it did:
 1. finds GIMP 3's profile folders: ~/.config/GIMP/3.x (native) and
    ~/.var/app/org.gimp.GIMP/config/GIMP/3.x (Flatpak);
-2. copies the plug-in to <profile>/plug-ins/impasto/impasto.py (executable, named like its
-   folder, as GIMP requires) with its other modules and the `protocol` package beside it;
+2. copies the plug-in to <profile>/plug-ins/impasto_gimp/impasto_gimp.py (executable, named like
+   its folder, as GIMP requires) with its other modules and `impasto/protocol` beside it, and
+   removes an earlier Impasto's plug-ins/impasto folder;
 3. finds GIMP's own Python: the one its interpreters/*.interp files name, else the first of
    /usr/bin/python3 and `python3` on PATH that can load GIMP 3's bindings (a python3 first on
    PATH, pyenv's say, is often not GIMP's), or the Flatpak's own; writes its path into the
@@ -37,8 +38,10 @@ from pathlib import Path
 
 Say = Callable[[str], None]  # where the installer reports what it does
 
+# The folder holding plugin/ and protocol/: the clone's root, or the installed `impasto` package.
 ROOT = Path(__file__).resolve().parent.parent
-PLUGIN_NAME = "impasto"
+PLUGIN_NAME = "impasto_gimp"
+OLD_PLUGIN_NAME = "impasto"  # where Impasto 0.1 installed itself, removed on install
 SYSTEMD_UNIT = "impasto-daemon.service"
 FLATPAK_PYTHON = ["flatpak", "run", "--command=python3", "org.gimp.GIMP"]
 # Where GIMP 3 installs look for interpreter files (native packages and builds from source).
@@ -68,10 +71,17 @@ def installed_gimp_version() -> str:
 
 
 def default_endpoint() -> str:
-    sys.path.insert(0, str(ROOT))
-    from protocol.endpoint import default_endpoint as endpoint
+    if not __package__:  # run as a script from a clone: its root holds the `impasto` package
+        sys.path.insert(0, str(ROOT))
+    from impasto.protocol.endpoint import default_endpoint as endpoint
 
     return endpoint()
+
+
+def default_daemon_command() -> list[str]:
+    """The daemon installed beside the Python running this (pipx, a venv), else the clone's .venv's."""
+    beside = Path(sys.executable).parent / ("impasto-daemon.exe" if os.name == "nt" else "impasto-daemon")
+    return [str(beside if beside.exists() else ROOT / ".venv" / "bin" / "impasto-daemon")]
 
 
 def python_can_import(python: list[str], modules: str, extra_path: Path | None = None) -> bool:
@@ -192,6 +202,8 @@ def plugin_folder(profile: Path) -> Path:
 def install(profile: Path, args: argparse.Namespace, say: Say) -> bool:
     try:
         folder = plugin_folder(profile)
+        if (profile / "plug-ins" / OLD_PLUGIN_NAME).exists():
+            uninstall(profile, say, OLD_PLUGIN_NAME)  # GIMP would load both
         folder.mkdir(parents=True, exist_ok=True)
         copy_plugin(folder, args)
     except OSError as exc:
@@ -230,19 +242,22 @@ def install(profile: Path, args: argparse.Namespace, say: Say) -> bool:
 
 def copy_plugin(folder: Path, args: argparse.Namespace) -> None:
     """The plug-in's files, the `protocol` package and impasto.json into `folder`."""
-    write_file(folder / f"{PLUGIN_NAME}.py", (ROOT / "plugin" / "impasto.py").read_bytes(), 0o755)
+    write_file(folder / f"{PLUGIN_NAME}.py", (ROOT / "plugin" / f"{PLUGIN_NAME}.py").read_bytes(), 0o755)
     for part in PLUGIN_PARTS:  # its dialog, its run, its GIMP-free logic and its help page
         write_file(folder / part, (ROOT / "plugin" / part).read_bytes())
-    remove_ours(folder / "protocol")
-    shutil.copytree(ROOT / "protocol", folder / "protocol", ignore=shutil.ignore_patterns("__pycache__", "*.md"))
+    package = folder / "impasto"
+    remove_ours(package)
+    package.mkdir()
+    write_file(package / "__init__.py", b'"""The part of Impasto the plug-in needs: its protocol."""\n')
+    shutil.copytree(ROOT / "protocol", package / "protocol", ignore=shutil.ignore_patterns("__pycache__", "*.md"))
     config = {"endpoint": args.endpoint, "daemon_command": args.daemon_command}
     write_file(folder / "impasto.json", (json.dumps(config, indent=2) + "\n").encode())
 
 
-def uninstall(profile: Path, say: Say) -> None:
+def uninstall(profile: Path, say: Say, name: str = PLUGIN_NAME) -> None:
     """Remove what the installer puts in the plug-in's folder, and the folder once nothing else is
     left; a link in its place goes as a link, never what it points to."""
-    folder = profile / "plug-ins" / PLUGIN_NAME
+    folder = profile / "plug-ins" / name
     if folder.is_symlink():
         folder.unlink()
         say(f"removed the link {folder} (not what it pointed to)")
@@ -250,8 +265,9 @@ def uninstall(profile: Path, say: Say) -> None:
     if not folder.is_dir():
         say(f"nothing to remove in {profile}")
         return
-    for name in (f"{PLUGIN_NAME}.py", *PLUGIN_PARTS, "impasto.json", "protocol", "vendor", "__pycache__"):
-        remove_ours(folder / name)
+    package = "impasto" if name == PLUGIN_NAME else "protocol"  # where each version put the protocol
+    for part in (f"{name}.py", *PLUGIN_PARTS, "impasto.json", package, "vendor", "__pycache__"):
+        remove_ours(folder / part)
     others = sorted(path.name for path in folder.iterdir())
     if others:
         say(f"removed Impasto from {folder}; left what it did not install there: {', '.join(others)}")
@@ -305,8 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             uninstall(profile, say)
         return 0
     args.endpoint = args.endpoint or default_endpoint()
-    args.daemon_command = shlex.split(args.daemon_command) if args.daemon_command else \
-        [str(ROOT / ".venv" / "bin" / "impasto-daemon")]
+    args.daemon_command = shlex.split(args.daemon_command) if args.daemon_command else default_daemon_command()
     if not Path(args.daemon_command[0]).exists() and not shutil.which(args.daemon_command[0]):
         say(f"note: {args.daemon_command[0]} does not exist yet (run `make demo` or install/setup-venv.sh); "
             "the plug-in will say so when it tries to start the daemon")

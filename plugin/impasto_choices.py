@@ -1,6 +1,6 @@
 """The GIMP plug-in's choices, made without GIMP: which style, which region, which settings, and
 what the user reads. It imports only `protocol` (installed beside it), so plain pytest runs it;
-`impasto.py` keeps the dialog, the pixels and the layers, and `impasto_daemon.py` the daemon.
+`impasto_gimp.py` keeps the dialog, the pixels and the layers, and `impasto_daemon.py` the daemon.
 """
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from protocol.errors import is_number
-from protocol.messages import DEFAULT_PRESET, Image, JobParams, PresetInfo, Progress, Style, Submit
-from protocol.presets import NAME_RULE, is_preset_name
+from impasto.protocol.errors import is_number
+from impasto.protocol.messages import DEFAULT_PRESET, Image, JobParams, PresetInfo, Progress, Style, Submit
+from impasto.protocol.presets import NAME_RULE, is_preset_name
 
 # name: (label, iterations at each detail scale above the composition). Every quality composes the
 # same picture, since its size and iterations change the look (bench/same_look.py); a Draft shows Fine's look.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from impasto_choices import PluginError, Region
 
-from protocol.client import (
+from impasto.protocol.client import (
     Client,
     DaemonError,
     DaemonUnavailable,
@@ -24,8 +24,8 @@ from protocol.client import (
     spawn_local_daemon,
     wait_for_daemon,
 )
-from protocol.endpoint import default_endpoint
-from protocol.messages import JobParams, PresetInfo
+from impasto.protocol.endpoint import default_endpoint
+from impasto.protocol.messages import JobParams, PresetInfo
 
 # How long the plug-in waits for the daemon, by what it asks (seconds).
 GLANCE_S = 0.15  # is it there? (the dialog is drawing)

@@ -24,7 +24,7 @@ from gi.repository import GdkPixbuf, Gimp, GimpUi, Gio, GLib, GObject, Gtk  # no
 if TYPE_CHECKING:
     from impasto_daemon import Daemon
 
-    from protocol.messages import PresetInfo
+    from impasto.protocol.messages import PresetInfo
 
 THUMB = 96  # the chosen style's thumbnail, pixels
 HELP_PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "impasto-help.html")

@@ -16,7 +16,7 @@ from gi.repository import Gegl, Gimp  # noqa: E402
 if TYPE_CHECKING:
     from gi.repository import Gio
 
-    from protocol.messages import Style
+    from impasto.protocol.messages import Style
 
 
 def read_pixels(drawable: Gimp.Drawable, x: int, y: int, width: int, height: int, fmt: str) -> bytes:
@@ -26,7 +26,7 @@ def read_pixels(drawable: Gimp.Drawable, x: int, y: int, width: int, height: int
 
 def style_from_image(image: Gimp.Image) -> Style:
     """Another open image, flattened as it looks, as RGB bytes."""
-    from protocol.messages import Image, Style
+    from impasto.protocol.messages import Image, Style
 
     copy = image.duplicate()
     try:
@@ -50,7 +50,7 @@ def style_from_file(path: Gio.File) -> Style:
 
 
 def style_from_pattern(pattern: Gimp.Pattern) -> Style:
-    from protocol.messages import Image, Style
+    from impasto.protocol.messages import Image, Style
 
     gi.require_version("Babl", "0.1")
     from gi.repository import Babl

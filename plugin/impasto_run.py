@@ -23,7 +23,7 @@ from gi.repository import GdkPixbuf, Gegl, Gimp, GLib, Gtk  # noqa: E402
 if TYPE_CHECKING:
     from impasto_choices import Region
 
-    from protocol.messages import Image
+    from impasto.protocol.messages import Image
 
 PREVIEW_SIDE = 320
 

@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon import artwork
-from protocol import messages as m
-from protocol.client import Client, DaemonUnavailable, new_job_id, start_daemon
+from impasto.daemon import artwork
+from impasto.protocol import messages as m
+from impasto.protocol.client import Client, DaemonUnavailable, new_job_id, start_daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "plugin"))  # the plug-in's modules import each other as GIMP loads them
 SHARED_IMAGES = ROOT.parent / "shared" / "images"
+IMPASTO = [sys.executable, "-m", "impasto.cli.main"]  # the CLI, as this Python has it
 
 
 def image_of(picture, size: tuple[int, int]) -> m.Image:
@@ -46,7 +47,7 @@ def replies_of(client: Client, submit: m.Submit) -> list[m.Reply]:
 
 @pytest.fixture(scope="session")
 def vgg19():
-    from daemon.model import load_vgg19
+    from impasto.daemon.model import load_vgg19
 
     return load_vgg19()
 
@@ -58,7 +59,7 @@ class DaemonProcess:
         self.endpoint = endpoint
         self.log = log
         self.keys = keys
-        command = [sys.executable, "-m", "daemon.main", "--log-level", "debug", "--presets-dir",
+        command = [sys.executable, "-m", "impasto.daemon.main", "--log-level", "debug", "--presets-dir",
                    str(log.parent / "presets"), "--cache-dir", str(log.parent / "cache"), *args]
         try:
             self.process, _ = start_daemon(command, endpoint, log, timeout, keys, detach=False, cwd=ROOT)

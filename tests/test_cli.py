@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from protocol import messages as m
-from protocol.client import Client, DaemonError, DaemonUnavailable
+from impasto.protocol import messages as m
+from impasto.protocol.client import Client, DaemonError, DaemonUnavailable
 
-from .conftest import ROOT, cli_env, make_submit, replies_of, write_png
+from .conftest import IMPASTO, ROOT, cli_env, make_submit, replies_of, write_png
 
 
 def test_client_reports_an_absent_daemon_quickly(tmp_path) -> None:
@@ -22,7 +21,7 @@ def test_client_reports_an_absent_daemon_quickly(tmp_path) -> None:
     with Client(f"ipc://{tmp_path}/nobody.sock", timeout=1.0) as client, pytest.raises(DaemonUnavailable):
         client.hello()
     assert time.monotonic() - started < 2
-    cli = subprocess.run([sys.executable, "-m", "cli.main", "status"], capture_output=True, text=True,
+    cli = subprocess.run([*IMPASTO, "status"], capture_output=True, text=True,
                          env=cli_env(f"ipc://{tmp_path}/nobody.sock"), timeout=30, cwd=ROOT)
     assert cli.returncode == 3 and "is it running" in cli.stderr
 
@@ -32,14 +31,14 @@ def test_cli_stylize_starts_a_daemon_when_none_runs(tmp_path, content_image, sty
     write_png(tmp_path / "painting.png", style_image)
     env = cli_env(f"ipc://{tmp_path}/own.sock")
     try:
-        out = subprocess.run([sys.executable, "-m", "cli.main", "stylize", str(tmp_path / "photo.png"), "--style",
+        out = subprocess.run([*IMPASTO, "stylize", str(tmp_path / "photo.png"), "--style",
                               str(tmp_path / "painting.png"), "--size", "32", "--iterations", "2", "-q",
                               "-o", str(tmp_path / "out.png")], capture_output=True, text=True, env=env,
                              timeout=120, cwd=ROOT)
         assert out.returncode == 0, out.stderr
         assert "starting impasto-daemon" in out.stderr and (tmp_path / "out.png").is_file()
     finally:
-        subprocess.run([sys.executable, "-m", "cli.main", "stop"], env=env, capture_output=True, timeout=30,
+        subprocess.run([*IMPASTO, "stop"], env=env, capture_output=True, timeout=30,
                        cwd=ROOT)
 
 
@@ -47,7 +46,7 @@ def test_cli_stylize_writes_result_and_frames(daemon, tmp_path, content_image, s
     write_png(tmp_path / "photo.png", content_image)
     write_png(tmp_path / "painting.png", style_image)
     out = subprocess.run(
-        [sys.executable, "-m", "cli.main", "stylize", str(tmp_path / "photo.png"), "--style",
+        [*IMPASTO, "stylize", str(tmp_path / "photo.png"), "--style",
          f"{tmp_path / 'painting.png'}:0.7", "--style", "swirls:0.3", "--size", "64", "--iterations", "12",
          "--preview-every", "4", "--frames", str(tmp_path / "frames"), "--keep-colors", "luminance",
          "--recipe", "tf2-tutorial", "-o", str(tmp_path / "out.png")],
@@ -72,7 +71,7 @@ def test_cli_preset_and_mask(daemon, tmp_path, content_image, style_image) -> No
         client.add_preset("quick", style_image, "five iterations", {"iterations": 5, "first_scale": 0, "detail": 0})
 
     def stylize(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "cli.main", "stylize", str(tmp_path / "photo.png"), *args,
+        return subprocess.run([*IMPASTO, "stylize", str(tmp_path / "photo.png"), *args,
                                "-o", str(tmp_path / "out.png")],
                               capture_output=True, text=True, env=cli_env(daemon.endpoint), timeout=120, cwd=ROOT)
 
@@ -92,7 +91,7 @@ def test_cli_preset_and_mask(daemon, tmp_path, content_image, style_image) -> No
 def test_cli_ctrl_c_cancels_the_job(daemon, tmp_path, content_image, style_image) -> None:
     write_png(tmp_path / "photo.png", content_image)
     cli = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "stylize", str(tmp_path / "photo.png"), "--style", "swirls",
+        [*IMPASTO, "stylize", str(tmp_path / "photo.png"), "--style", "swirls",
          "--iterations", "10000", "-o", str(tmp_path / "out.png")],
         stderr=subprocess.PIPE, text=True, env=cli_env(daemon.endpoint), cwd=ROOT,
         # A shell's background job (`pytest &`) starts with SIGINT ignored, and Python then
@@ -117,7 +116,7 @@ def test_user_presets_are_added_used_listed_and_removed(daemon, tmp_path, conten
     env = cli_env(daemon.endpoint)
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "cli.main", "presets", *args], capture_output=True, text=True,
+        return subprocess.run([*IMPASTO, "presets", *args], capture_output=True, text=True,
                               env=env, timeout=60, cwd=ROOT)
 
     assert cli("add", "my-oil", str(tmp_path / "painting.png"), "--strength", "0.7").returncode == 0

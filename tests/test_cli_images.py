@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image as PILImage
 
-from cli import images
-from protocol import messages as m
+from impasto.cli import images
+from impasto.protocol import messages as m
 
-from .conftest import ROOT, cli_env
+from .conftest import IMPASTO, ROOT, cli_env
 
 EXAMPLES = int(os.environ.get("IMPASTO_FUZZ_EXAMPLES", "150"))
 
@@ -85,7 +84,7 @@ def test_the_cli_refuses_bad_outputs_and_files_without_starting_anything(tmp_pat
     endpoint = f"ipc://{tmp_path}/never/d.sock"
 
     def stylize(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "cli.main", "stylize", *args], capture_output=True, text=True,
+        return subprocess.run([*IMPASTO, "stylize", *args], capture_output=True, text=True,
                               env=cli_env(endpoint), timeout=60, cwd=ROOT)
 
     out = stylize(str(tmp_path / "photo.png"), "--style", "swirls", "--strength", "5", "-o", str(tmp_path / "o.png"))

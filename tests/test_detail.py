@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from daemon import artwork, engine
-from daemon.imaging import low_band_of, resize
-from protocol import messages as m
-from protocol.messages import JobParams
+from impasto.daemon import artwork, engine
+from impasto.daemon.imaging import low_band_of, resize
+from impasto.protocol import messages as m
+from impasto.protocol.messages import JobParams
 
 from .conftest import image_of, make_submit, replies_of
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from daemon import engine, imaging, losses, objective
-from daemon.model import CONV_NAMES, LAYER_NAMES
-from protocol.messages import STYLE_LAYERS, JobParams
-from protocol.settings import LAYER_NAMES as PROTOCOL_LAYER_NAMES
+from impasto.daemon import engine, imaging, losses, objective
+from impasto.daemon.model import CONV_NAMES, LAYER_NAMES
+from impasto.protocol.messages import STYLE_LAYERS, JobParams
+from impasto.protocol.settings import LAYER_NAMES as PROTOCOL_LAYER_NAMES
 
 
 def test_gram_matrix_matches_definition() -> None:
@@ -80,7 +80,7 @@ def test_caffe_preprocessing(vgg19) -> None:
 
 def test_layer_names_are_the_networks() -> None:
     """The protocol's layer names, which settings are checked against, are the model's layers."""
-    from daemon.model import BLOCKS
+    from impasto.daemon.model import BLOCKS
 
     assert LAYER_NAMES is PROTOCOL_LAYER_NAMES
     for block, convs in enumerate(BLOCKS, start=1):
@@ -313,7 +313,7 @@ def test_colour_matching_recolours_the_painting(vgg19) -> None:
 
 
 def test_style_targets_are_cached_and_a_changed_image_misses(vgg19, tmp_path) -> None:
-    from daemon.targets import TargetCache
+    from impasto.daemon.targets import TargetCache
 
     params = JobParams(size=48, iterations=1, preview_every=0)
     style = small(2)
@@ -336,7 +336,7 @@ def test_style_targets_are_cached_and_a_changed_image_misses(vgg19, tmp_path) ->
 
 def test_the_target_cache_is_best_effort_and_drops_bad_entries(vgg19, tmp_path) -> None:
     """An unwritable folder or a wrong entry costs the speed-up, never the job."""
-    from daemon.targets import TargetCache
+    from impasto.daemon.targets import TargetCache
 
     params = JobParams(size=48, iterations=1, preview_every=0, precision="fp32")
     blocked = tmp_path / "file"
@@ -358,7 +358,7 @@ def test_the_target_cache_is_best_effort_and_drops_bad_entries(vgg19, tmp_path) 
 
 
 def test_the_target_cache_keeps_to_its_size(tmp_path) -> None:
-    from daemon.targets import TargetCache
+    from impasto.daemon.targets import TargetCache
 
     cache = TargetCache(tmp_path, max_bytes=3000)
     for index in range(5):

@@ -22,9 +22,9 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.presets import PresetError, PresetStore
-from protocol import messages as m
-from protocol.client import Client
+from impasto.daemon.presets import PresetError, PresetStore
+from impasto.protocol import messages as m
+from impasto.protocol.client import Client
 
 from .conftest import make_submit
 
@@ -146,8 +146,8 @@ def test_fuzzed_preset_folders_never_break_the_store(tmp_path_factory) -> None:
 
 def test_fuzzed_cache_entries_are_dropped_or_fit(tmp_path_factory) -> None:
     """A cached entry is used only if it has the layers asked, each a Gram of that layer's size."""
-    from daemon.model import LAYER_CHANNELS
-    from daemon.targets import TargetCache
+    from impasto.daemon.model import LAYER_CHANNELS
+    from impasto.daemon.targets import TargetCache
 
     cache = TargetCache(tmp_path_factory.mktemp("fuzzed-cache"))
     layers = {"relu1_1", "relu2_1"}
@@ -173,7 +173,7 @@ def test_fuzzed_cache_entries_are_dropped_or_fit(tmp_path_factory) -> None:
 
 
 def test_fuzzed_daemon_options_are_taken_or_refused_in_words(capsys) -> None:
-    from daemon.main import parse_args
+    from impasto.daemon.main import parse_args
 
     options = ["--memory-limit", "--threads", "--device", "--client-timeout", "--max-queue", "--max-pixels"]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from protocol.client import Client
+from impasto.protocol.client import Client
 
 from .conftest import ROOT, DaemonProcess
 
@@ -145,7 +145,7 @@ def test_whole_layer_without_alpha(gimp, host_daemon) -> None:
 
 @pytest.mark.parametrize("source", ["file", "pattern"])
 def test_style_from_a_file_or_a_pattern(gimp, host_daemon, source) -> None:
-    from daemon import artwork
+    from impasto.daemon import artwork
 
     arguments = {**SELECTION_SPEC["arguments"], "keep-previews": False}
     arguments["style-source"] = source  # decides: the preset named too is ignored
@@ -187,7 +187,8 @@ def test_killed_plugin_has_its_job_cancelled(gimp, host_daemon) -> None:
             while client.hello()["queue"] == 0 and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert client.hello()["queue"] == 1, "the plug-in's job never reached the daemon"
-            plugin = subprocess.run(["pgrep", "-f", "plug-ins/impasto/impasto.py"], capture_output=True, text=True)
+            plugin = subprocess.run(["pgrep", "-f", "plug-ins/impasto_gimp/impasto_gimp.py"], capture_output=True,
+                                    text=True)
             pids = [int(p) for p in plugin.stdout.split()]
             assert pids, "no plug-in process found"
             for pid in pids:
@@ -341,8 +342,8 @@ def wait_for_file(path: Path, timeout: float) -> dict:
 def test_the_dialog_in_the_gui_runs_a_preset_from_the_gallery_and_cancels_cleanly(gimp, host_daemon) -> None:
     """Real GIMP with its windows under Xvfb: pick a preset in the gallery with the keys, run it;
     then a second run cancelled midway leaves the image as it was, and GIMP warns of nothing."""
-    from daemon.presets import BUILT_IN
-    from protocol.settings import DEFAULT_PRESET
+    from impasto.daemon.presets import BUILT_IN
+    from impasto.protocol.settings import DEFAULT_PRESET
 
     chosen = list(BUILT_IN)[list(BUILT_IN).index(DEFAULT_PRESET) + 1]  # the gallery's next after the default
     profile = gimp.chroot / "root" / ".config" / "GIMP" / gimp.version
@@ -402,8 +403,9 @@ def test_the_installer_finds_gimps_python_not_the_first_python3_on_path(gimp) ->
     """Inside the chroot, as a user would run it: `python3 install/gimp_plugin.py` with a Python
     that cannot load GIMP's bindings first on PATH (a venv here; pyenv's, say, in the wild)."""
     source = gimp.folder / "src"
-    for part in ("install", "plugin", "protocol"):
-        shutil.copytree(ROOT / part, source / part, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+    for part in ("install", "plugin", "protocol", "impasto"):  # a clone: impasto/ holds links to the others
+        shutil.copytree(ROOT / part, source / part, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True,
+                        symlinks=True)
     wrong = gimp.folder / "wrong-python"
     subprocess.run(["chroot", str(gimp.chroot), "python3", "-m", "venv", "--without-pip", str(wrong)], check=True)
     profile = gimp.folder / "profile"
@@ -419,8 +421,8 @@ def test_the_installer_finds_gimps_python_not_the_first_python3_on_path(gimp) ->
     assert "GIMP's Python: /usr/bin/python3" in done.stdout
     assert f"python3 on PATH ({wrong}/bin/python3" in done.stdout and "is not GIMP's Python" in done.stdout
     assert "has pyzmq and msgpack" in done.stdout  # Debian's python3-zmq, found: nothing vendored
-    plugin = profile / "plug-ins" / "impasto"
-    assert (plugin / "impasto.py").read_text().startswith("#!/usr/bin/python3\n")
+    plugin = profile / "plug-ins" / "impasto_gimp"
+    assert (plugin / "impasto_gimp.py").read_text().startswith("#!/usr/bin/python3\n")
     assert not (plugin / "vendor").exists()
     refused = install("--gimp-python", f"{wrong}/bin/python3")  # told a Python that is not GIMP's: refused loudly
     assert refused.returncode == 1 and "COULD NOT find GIMP's Python" in refused.stdout, refused.stdout

@@ -15,16 +15,16 @@ import numpy as np
 import pytest
 import torch
 
-from daemon import main as daemon_main
-from daemon.claim import claim_endpoint
-from daemon.presets import PresetStore
-from daemon.targets import TargetCache
-from protocol import messages as m
-from protocol.client import Client, new_job_id
-from protocol.errors import ProtocolError
-from protocol.security import TransportRefused, check_transport, make_keys
+from impasto.daemon import main as daemon_main
+from impasto.daemon.claim import claim_endpoint
+from impasto.daemon.presets import PresetStore
+from impasto.daemon.targets import TargetCache
+from impasto.protocol import messages as m
+from impasto.protocol.client import Client, new_job_id
+from impasto.protocol.errors import ProtocolError
+from impasto.protocol.security import TransportRefused, check_transport, make_keys
 
-from .conftest import ROOT
+from .conftest import IMPASTO, ROOT
 
 
 def test_an_abstract_socket_is_refused_like_loopback_tcp(tmp_path: Path) -> None:
@@ -32,7 +32,7 @@ def test_an_abstract_socket_is_refused_like_loopback_tcp(tmp_path: Path) -> None
     with pytest.raises(TransportRefused, match="every user"):
         check_transport("ipc://@impasto-x", curve=False, insecure_loopback=False)
     check_transport("ipc://@impasto-x", curve=False, insecure_loopback=True)
-    out = subprocess.run([sys.executable, "-m", "daemon.main", "--endpoint", "ipc://@impasto-probe"],
+    out = subprocess.run([sys.executable, "-m", "impasto.daemon.main", "--endpoint", "ipc://@impasto-probe"],
                          capture_output=True, text=True, timeout=60, cwd=tmp_path,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 2 and "every user" in out.stderr, out.stderr
@@ -179,7 +179,7 @@ def test_the_cli_refuses_a_huge_photo_at_once_and_a_fifo_without_blocking(tmp_pa
                        (["presets", "add", "big", str(huge)], "144.0 MP"),
                        (["stylize", str(fifo), "--preset", "swirls", "-o", str(tmp_path / "o.png")],
                         "not a regular file")):
-        out = subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=60,
+        out = subprocess.run([*IMPASTO, *args], capture_output=True, text=True, timeout=60,
                              cwd=ROOT, env=env)
         assert out.returncode == 2 and said in out.stderr and "Traceback" not in out.stderr, out.stderr
         assert "Warning" not in out.stderr
@@ -205,7 +205,7 @@ def test_output_problems_are_said_before_the_work(tmp_path: Path, content_image)
                         (["-o", str(photo / "x.png")], "is not a folder"),
                         (["-o", str(photo)], "the photo itself"),
                         (["-o", str(tmp_path / "o.png"), "--frames", str(tmp_path / "afile")], "cannot keep previews")):
-        out = subprocess.run([sys.executable, "-m", "cli.main", "stylize", str(photo), "--preset", "swirls", *extra],
+        out = subprocess.run([*IMPASTO, "stylize", str(photo), "--preset", "swirls", *extra],
                              capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
         assert out.returncode == 2 and said in out.stderr and "Traceback" not in out.stderr, out.stderr
     assert not (tmp_path / "none").exists()  # said before any daemon was started
@@ -217,7 +217,7 @@ def test_a_result_that_cannot_be_written_is_kept_elsewhere_and_said(daemon, tmp_
     photo = tmp_path / "photo.png"
     write_png(photo, content_image)
     env = {**cli_env(daemon.endpoint), "TMPDIR": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-m", "cli.main", "stylize", str(photo), "--preset", "swirls", "--size",
+    out = subprocess.run([*IMPASTO, "stylize", str(photo), "--preset", "swirls", "--size",
                           "32", "--iterations", "2", "--detail", "0", "-q", "-o", "/proc/impasto-out.png"],
                          capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
     assert out.returncode == 5 and "could not write /proc/impasto-out.png" in out.stderr, out.stderr
@@ -226,7 +226,7 @@ def test_a_result_that_cannot_be_written_is_kept_elsewhere_and_said(daemon, tmp_
 
 
 def test_a_preset_that_cannot_be_stored_is_said_and_leaves_nothing(fresh_daemon, tmp_path: Path) -> None:
-    from daemon.presets import StorageError
+    from impasto.daemon.presets import StorageError
 
     store = PresetStore(tmp_path / "store")
     (tmp_path / "store").mkdir()
@@ -268,31 +268,41 @@ def test_the_installer_never_writes_through_links_nor_removes_what_is_not_its_ow
     (profile / "plug-ins").mkdir(parents=True)
     elsewhere.mkdir()
     (elsewhere / "keep.txt").write_text("mine")
-    (profile / "plug-ins" / "impasto").symlink_to(elsewhere)
+    (profile / "plug-ins" / "impasto_gimp").symlink_to(elsewhere)
     out = run_installer(profile)
     assert out.returncode == 1 and "is a link or a file" in out.stdout and "Traceback" not in out.stderr, out
     assert sorted(p.name for p in elsewhere.iterdir()) == ["keep.txt"]
     out = run_installer(profile, "--uninstall")
-    assert out.returncode == 0 and not (profile / "plug-ins" / "impasto").exists()
+    assert out.returncode == 0 and not (profile / "plug-ins" / "impasto_gimp").exists()
     assert (elsewhere / "keep.txt").read_text() == "mine"  # the link went, not what it pointed to
 
-    (profile / "plug-ins" / "impasto").write_text("a file in the folder's place")
+    (profile / "plug-ins" / "impasto_gimp").write_text("a file in the folder's place")
     assert "is a link or a file" in run_installer(profile).stdout
-    (profile / "plug-ins" / "impasto").unlink()
+    (profile / "plug-ins" / "impasto_gimp").unlink()
 
-    folder = profile / "plug-ins" / "impasto"
+    folder = profile / "plug-ins" / "impasto_gimp"
     folder.mkdir()
     outside = tmp_path / "outside.py"
     outside.write_text("print('not the plug-in')")
     outside.chmod(0o644)
-    (folder / "impasto.py").symlink_to(outside)
+    (folder / "impasto_gimp.py").symlink_to(outside)
     (folder / "notes.txt").write_text("the user's")
     run_installer(profile)  # GIMP's Python is not this one: it says so, after copying the files
     assert outside.read_text() == "print('not the plug-in')" and stat.S_IMODE(outside.stat().st_mode) == 0o644
-    assert not (folder / "impasto.py").is_symlink() and (folder / "impasto_choices.py").is_file()
+    assert not (folder / "impasto_gimp.py").is_symlink() and (folder / "impasto_choices.py").is_file()
     out = run_installer(profile, "--uninstall")
     assert out.returncode == 0 and "notes.txt" in out.stdout, out.stdout
     assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+
+
+def test_installing_removes_an_earlier_impastos_folder_but_not_what_the_user_put_there(tmp_path: Path) -> None:
+    old = tmp_path / "profile" / "plug-ins" / "impasto"  # where Impasto 0.1 installed itself
+    (old / "protocol").mkdir(parents=True)
+    for name in ("impasto.py", "impasto_run.py", "impasto.json", "notes.txt"):
+        (old / name).write_text("x")
+    run_installer(tmp_path / "profile")
+    assert sorted(p.name for p in old.iterdir()) == ["notes.txt"]
+    assert (tmp_path / "profile" / "plug-ins" / "impasto_gimp" / "impasto" / "protocol" / "messages.py").is_file()
 
 
 def test_the_systemd_unit_escapes_what_systemd_would_expand(tmp_path: Path) -> None:
@@ -306,7 +316,7 @@ def test_the_systemd_unit_escapes_what_systemd_would_expand(tmp_path: Path) -> N
 def answers_within(endpoint: str, seconds: float) -> bool:
     import time
 
-    from protocol.client import DaemonUnavailable
+    from impasto.protocol.client import DaemonUnavailable
 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -322,7 +332,7 @@ def answers_within(endpoint: str, seconds: float) -> bool:
 def test_a_deleted_socket_file_or_folder_is_made_again(fresh_daemon) -> None:
     import shutil
 
-    from protocol.endpoint import ipc_path
+    from impasto.protocol.endpoint import ipc_path
 
     path = ipc_path(fresh_daemon.endpoint)
     assert path is not None
@@ -330,7 +340,7 @@ def test_a_deleted_socket_file_or_folder_is_made_again(fresh_daemon) -> None:
     assert answers_within(fresh_daemon.endpoint, 5)
     shutil.rmtree(path.parent)
     assert answers_within(fresh_daemon.endpoint, 5)
-    second = subprocess.run([sys.executable, "-m", "daemon.main", "--endpoint", fresh_daemon.endpoint],
+    second = subprocess.run([sys.executable, "-m", "impasto.daemon.main", "--endpoint", fresh_daemon.endpoint],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert second.returncode == 2 and "already running" in second.stderr
     assert fresh_daemon.process.poll() is None
@@ -376,7 +386,7 @@ def test_decoded_presets_are_bounded_and_deleted_ones_let_go(tmp_path: Path) -> 
 def test_a_part_sees_the_painting_at_the_size_the_whole_does(width: int, height: int, layer_side: int) -> None:
     # A tiny part of a huge layer is padded up to VGG19's smallest side; the painting must not
     # grow with the padding (it was seen at 4096 px instead of 512, and the job took 45 s).
-    from daemon.plan import frame
+    from impasto.daemon.plan import frame
 
     params = m.JobParams(layer_size=layer_side)
     framing = frame(torch.rand(1, 3, height, width), params)
@@ -388,8 +398,8 @@ def test_estimates_count_iterations_and_precision(vgg19) -> None:
     # A small picture's iterations cost more than its pixels say: 20000 at 16 px were estimated at
     # 18 s and took about 11 minutes. How close the estimates come is bench/time_left.py's to say
     # (timing in a test moves with whatever else the machine runs); here, that they count it.
-    from daemon.engine import StyleTransfer
-    from daemon.memory import bf16_supported
+    from impasto.daemon.engine import StyleTransfer
+    from impasto.daemon.memory import bf16_supported
 
     engine = StyleTransfer(vgg19)
     engine.warm_up()

@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from daemon.lbfgs import LBFGS
+from impasto.daemon.lbfgs import LBFGS
 
 
 def minimise(loss_of, start: torch.Tensor, steps: int,

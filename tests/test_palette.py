@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from daemon import colours, engine, imaging
-from protocol.messages import JobParams
+from impasto.daemon import colours, engine, imaging
+from impasto.protocol.messages import JobParams
 
 
 def picture(seed: int, low: float, high: float, height: int = 24, width: int = 32) -> torch.Tensor:

@@ -10,8 +10,8 @@ import impasto_choices as choices
 import impasto_daemon
 import pytest
 
-from protocol import messages as m
-from protocol.client import Client
+from impasto.protocol import messages as m
+from impasto.protocol.client import Client
 
 
 def test_style_from_alone_decides_which_style_is_used() -> None:
@@ -44,7 +44,7 @@ def test_a_new_presets_name_is_made_acceptable_or_refused() -> None:
         with pytest.raises(choices.PluginError, match="cannot name a preset"):
             choices.preset_name(bad)
     # The daemon's own rule: a name the plug-in makes is one the store takes.
-    from daemon.presets import check_name
+    from impasto.daemon.presets import check_name
 
     check_name(choices.preset_name("  My Oil Sketch "))
 
@@ -126,7 +126,7 @@ def test_an_absent_daemon_is_explained(tmp_path) -> None:
 
 def daemon_settings(folder) -> dict:
     """impasto.json as the installer writes it, for a daemon of the test's own."""
-    return {"daemon_command": [sys.executable, "-m", "daemon.main", "--cache-dir", str(folder / "cache"),
+    return {"daemon_command": [sys.executable, "-m", "impasto.daemon.main", "--cache-dir", str(folder / "cache"),
                                "--presets-dir", str(folder / "presets")]}
 
 

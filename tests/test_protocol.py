@@ -7,7 +7,7 @@ import math
 import msgpack
 import pytest
 
-from protocol import messages as m
+from impasto.protocol import messages as m
 
 
 def tiny(width=3, height=2, channels=3, stride=0) -> m.Image:

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from protocol.client import Client, DaemonUnavailable, ensure_daemon, start_daemon
-from protocol.security import ClientKeys, TransportRefused, check_transport, make_keys
+from impasto.protocol.client import Client, DaemonUnavailable, ensure_daemon, start_daemon
+from impasto.protocol.security import ClientKeys, TransportRefused, check_transport, make_keys
 
-from .conftest import ROOT, DaemonProcess, cli_env, write_png
+from .conftest import IMPASTO, ROOT, DaemonProcess, cli_env, write_png
 
 
 @pytest.mark.parametrize("endpoint, curve, insecure, allowed", [
@@ -36,7 +36,7 @@ def test_transport_rules(endpoint, curve, insecure, allowed) -> None:
 
 
 def test_daemon_refuses_an_open_network_endpoint_before_binding() -> None:
-    out = subprocess.run([sys.executable, "-m", "daemon.main", "--endpoint", "tcp://0.0.0.0:5599"],
+    out = subprocess.run([sys.executable, "-m", "impasto.daemon.main", "--endpoint", "tcp://0.0.0.0:5599"],
                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 2 and "CURVE" in out.stderr
 
@@ -62,7 +62,7 @@ def test_the_right_keys_are_served(curve_daemon) -> None:
     process, paths, keys = curve_daemon
     with Client(process.endpoint, keys=keys) as client:
         assert client.hello()["model"] == "vgg19-caffe"
-    cli = subprocess.run([sys.executable, "-m", "cli.main", "--endpoint", process.endpoint, "status",
+    cli = subprocess.run([*IMPASTO, "--endpoint", process.endpoint, "status",
                           "--server-key", str(paths["server"]), "--client-key", str(paths["client_secret"])],
                          capture_output=True, text=True, env=cli_env(process.endpoint), timeout=30, cwd=ROOT)
     assert cli.returncode == 0, cli.stderr
@@ -85,7 +85,7 @@ def test_cli_stylize_uses_a_curve_daemon_and_starts_none(curve_daemon, tmp_path,
     write_png(tmp_path / "photo.png", content_image)
     write_png(tmp_path / "painting.png", style_image)
     keys = ["--server-key", str(paths["server"]), "--client-key", str(paths["client_secret"])]
-    stylize = [sys.executable, "-m", "cli.main", "stylize", str(tmp_path / "photo.png"), "--style",
+    stylize = [*IMPASTO, "stylize", str(tmp_path / "photo.png"), "--style",
                str(tmp_path / "painting.png"), "--size", "32", "--iterations", "2", "-q", "-o", str(tmp_path / "o.png")]
     out = subprocess.run([*stylize, "--endpoint", process.endpoint, *keys], capture_output=True, text=True,
                          env=cli_env(process.endpoint), timeout=120, cwd=tmp_path)
@@ -103,7 +103,7 @@ def test_a_daemon_that_exits_at_once_is_reported_at_once(tmp_path) -> None:
     log = tmp_path / "d.log"
     started = time.monotonic()
     with pytest.raises(DaemonUnavailable, match="exited at once"):
-        start_daemon([sys.executable, "-m", "daemon.main", "--weights", str(tmp_path / "missing.pt")],
+        start_daemon([sys.executable, "-m", "impasto.daemon.main", "--weights", str(tmp_path / "missing.pt")],
                      f"ipc://{tmp_path}/d.sock", log, wait=60, detach=False)
     assert time.monotonic() - started < 30  # not the 60 s it would wait for a daemon still loading
     assert "missing.pt" in log.read_text()
@@ -117,11 +117,11 @@ def test_a_socket_folder_another_user_owns_is_refused(tmp_path) -> None:
     endpoint = f"ipc://{folder}/daemon.sock"
     with Client(endpoint, timeout=0.5) as client, pytest.raises(DaemonUnavailable, match="another user"):
         client.hello()
-    out = subprocess.run([sys.executable, "-m", "cli.main", "status"], capture_output=True, text=True,
+    out = subprocess.run([*IMPASTO, "status"], capture_output=True, text=True,
                          env=cli_env(endpoint), timeout=30, cwd=ROOT)
     assert out.returncode == 3 and "another user" in out.stderr
     with pytest.raises(DaemonUnavailable, match="another user"):
-        ensure_daemon(endpoint, [sys.executable, "-m", "daemon.main"], wait=5)
+        ensure_daemon(endpoint, [sys.executable, "-m", "impasto.daemon.main"], wait=5)
     assert list(folder.iterdir()) == []  # no log written there, nothing started
 
 
@@ -129,7 +129,7 @@ def test_a_daemon_never_changes_an_existing_folders_mode(tmp_path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o1777)  # like /tmp
-    out = subprocess.run([sys.executable, "-m", "daemon.main", "--endpoint", f"ipc://{shared}/x.sock"],
+    out = subprocess.run([sys.executable, "-m", "impasto.daemon.main", "--endpoint", f"ipc://{shared}/x.sock"],
                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 2 and "open to other users" in out.stderr
     assert shared.stat().st_mode & 0o7777 == 0o1777
@@ -141,9 +141,9 @@ def test_a_client_that_acknowledges_previews_it_never_reads_cannot_make_the_daem
     still reaches it when it reads again."""
     import zmq
 
-    from daemon import artwork
-    from daemon.delivery import SEND_QUEUE
-    from protocol import messages as m
+    from impasto.daemon import artwork
+    from impasto.daemon.delivery import SEND_QUEUE
+    from impasto.protocol import messages as m
 
     from .conftest import image_of, make_submit
 

@@ -15,9 +15,9 @@ import torch
 import zmq
 from PIL import Image as PILImage
 
-from daemon import memory
-from protocol import messages as m
-from protocol.client import Client, DaemonError, DaemonUnavailable
+from impasto.daemon import memory
+from impasto.protocol import messages as m
+from impasto.protocol.client import Client, DaemonError, DaemonUnavailable
 
 from .conftest import ROOT, SHARED_IMAGES, DaemonProcess, make_submit, replies_of
 
@@ -167,7 +167,7 @@ def test_a_client_that_vanishes_has_its_job_cancelled(daemon, content_image, sty
 
 
 def test_a_second_daemon_on_the_same_endpoint_refuses(daemon) -> None:
-    second = subprocess.run([sys.executable, "-m", "daemon.main", "--endpoint", daemon.endpoint],
+    second = subprocess.run([sys.executable, "-m", "impasto.daemon.main", "--endpoint", daemon.endpoint],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert second.returncode == 2
     assert "already running" in second.stderr
@@ -207,7 +207,7 @@ def test_tiles_below_the_smallest_are_refused(daemon, content_image, style_image
 
 @pytest.mark.skipif(not SHARED_IMAGES.is_dir(), reason="../shared/images is absent (a developer checkout has it)")
 def test_real_painting_and_photo(client) -> None:
-    from cli.images import load_image
+    from impasto.cli.images import load_image
 
     photo = PILImage.open(SHARED_IMAGES / "content" / "tubingen.jpg").resize((96, 72))
     content = m.Image(96, 72, 3, photo.convert("RGB").tobytes())
@@ -403,7 +403,7 @@ def test_a_huge_string_is_quoted_short(client, daemon, content_image, style_imag
 
 def test_estimates_come_from_the_measured_pace(client, style_image) -> None:
     """The forecast the plug-in shows before OK: sizes as the job will run them, seconds measured."""
-    from daemon import artwork
+    from impasto.daemon import artwork
 
     from .conftest import image_of
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from daemon import engine, memory, tiles
-from daemon.model import LAYER_STRIDE
-from protocol.messages import JobParams, Progress
+from impasto.daemon import engine, memory, tiles
+from impasto.daemon.model import LAYER_STRIDE
+from impasto.protocol.messages import JobParams, Progress
 
 
 @pytest.mark.parametrize(("width", "height", "budget"), [(1000, 700, 200_000), (333, 517, 60_000),

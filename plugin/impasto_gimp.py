@@ -6,8 +6,9 @@ the Impasto daemon, and adds what comes back as new layers in a group above the 
 optimisation runs. The original layer is never modified, and the whole run is one undo step.
 
 Needs only GIMP's own Python with pyzmq and msgpack: the daemon does the heavy lifting. The
-`protocol` package sits beside this file (the installer copies it), with `impasto.json`, which
-names the daemon's endpoint and the command that starts it.
+installer puts `impasto/protocol` beside this file, with `impasto.json`, which names the daemon's
+endpoint and the command that starts it. (The file is not named impasto.py: that would hide the
+`impasto` package it imports.)
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ import impasto_run  # noqa: E402
 from gi.repository import Gimp, GLib, GObject  # noqa: E402
 from impasto_pixels import check_target, choose_style, read_pixels, selection_region  # noqa: E402
 
-from protocol.messages import DEFAULT_PRESET, JobParams  # noqa: E402
-from protocol.presets import description_from  # noqa: E402
+from impasto.protocol.messages import DEFAULT_PRESET, JobParams  # noqa: E402
+from impasto.protocol.presets import description_from  # noqa: E402
 
 if TYPE_CHECKING:
-    from protocol.client import Client
-    from protocol.messages import Style, Submit
+    from impasto.protocol.client import Client
+    from impasto.protocol.messages import Style, Submit
 
 PROCEDURE = "plug-in-impasto-style-transfer"
 SAVE_PRESET = "plug-in-impasto-save-preset"
@@ -68,7 +69,7 @@ def stream_into_layers(client: Client, submit: Submit, layers: impasto_run.Resul
                        progress: impasto_run.RunProgress) -> bool:
     """Run the job, turning its previews and result into layers and its progress into words.
     Returns False when the user cancelled."""
-    from protocol.messages import CANCELLED, PREVIEW, PROGRESS, RESULT
+    from impasto.protocol.messages import CANCELLED, PREVIEW, PROGRESS, RESULT
 
     latest = None
     for reply in client.run_job(submit, should_stop=progress.poll):
@@ -139,8 +140,8 @@ def submission(layer: Gimp.Layer, region: choices.Region, mask: bytes | None, st
                config: Gimp.ProcedureConfig, endpoint: str, interactive: bool) -> Submit:
     """The job to send: the region's pixels, the style, and the settings (previews evenly in time
     for a person watching, from the daemon's forecast)."""
-    from protocol.client import new_job_id
-    from protocol.messages import Image
+    from impasto.protocol.client import new_job_id
+    from impasto.protocol.messages import Image
 
     channels = 4 if layer.has_alpha() else 3
     content = Image(region.width, region.height, channels,
@@ -158,7 +159,7 @@ def submission(layer: Gimp.Layer, region: choices.Region, mask: bytes | None, st
 def run_into_layers(procedure: Gimp.Procedure, endpoint: str, submit: Submit, layers: impasto_run.ResultLayers,
                     progress: impasto_run.RunProgress) -> Gimp.ValueArray:
     """Run the job into its layers; a cancelled run leaves none, a failed one its last preview."""
-    from protocol.client import Client, DaemonError, DaemonUnavailable
+    from impasto.protocol.client import Client, DaemonError, DaemonUnavailable
 
     client = Client(endpoint, timeout=impasto_daemon.ANSWER_S)
     try:
@@ -181,8 +182,8 @@ def save_preset(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.I
                 drawables: list[Gimp.Drawable], config: Gimp.ProcedureConfig, data: object) -> Gimp.ValueArray:
     """Filters > Artistic > Save Layer as Impasto Style Preset…: the layer (or the selection in it)
     becomes a user preset of the daemon's, with a name."""
-    from protocol.client import Client, DaemonError, DaemonUnavailable
-    from protocol.messages import Image
+    from impasto.protocol.client import Client, DaemonError, DaemonUnavailable
+    from impasto.protocol.messages import Image
 
     if run_mode == Gimp.RunMode.INTERACTIVE:
         gi.require_version("GimpUi", "3.0")
