@@ -274,7 +274,7 @@ def add_connection_options(parser: argparse.ArgumentParser, endpoint: str) -> No
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="impasto", description="Neural style transfer through the Impasto daemon.")
-    add_connection_options(parser, os.environ.get("IMPASTO_ENDPOINT") or default_endpoint())
+    add_connection_options(parser, default_endpoint())
     common = argparse.ArgumentParser(add_help=False)  # they may also follow the command
     add_connection_options(common, argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True)

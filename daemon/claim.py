@@ -5,6 +5,7 @@ a file beside its socket for its lifetime (the kernel drops it if the daemon die
 file deleted under a running daemon (a cleaner of /tmp, a user) would leave it unreachable, and
 a deleted folder would let a second daemon lock a new file beside it; `Keeper` notices either
 within a second and binds again, or, when another daemon holds the endpoint now, ends this one.
+A socket handed over by systemd (`handed_socket`) is systemd's to keep.
 """
 
 from __future__ import annotations
@@ -29,13 +30,24 @@ class AlreadyRunning(RuntimeError):
     """Another daemon holds the endpoint."""
 
 
+def handed_socket(environ: dict[str, str] | os._Environ[str] = os.environ) -> int | None:
+    """The listening socket a service manager passed (systemd's socket activation, sd_listen_fds(3)):
+    its descriptor, or None when this daemon was not handed one."""
+    if environ.get("LISTEN_PID") != str(os.getpid()) or environ.get("LISTEN_FDS") != "1":
+        return None
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        environ.pop(name, None)  # meant for this process, not for any it starts
+    return 3  # SD_LISTEN_FDS_START
+
+
 def lock_path(socket_path: Path) -> Path:
     return socket_path.with_name(socket_path.name + ".lock")
 
 
-def claim_endpoint(endpoint: str) -> TextIO | None:
+def claim_endpoint(endpoint: str, handed: bool = False) -> TextIO | None:
     """Lock an ipc endpoint so a second daemon refuses instead of stealing the socket; returns
-    the open lock file (keep it open), or None where there is no file to lock (tcp, abstract)."""
+    the open lock file (keep it open), or None where there is no file to lock (tcp, abstract).
+    A `handed` socket's file is the service manager's, live, never removed."""
     path = ipc_path(endpoint)
     if path is None:
         return None
@@ -48,7 +60,7 @@ def claim_endpoint(endpoint: str) -> TextIO | None:
         raise AlreadyRunning(f"another Impasto daemon is already running at {endpoint}") from None
     lock.write(f"{os.getpid()}\n")
     lock.flush()
-    if path.exists():
+    if path.exists() and not handed:
         path.unlink()  # left by a daemon that died
     return lock
 
@@ -64,9 +76,9 @@ class Keeper:
     """Called by the service's loop: False when this daemon should end. Looks at the files at
     most every CHECK_EVERY_S."""
 
-    def __init__(self, endpoint: str, socket: zmq.Socket, lock: TextIO | None) -> None:
+    def __init__(self, endpoint: str, socket: zmq.Socket, lock: TextIO | None, handed: bool = False) -> None:
         self.endpoint, self.socket, self.lock = endpoint, socket, lock
-        self.path = ipc_path(endpoint)
+        self.path = None if handed else ipc_path(endpoint)  # a handed socket's file is its manager's
         self.inode = self._inode()
         self.checked = time.monotonic()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import signal
 import sys
 import time
@@ -21,7 +20,7 @@ from impasto.protocol import messages as m
 from impasto.protocol.endpoint import default_endpoint
 from impasto.protocol.security import TransportRefused, check_transport
 
-from .claim import AlreadyRunning, Keeper, claim_endpoint
+from .claim import AlreadyRunning, Keeper, claim_endpoint, handed_socket
 from .delivery import SEND_QUEUE
 from .engine import StyleTransfer
 from .model import WeightsError, default_weights_path, load_vgg19
@@ -88,7 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="impasto-daemon",
         description="Impasto's style-transfer daemon: keeps VGG19 loaded and runs jobs from a queue.",
     )
-    parser.add_argument("--endpoint", default=os.environ.get("IMPASTO_ENDPOINT") or default_endpoint(),
+    parser.add_argument("--endpoint", default=default_endpoint(),
                         help="ZeroMQ endpoint to listen on (default: $IMPASTO_ENDPOINT, else a private ipc "
                              "socket under $XDG_RUNTIME_DIR/impasto: %(default)s)")
     parser.add_argument("--device", default="auto", type=device_name,
@@ -124,10 +123,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def listen(context: zmq.Context, args: argparse.Namespace) -> tuple[zmq.Socket, ThreadAuthenticator | None]:
-    """The bound ROUTER socket, with CURVE and its authenticator when keys are given; OSError
-    with a message for the user when it cannot be."""
+def listen(context: zmq.Context, args: argparse.Namespace,
+           handed: int | None) -> tuple[zmq.Socket, ThreadAuthenticator | None]:
+    """The bound ROUTER socket (on the `handed` listening descriptor where systemd passed one), with
+    CURVE and its authenticator when keys are given; OSError with a message for the user when it cannot be."""
     socket = context.socket(zmq.ROUTER)
+    if handed is not None:
+        socket.setsockopt(zmq.USE_FD, handed)  # bind() then takes this socket, at the endpoint it listens on
     authenticator = None
     if args.curve_secret is not None:
         try:
@@ -181,13 +183,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         check_transport(args.endpoint, curve, args.insecure_loopback)
-        lock = claim_endpoint(args.endpoint)
+        handed = handed_socket()
+        lock = claim_endpoint(args.endpoint, handed is not None)
     except (AlreadyRunning, PermissionError, TransportRefused) as exc:
         print(f"impasto-daemon: {exc}", file=sys.stderr)
         return 2
     context = zmq.Context()
     try:
-        socket, authenticator = listen(context, args)
+        socket, authenticator = listen(context, args, handed)
     except OSError as exc:
         print(f"impasto-daemon: {exc}", file=sys.stderr)
         return 2
@@ -197,14 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     except WeightsError as exc:
         print(f"impasto-daemon: {exc}", file=sys.stderr)
         return 2
-    keeper = Keeper(args.endpoint, socket, lock)
+    keeper = Keeper(args.endpoint, socket, lock, handed=handed is not None)
     service = Service(engine, socket, context, device_name=describe_device(device),
                       model_name=f"vgg19-{engine.model.lineage}", max_queue=args.max_queue, max_pixels=args.max_pixels,
                       client_timeout=args.client_timeout, memory_limit=int(args.memory_limit * 2**30),
                       presets=PresetStore(args.presets_dir), keep_endpoint=keeper)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: service.stop())
-    log.info("impasto-daemon %s ready on %s", VERSION, args.endpoint)
+    log.info("impasto-daemon %s ready on %s%s", VERSION, args.endpoint,
+             " (a socket handed over by the service manager)" if handed is not None else "")
     try:
         service.serve()
     finally:

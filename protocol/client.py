@@ -19,7 +19,7 @@ from pathlib import Path
 import zmq
 
 from . import messages as m
-from .endpoint import check_socket_folder, default_endpoint, ipc_path, make_private_dir
+from .endpoint import check_socket_folder, default_endpoint, ipc_path, local_keys, make_private_dir
 from .security import ClientKeys
 
 
@@ -36,12 +36,21 @@ class DaemonError(RuntimeError):
         self.message = message
 
 
+def recorded_keys(endpoint: str) -> ClientKeys | None:
+    """The keys the installer made for a daemon on loopback tcp (Windows), when `endpoint` is its."""
+    files = local_keys(endpoint) if endpoint.startswith("tcp://") else None
+    try:
+        return ClientKeys.load(*files) if files else None
+    except (OSError, ValueError):
+        return None  # the daemon's refusal then says what is wrong
+
+
 class Client:
     def __init__(self, endpoint: str | None = None, timeout: float = m.PEER_TIMEOUT_S,
                  context: zmq.Context | None = None, keys: ClientKeys | None = None) -> None:
-        self.endpoint = endpoint or os.environ.get("IMPASTO_ENDPOINT") or default_endpoint()
+        self.endpoint = endpoint or default_endpoint()
         self.timeout = timeout
-        self.keys = keys  # CURVE, for a daemon on another machine
+        self.keys = keys or recorded_keys(self.endpoint)  # CURVE: a daemon on another machine, or on loopback tcp
         self._context = context or zmq.Context.instance()
         self._socket: zmq.Socket | None = None
 
