@@ -6,11 +6,14 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
+from impasto.install.gimp import main as install_gimp
+from impasto.install.service import main as install_service
 from impasto.protocol import messages as m
 from impasto.protocol.client import Client, DaemonError, DaemonUnavailable, ensure_daemon, new_job_id
 from impasto.protocol.endpoint import default_endpoint
@@ -32,6 +35,7 @@ EXIT_DAEMON = 3  # could not talk to the daemon
 EXIT_JOB = 4  # the daemon refused or failed the job
 EXIT_OUTPUT = 5  # the result could not be written where asked (it was kept elsewhere, and said)
 EXIT_INTERRUPTED = 130
+SETUP_COMMANDS: dict[str, Callable[[list[str]], int]] = {"install-gimp": install_gimp, "service": install_service}
 # This Python runs the daemon the CLI starts, so it has the same packages.
 DAEMON_COMMAND = (sys.executable, "-m", "impasto.daemon.main")
 
@@ -315,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("folder", type=Path)
     keys.set_defaults(run=cmd_keys)
 
+    for name, text in (("install-gimp", "install the GIMP plug-in (see `impasto install-gimp --help`)"),
+                       ("service", "run the daemon as a user service: install, remove, status")):
+        commands.add_parser(name, help=text, add_help=False)  # listed here; main() hands them their words
     demo = commands.add_parser("demo", parents=[common],
                                help="start the daemon if needed and stylise a built-in picture")
     demo.add_argument("-o", "--output", type=Path, default=Path("impasto-demo.png"))
@@ -328,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    if words and words[0] in SETUP_COMMANDS:  # the installer's own options, all of them
+        return SETUP_COMMANDS[words[0]](words[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

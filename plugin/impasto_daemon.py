@@ -80,6 +80,12 @@ def connect(endpoint: str, settings: dict, start: bool, on_wait: Callable[[], No
         except DaemonUnavailable:
             raise PluginError(f"The Impasto daemon could not be started: {starting.state_text()}") from None
     command = daemon_command(settings)
+    if settings.get("service") is True:  # the system starts it (socket activation: this first call)
+        try:
+            wait_for_daemon(endpoint, START_WAIT_S, on_wait=on_wait)
+            return
+        except DaemonUnavailable:
+            raise PluginError(not_running_text(endpoint, command, start, hint_of(settings))) from None
     if start and command_found(command):
         try:
             ensure_daemon(endpoint, command, START_WAIT_S, on_wait=on_wait, on_start=on_start)
@@ -92,11 +98,20 @@ def connect(endpoint: str, settings: dict, start: bool, on_wait: Callable[[], No
         return
     except DaemonUnavailable:
         pass
-    raise PluginError(not_running_text(endpoint, command, start))
+    raise PluginError(not_running_text(endpoint, command, start, hint_of(settings)))
 
 
-def not_running_text(endpoint: str, command: list[str], start: bool) -> str:
-    """What to do when no daemon answers: the configured command (with its endpoint), or the installer."""
+def hint_of(settings: dict) -> str:
+    """How the user starts the daemon where the plug-in cannot (a sandbox, a user service)."""
+    hint = settings.get("start_hint")
+    return hint if isinstance(hint, str) else ""
+
+
+def not_running_text(endpoint: str, command: list[str], start: bool, hint: str = "") -> str:
+    """What to do when no daemon answers: the installer's hint where the plug-in cannot start it,
+    else the configured command (with its endpoint), or the installer."""
+    if hint:
+        return f"The Impasto daemon is not running at {endpoint}. To start it: {hint}."
     if start:
         return (f"The Impasto daemon is not running at {endpoint}, and it cannot be started from here "
                 f"({command[0] if command else 'no daemon command configured'} not found). Run Impasto's "
@@ -114,12 +129,14 @@ class Daemon:
     def __init__(self, endpoint: str, settings: dict, may_start: bool) -> None:
         self.endpoint = endpoint
         self.command = daemon_command(settings)
+        self.hint = hint_of(settings)
+        self.service = settings.get("service") is True  # the first hello has the system start it
         self.process: subprocess.Popen | None = None
         self.log: Path | None = None
         self.problem = ""
         self.started = time.monotonic()
         self.infos = self._ask()
-        if self.infos is None and may_start:
+        if self.infos is None and may_start and self.can_start:
             self._start()
         elif self.infos is None:
             self._explain(may_start)
@@ -134,7 +151,7 @@ class Daemon:
             return None
 
     def _explain(self, may_start: bool) -> None:
-        self.problem = not_running_text(self.endpoint, self.command, may_start)
+        self.problem = not_running_text(self.endpoint, self.command, may_start, self.hint)
 
     def _start(self) -> None:
         if not command_found(self.command):
@@ -145,10 +162,15 @@ class Daemon:
         except (OSError, DaemonUnavailable) as exc:
             self.problem = f"The Impasto daemon could not be started: {exc}"
 
+    @property
+    def can_start(self) -> bool:
+        """Whether this plug-in may start the daemon at all (not from a sandbox, nor beside a service)."""
+        return bool(self.command) and not self.service
+
     def waiting(self) -> bool:
-        """Whether a daemon this dialog started may still come up."""
-        return (self.infos is None and self.process is not None and self.process.poll() is None
-                and time.monotonic() - self.started < START_WAIT_S)
+        """Whether a daemon this dialog started (or the service it woke) may still come up."""
+        starting = self.service or (self.process is not None and self.process.poll() is None)
+        return self.infos is None and starting and time.monotonic() - self.started < START_WAIT_S
 
     def presets(self) -> list[PresetInfo] | None:
         if self.infos is None and (self.waiting() or self.process is None):

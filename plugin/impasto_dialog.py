@@ -280,7 +280,8 @@ def show(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, daemon: Daemon
                       dialog.get_scale_entry("brush-size", 1.0))
     advanced = Gtk.Expander(label="_Advanced", use_underline=True)
     advanced.add(packed(*(dialog.get_widget(name, GObject.TYPE_NONE)
-                          for name in ("seed", "keep-previews", "start-daemon", "endpoint"))))
+                          for name in ("seed", "keep-previews", *(["start-daemon"] if daemon.can_start else []),
+                                       "endpoint"))))  # from a sandbox, or beside a service, nothing to start
     quality = packed(dialog.get_widget("quality", GObject.TYPE_NONE), estimate)  # titled by its own label
     content = packed(frame("Style", style.widget), frame("Strength", strength), quality, advanced, spacing=12)
     content.set_border_width(12)

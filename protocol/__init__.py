@@ -1,5 +1,5 @@
-"""Impasto's wire protocol: messages (the specification in code) and the client both sides share."""
+"""Impasto's wire protocol: messages (the specification in code) and the client both sides share.
 
-from .messages import PROTOCOL, VERSION
-
-__all__ = ["PROTOCOL", "VERSION"]
+Imports nothing itself, so that `impasto.protocol.endpoint` (standard library only) serves the
+installer in any python3, without pyzmq or msgpack.
+"""

@@ -19,7 +19,7 @@ from pathlib import Path
 import zmq
 
 from . import messages as m
-from .endpoint import check_socket_folder, default_endpoint, ipc_path, local_keys, make_private_dir
+from .endpoint import check_socket_folder, default_endpoint, ipc_path, local_keys, make_private_dir, served_by_service
 from .security import ClientKeys
 
 
@@ -287,12 +287,18 @@ def ensure_daemon(endpoint: str, command: Sequence[str], wait: float = 120.0, ke
                   on_start: Callable[[Path], None] = lambda log: None) -> dict:
     """The hello of the daemon at `endpoint`, after starting one with `command` if none answers
     (spawn_local_daemon says where one may be started); `on_start(log_path)` is told when it
-    starts, since loading VGG19 takes a while."""
+    starts, since loading VGG19 takes a while. A daemon run by a user service is waited for instead."""
     with Client(endpoint, timeout=1.0, keys=keys) as client:
         try:
             return client.hello()
         except DaemonUnavailable:
             pass
+    if served_by_service(endpoint):
+        try:
+            return wait_for_daemon(endpoint, wait, keys, on_wait=on_wait)
+        except DaemonUnavailable:
+            raise DaemonUnavailable(f"the Impasto service did not answer at {endpoint} within {wait:g} s: see "
+                                    "`impasto service status`") from None
     process, log_path = spawn_local_daemon(command, endpoint)
     on_start(log_path)
     return await_daemon(process, endpoint, log_path, wait, keys, on_wait)

@@ -76,6 +76,13 @@ def default_endpoint() -> str:
         or platform_endpoint()
 
 
+def served_by_service(endpoint: str) -> bool:
+    """Whether a user service (`impasto service install`) runs the daemon at `endpoint`: then a
+    client waits for it (socket activation starts it on the first connection), never starts one."""
+    record = recorded_connection()
+    return record.get("service") is True and record.get("endpoint") == endpoint
+
+
 def local_keys(endpoint: str) -> tuple[Path, Path] | None:
     """(this client's secret key file, the daemon's public key file) recorded for `endpoint`."""
     record = recorded_connection()

@@ -305,14 +305,6 @@ def test_installing_removes_an_earlier_impastos_folder_but_not_what_the_user_put
     assert (tmp_path / "profile" / "plug-ins" / "impasto_gimp" / "impasto" / "protocol" / "messages.py").is_file()
 
 
-def test_the_systemd_unit_escapes_what_systemd_would_expand(tmp_path: Path) -> None:
-    profile = tmp_path / "profile"
-    (profile / "plug-ins").mkdir(parents=True)
-    run_installer(profile, "--systemd", "--daemon-command", "/opt/impasto-daemon --weights /w/100%$HOME.pt")
-    unit = (profile / "config" / "systemd" / "user" / "impasto-daemon.service").read_text()
-    assert "/w/100%%$$HOME.pt" in unit
-
-
 def answers_within(endpoint: str, seconds: float) -> bool:
     import time
 
