@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,24 @@ def make_submit(content: m.Image, style: m.Image, **params) -> m.Submit:
 
 def replies_of(client: Client, submit: m.Submit) -> list[m.Reply]:
     return list(client.run_job(submit))
+
+
+@pytest.fixture(scope="session")
+def installed_package(tmp_path_factory) -> Path:
+    """Impasto as a user gets it: a wheel built from this tree, installed in a new venv; returns
+    the venv. Its dependencies are this venv's, through a .pth line, rather than another GB of torch."""
+    folder = tmp_path_factory.mktemp("package")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
+                    str(folder / "dist"), str(ROOT)], check=True, capture_output=True)
+    venv = folder / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
+                    *map(str, (folder / "dist").glob("impasto-*.whl"))], check=True, capture_output=True)
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    Path(site, "impasto-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return venv
 
 
 @pytest.fixture(scope="session")

@@ -63,7 +63,7 @@ class Gimp:
 
 
 @pytest.fixture(scope="module", params=["trixie", "sid"])
-def gimp(request, tmp_path_factory):
+def gimp(request, tmp_path_factory, installed_package):
     build = subprocess.run(["bash", str(ROOT / "tests" / "gimp" / "build-chroot.sh"), request.param],
                            capture_output=True, text=True, timeout=1500)
     if build.returncode != 0:
@@ -82,8 +82,8 @@ def gimp(request, tmp_path_factory):
         mounted.append(inside)
         gimp = Gimp(chroot, folder)
         (folder / "batch.py").write_text((ROOT / "tests" / "gimp" / "batch.py").read_text())
-        install = subprocess.run(
-            [sys.executable, str(ROOT / "install" / "gimp_plugin.py"), "--gimp-dir",
+        install = subprocess.run(  # as a user would: `impasto install-gimp` from the wheel
+            [str(installed_package / "bin" / "impasto"), "install-gimp", "--gimp-dir",
              str(chroot / "root" / ".config" / "GIMP" / gimp.version), "--endpoint", f"ipc://{folder}/d.sock",
              "--gimp-python", f"chroot {chroot} python3"], capture_output=True, text=True, timeout=300)
         assert install.returncode == 0, install.stdout + install.stderr
@@ -238,11 +238,11 @@ def test_daemon_dying_mid_run_ends_in_a_clear_message(gimp, host_daemon) -> None
     assert finished < 15  # the plug-in gives up within its 3 s timeout; GIMP then quits
 
 
-def test_plugin_starts_the_daemon_when_none_runs(gimp, tmp_path_factory) -> None:
-    """The project and its Python are bind-mounted into the chroot at their own paths, so the daemon
-    command the installer wrote works there; the plug-in must start it and finish the job."""
-    prefix = Path(sys.base_prefix)
-    binds = [(ROOT, gimp.chroot / str(ROOT).lstrip("/")), (prefix, gimp.chroot / str(prefix).lstrip("/"))]
+def test_plugin_starts_the_daemon_when_none_runs(gimp, installed_package) -> None:
+    """The installed package, the project (its venv has the dependencies) and their Python are
+    bind-mounted into the chroot at their own paths, so the daemon command the installer wrote
+    works there; the plug-in must start it and finish the job."""
+    binds = [(path, gimp.chroot / str(path).lstrip("/")) for path in (ROOT, Path(sys.base_prefix), installed_package)]
     mounted = []
     endpoint = f"ipc://{gimp.folder}/started/d.sock"
     try:
