@@ -56,9 +56,10 @@ class SandboxedGimp(Gimp):
 
 @pytest.fixture(scope="module")
 def flatpak(tmp_path_factory, installed_package):
-    if not shutil.which("bwrap"):
-        subprocess.run(["apt-get", "install", "-y", "-qq", "bubblewrap"], check=True, capture_output=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    if not shutil.which("bwrap"):  # Debian's bubblewrap, what Flatpak itself runs
+        apt = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=apt)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "bubblewrap"], check=True, capture_output=True, env=apt)
     build = subprocess.run(["bash", str(ROOT / "tests" / "gimp" / "build-chroot.sh"), "sid"], capture_output=True,
                            text=True, timeout=1500)
     if build.returncode != 0:
