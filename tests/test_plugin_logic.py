@@ -124,6 +124,26 @@ def test_an_absent_daemon_is_explained(tmp_path) -> None:
         impasto_daemon.connect(endpoint, {"daemon_command": ["/nonexistent/impasto-daemon"]}, start=True)
 
 
+def test_where_the_plugin_cannot_start_the_daemon_it_says_how_and_offers_no_box(tmp_path) -> None:
+    """A Flatpak sandbox (no command, a hint from the installer), and a user service (the system
+    starts it on the first connection: the dialog waits for it rather than starting one)."""
+    endpoint = f"ipc://{tmp_path}/none.sock"
+    sandboxed = {"endpoint": endpoint, "daemon_command": [], "service": False,
+                 "start_hint": "on the host, run `impasto service install --endpoint X` once"}
+    daemon = impasto_daemon.Daemon(endpoint, sandboxed, may_start=True)
+    assert not daemon.can_start and daemon.process is None and not daemon.waiting()
+    assert "To start it: on the host, run `impasto service install" in daemon.state_text()
+    with pytest.raises(choices.PluginError, match="impasto service install"):
+        impasto_daemon.connect(endpoint, sandboxed, start=True)
+
+    served = {"endpoint": endpoint, "daemon_command": [], "service": True,
+              "start_hint": "it is the system's job: systemctl --user start impasto-daemon.socket"}
+    daemon = impasto_daemon.Daemon(endpoint, served, may_start=True)
+    assert not daemon.can_start and daemon.process is None
+    assert daemon.waiting() and "Starting the Impasto daemon" in daemon.state_text()
+    assert impasto_daemon.Daemon(endpoint, daemon_settings(tmp_path), may_start=False).can_start
+
+
 def daemon_settings(folder) -> dict:
     """impasto.json as the installer writes it, for a daemon of the test's own."""
     return {"daemon_command": [sys.executable, "-m", "impasto.daemon.main", "--cache-dir", str(folder / "cache"),
