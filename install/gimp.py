@@ -32,7 +32,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from impasto.protocol.endpoint import default_endpoint, sandbox_endpoint
+from impasto.protocol.endpoint import default_endpoint, is_loopback_tcp, sandbox_endpoint
 
 from . import service
 from .files import remove_ours, write_file
@@ -216,6 +216,9 @@ def main(argv: list[str] | None = None, platform: Platform | None = None) -> int
         say(f"note: {args.daemon_command[0]} does not exist yet (run `make demo` or install/setup-venv.sh); "
             "the plug-in will say so when it tries to start the daemon")
     args.how_to_start = ""
+    if is_loopback_tcp(args.endpoint) and not args.service:  # Windows: no ipc there
+        say("note: a daemon on loopback tcp needs keys, and no client ever starts one: setting it up as a service")
+        args.service = True
     if args.service:
         how = service.install_service(platform, args.daemon_command, args.endpoint, say)
         if how is None:

@@ -171,10 +171,11 @@ def duration_text(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 90 * 60 else f"{seconds / 3600:.1f} h"
 
 
-def estimate_text(estimate: dict | None) -> str:
-    """What the dialog says before OK: the sizes the job works at and how long it should take."""
+def estimate_text(estimate: dict | None, absent: str) -> str:
+    """What the dialog says before OK: the sizes the job works at and how long it should take, or
+    `absent` when no daemon answered (impasto_daemon.Daemon.absent_text)."""
     if estimate is None:
-        return "The Impasto daemon is not running: it starts with the first run (loading VGG19 takes a few seconds)."
+        return absent
     (width, height), (out_width, out_height) = estimate["working"], estimate["output"]
     painted = f", painted up to {out_width}×{out_height}" if (out_width, out_height) != (width, height) else ""
     return (f"Composed at {width}×{height} in every quality{painted}: about {duration_text(estimate['seconds'])} "

@@ -177,6 +177,14 @@ class Daemon:
             self.infos = self._ask()
         return self.infos
 
+    def absent_text(self, may_start: bool) -> str:
+        """The estimate line while no daemon answers, in agreement with the gallery's message."""
+        if self.waiting():
+            return "The estimate follows when the Impasto daemon is ready."
+        if may_start and self.can_start:
+            return "The Impasto daemon is not running: it starts with the first run (loading VGG19 takes seconds)."
+        return "No estimate: the Impasto daemon is not running (see above)."
+
     def state_text(self) -> str:
         if self.infos is not None:
             return ""

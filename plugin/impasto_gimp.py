@@ -53,7 +53,7 @@ def settings_of(config: Gimp.ProcedureConfig, feather: float, layer_side: int) -
                               config.get_property("brush-size"))
 
 
-def forecast_text(image: Gimp.Image, drawables: list[Gimp.Drawable], endpoint: str,
+def forecast_text(image: Gimp.Image, drawables: list[Gimp.Drawable], daemon: impasto_daemon.Daemon,
                   config: Gimp.ProcedureConfig) -> str:
     """The dialog's line about sizes and time for the current settings ("" when there is no layer)."""
     try:
@@ -62,7 +62,8 @@ def forecast_text(image: Gimp.Image, drawables: list[Gimp.Drawable], endpoint: s
     except choices.PluginError:
         return ""
     layer_side = max(layer.get_width(), layer.get_height()) if mask is not None else 0
-    return choices.estimate_text(impasto_daemon.forecast(endpoint, region, settings_of(config, 0, layer_side)))
+    estimate = impasto_daemon.forecast(daemon.endpoint, region, settings_of(config, 0, layer_side))
+    return choices.estimate_text(estimate, daemon.absent_text(config.get_property("start-daemon")))
 
 
 def stream_into_layers(client: Client, submit: Submit, layers: impasto_run.ResultLayers,
@@ -104,9 +105,9 @@ def stylize(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image
     if interactive:
         import impasto_dialog
 
-        daemon = impasto_daemon.Daemon(endpoint, settings, config.get_property("start-daemon"))
-        if not impasto_dialog.show(procedure, config, daemon, image,
-                                   lambda config: forecast_text(image, drawables, endpoint, config)):
+        daemon = started = impasto_daemon.Daemon(endpoint, settings, config.get_property("start-daemon"))
+        if not impasto_dialog.show(procedure, config, started, image,
+                                   lambda config: forecast_text(image, drawables, started, config)):
             return cancelled(procedure)
     try:
         layer = check_target(image, drawables)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import stat
@@ -89,6 +90,18 @@ def local_keys(endpoint: str) -> tuple[Path, Path] | None:
     if record.get("endpoint") != endpoint or not record.get("client_key") or not record.get("server_key"):
         return None
     return Path(record["client_key"]), Path(record["server_key"])
+
+
+def is_loopback_tcp(endpoint: str) -> bool:
+    if not endpoint.startswith("tcp://"):
+        return False
+    host = endpoint[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # an interface name or a wildcard: not loopback
 
 
 def ipc_path(endpoint: str) -> Path | None:

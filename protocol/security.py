@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,19 +17,11 @@ from pathlib import Path
 import zmq
 import zmq.auth
 
+from .endpoint import is_loopback_tcp
+
 
 class TransportRefused(ValueError):
     """An endpoint that would expose the daemon without the keys to protect it."""
-
-
-def is_loopback_tcp(endpoint: str) -> bool:
-    host = endpoint[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # an interface name or a wildcard: not loopback
 
 
 def check_transport(endpoint: str, curve: bool, insecure_loopback: bool) -> None:

@@ -23,7 +23,7 @@ import pytest
 from impasto.protocol.client import Client
 
 from .conftest import ROOT, DaemonProcess
-from .test_gimp_plugin import SELECTION_SPEC, Gimp
+from .test_gimp_plugin import SELECTION_SPEC, Gimp, Screen, wait_for_file
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the GIMP chroot needs root (debootstrap, chroot)")
 DIST_PACKAGES = "/usr/lib/python3/dist-packages"
@@ -81,15 +81,17 @@ def flatpak(tmp_path_factory, installed_package):
     yield gimp
 
 
-def test_flatpak_gimp_runs_a_job_and_cancels_against_the_hosts_daemon(flatpak) -> None:
+def test_flatpak_gimp_runs_a_job_and_cancels_against_the_hosts_daemon(flatpak, installed_package) -> None:
     settings = json.loads(next(flatpak.home.rglob("impasto_gimp/impasto.json")).read_text())
     endpoint = settings["endpoint"]
     assert settings["daemon_command"] == []
     absent = flatpak.run({**SELECTION_SPEC, "arguments": {**SELECTION_SPEC["arguments"], "start-daemon": True}})
     assert absent["status"] == "execution-error" and absent["top_level"] == ["photo", "background"]
     assert "impasto service install" in absent.get("error", "") + absent["log"]  # says how, starts nothing
-    host_program = subprocess.run([*flatpak.sandbox(), "test", "-e", str(ROOT / ".venv" / "bin" / "impasto-daemon")])
-    assert host_program.returncode == 1  # the host's programs are not even visible in there
+    # What a native install would run could not even start in there: its Python is the host's.
+    host_program = subprocess.run([*flatpak.sandbox(), str(installed_package / "bin" / "impasto-daemon"), "--help"],
+                                  capture_output=True)
+    assert host_program.returncode != 0
 
     daemon = DaemonProcess(endpoint, flatpak.folder / "daemon.log")
     try:
@@ -126,3 +128,38 @@ def assert_cancel_is_clean(gimp: SandboxedGimp, endpoint: str) -> None:
     finally:
         process.kill()
         process.wait()
+
+
+class SandboxedScreen(Screen):
+    """Xvfb, xdotool and ImageMagick inside the sandbox: the X socket is in the shared /tmp."""
+
+    def inside(self, *command: str) -> list[str]:
+        assert isinstance(self.gimp, SandboxedGimp)
+        return [*self.gimp.sandbox(), "--setenv", "DISPLAY", self.display, "env", *command]
+
+
+def test_the_flatpak_dialog_offers_no_start_box_and_says_how_to_start_the_daemon(flatpak) -> None:
+    """No daemon runs: the dialog cannot start one from the sandbox, and OK ends in a message that
+    says how to start it on the host (the screenshot shows the dialog as the user sees it)."""
+    Path("/tmp/.X92-lock").unlink(missing_ok=True)
+    (flatpak.folder / "gui.py").write_text((ROOT / "tests" / "gimp" / "gui.py").read_text())
+    (flatpak.folder / "plan.json").write_text(json.dumps([[96, 72]]))
+    (flatpak.folder / "run0.json").unlink(missing_ok=True)
+    screen = SandboxedScreen(flatpak, 92)
+    code = "exec(open('%s').read())" % (flatpak.folder / "gui.py")
+    process = subprocess.Popen(screen.inside(f"IMPASTO_BATCH_DIR={flatpak.folder}", f"gimp-{flatpak.version}",
+                                             "--console-messages", "--no-splash", "--batch-interpreter=python-fu-eval",
+                                             "-b", code, "--quit"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    try:
+        dialog = screen.window("^Impasto Style Transfer$")
+        time.sleep(3)  # the gallery asks the daemon, which does not answer
+        screen.shot("flatpak-dialog.png")
+        screen.keys(dialog, "alt+o")  # OK
+        run = wait_for_file(flatpak.folder / "run0.json", 90)
+        output = process.communicate(timeout=60)[0]
+    finally:
+        process.kill()
+        screen.close()
+    assert run["status"] != "success" and run["layers"] == ["photo"], run
+    assert "impasto service install" in output, output[-3000:]

@@ -133,6 +133,7 @@ def test_where_the_plugin_cannot_start_the_daemon_it_says_how_and_offers_no_box(
     daemon = impasto_daemon.Daemon(endpoint, sandboxed, may_start=True)
     assert not daemon.can_start and daemon.process is None and not daemon.waiting()
     assert "To start it: on the host, run `impasto service install" in daemon.state_text()
+    assert daemon.absent_text(may_start=True) == "No estimate: the Impasto daemon is not running (see above)."
     with pytest.raises(choices.PluginError, match="impasto service install"):
         impasto_daemon.connect(endpoint, sandboxed, start=True)
 
@@ -141,7 +142,10 @@ def test_where_the_plugin_cannot_start_the_daemon_it_says_how_and_offers_no_box(
     daemon = impasto_daemon.Daemon(endpoint, served, may_start=True)
     assert not daemon.can_start and daemon.process is None
     assert daemon.waiting() and "Starting the Impasto daemon" in daemon.state_text()
-    assert impasto_daemon.Daemon(endpoint, daemon_settings(tmp_path), may_start=False).can_start
+    assert "follows when the Impasto daemon is ready" in daemon.absent_text(may_start=False)
+    startable = impasto_daemon.Daemon(endpoint, daemon_settings(tmp_path), may_start=False)
+    assert startable.can_start and "starts with the first run" in startable.absent_text(may_start=True)
+    assert "No estimate" in startable.absent_text(may_start=False)  # the box is off: nothing will start it
 
 
 def daemon_settings(folder) -> dict:
@@ -196,7 +200,7 @@ def test_the_dialog_tells_sizes_and_time_before_ok(daemon, tmp_path) -> None:
     estimate = impasto_daemon.forecast(daemon.endpoint, region, choices.job_params("normal", 0.5, 0, 0))
     side = m.JobParams().size  # every quality composes at the engine's default size
     assert estimate is not None and estimate["working"] == [side, side * 5 // 8] and estimate["output"] == [2560, 1600]
-    text = choices.estimate_text(estimate)
+    text = choices.estimate_text(estimate, "unused")
     assert text.startswith(f"Composed at {side}×{side * 5 // 8} in every quality, painted up to 2560×1600: about ")
     assert " on cpu" in text
     draft, fine = (impasto_daemon.forecast(daemon.endpoint, region, choices.job_params(quality, 0.5, 0, 0))
@@ -205,5 +209,5 @@ def test_the_dialog_tells_sizes_and_time_before_ok(daemon, tmp_path) -> None:
         fine["seconds"]
     absent = f"ipc://{tmp_path}/none.sock"
     assert impasto_daemon.forecast(absent, region, choices.job_params("draft", 0.5, 0, 0)) is None
-    assert "not running" in choices.estimate_text(None)
+    assert choices.estimate_text(None, "absent") == "absent"
     assert [choices.duration_text(s) for s in (0.2, 59, 125, 7200)] == ["1 s", "59 s", "2 min", "2.0 h"]
