@@ -158,18 +158,25 @@ def install_service(platform: Platform, command: list[str], endpoint: str, say: 
         path.parent.mkdir(parents=True, exist_ok=True)
         write_file(path, data)
         say(f"wrote {path}")
+    started = all(turn_on(step, run, say) for step in plan.start)
     folder = config_dir(platform.system, platform.home, platform.environ)
     folder.mkdir(parents=True, exist_ok=True)
+    record["service"] = started  # clients wait for a service, and start a daemon themselves where none runs
     write_file(folder / CONNECTION_FILE, (json.dumps(record, indent=2) + "\n").encode(), 0o600)
-    say(f"recorded the service's endpoint {endpoint} in {folder / CONNECTION_FILE} (the CLI and the daemon use it)")
-    for step in plan.start:
-        if run(step) != 0:
-            say(f"COULD NOT turn the service on: `{shlex.join(step)}` failed; the files are in place: run it "
-                "yourself once the service manager runs")
-            return None
-        say(f"ran {shlex.join(step)}")
+    say(f"recorded the endpoint {endpoint} in {folder / CONNECTION_FILE} (the CLI and the daemon use it)")
+    if not started:
+        return None
     say(f"the daemon is the system's job now; if it ever is not running: {plan.how_to_start}")
     return plan.how_to_start
+
+
+def turn_on(step: list[str], run: Run, say: Say) -> bool:
+    if run(step) != 0:
+        say(f"COULD NOT turn the service on: `{shlex.join(step)}` failed; its files are in place: run it yourself "
+            "once the service manager runs")
+        return False
+    say(f"ran {shlex.join(step)}")
+    return True
 
 
 def remove_service(platform: Platform, say: Say, run: Run = run_command) -> None:

@@ -156,3 +156,15 @@ def test_a_flatpak_profile_gets_an_endpoint_its_sandbox_reaches_and_no_command(t
     settings = json.loads((profile / "plug-ins" / "impasto_gimp" / "impasto.json").read_text())
     assert settings["endpoint"] == f"ipc:///tmp/impasto-{os.getuid()}/daemon.sock"  # /tmp is shared, not /run/user
     assert settings["daemon_command"] == [] and "impasto service install" in settings["start_hint"]
+
+
+def test_a_service_that_cannot_be_turned_on_is_not_waited_for(tmp_path: Path) -> None:
+    """No user systemd (a container, a session without a bus): the files stay for later, and the
+    recorded connection says no service runs, so clients start a daemon as before."""
+    platform = Platform("linux", tmp_path, {"XDG_CONFIG_HOME": str(tmp_path / "config")})
+    said: list[str] = []
+    assert install_service(platform, ["impasto-daemon"], "ipc:///tmp/x/d.sock", said.append, run=lambda step: 1) is None
+    assert any("COULD NOT turn the service on" in line for line in said)
+    record = json.loads((tmp_path / "config" / "impasto" / "connection.json").read_text())
+    assert record == {"endpoint": "ipc:///tmp/x/d.sock", "service": False}
+    assert (tmp_path / "config" / "systemd" / "user" / "impasto-daemon.socket").is_file()
