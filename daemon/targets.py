@@ -40,7 +40,8 @@ def default_folder() -> Path:
 
 
 def image_digest(image: torch.Tensor) -> str:
-    return hashlib.sha256(image.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:32]
+    # Hashed in place: a copy (tobytes) of a 67 MP painting held Python's lock, and the socket thread, for seconds.
+    return hashlib.sha256(image.detach().cpu().contiguous().numpy().data.cast("B")).hexdigest()[:32]
 
 
 class TargetCache:

@@ -402,3 +402,31 @@ def test_estimates_count_iterations_and_precision(vgg19) -> None:
     if bf16_supported(engine.device):  # measured in each precision at warm-up: they differ
         fp32, bf16 = (engine.estimate(1024, 768, m.JobParams(precision=p))["seconds"] for p in ("fp32", "bf16"))
         assert fp32 != bf16
+
+
+def test_a_huge_paintings_cache_key_leaves_the_socket_thread_running() -> None:
+    """Item 11: the target cache's key for a 67 MP preset was hashed from a copy made holding
+    Python's lock, which stalled the thread that answers clients for seconds."""
+    import threading
+    import time
+
+    from impasto.daemon.targets import image_digest
+
+    image, gaps, stop = torch.rand(1, 3, 6000, 6000), [0.0], threading.Event()
+
+    def answer_clients() -> None:  # what the socket thread does between messages: wake up often
+        last = time.monotonic()
+        while not stop.is_set():
+            time.sleep(0.002)
+            gaps.append(time.monotonic() - last)
+            last = time.monotonic()
+
+    thread = threading.Thread(target=answer_clients)
+    thread.start()
+    try:
+        digest = image_digest(image)
+    finally:
+        stop.set()
+        thread.join()
+    assert len(digest) == 32 and digest == image_digest(image.clone())
+    assert max(gaps) < 0.1, f"the other thread waited {max(gaps):.2f} s"
