@@ -79,7 +79,8 @@ class StyleTransfer:
     def warm_up(self) -> None:
         """A tiny job, so the first real one does not pay for kernel selection and allocation,
         then the smallest picture's iterations (what an iteration costs whatever its size) and a
-        small job whose pace the first estimates are made from, in each precision the device has.
+        small job whose pace the first estimates are made from, in each precision the device has,
+        and with the sliced loss (bench/time_left.py: its first job took twice the Gram pace's estimate).
 
         On the CPU the first forward and backward of a process take over a second longer than
         the next ones, whatever their size; after this, a first preview comes within a second.
@@ -92,9 +93,11 @@ class StyleTransfer:
         steps = sorted(later - earlier for earlier, later in itertools.pairwise(stamps[1:]))
         self.pace.per_iteration = steps[len(steps) // 2]
         image = torch.rand(1, 3, 288, 384, generator=torch.Generator().manual_seed(0))  # the pace, measured
+        small = JobParams(size=384, iterations=4, first_scale=0, preview_every=0)
         for precision in ("fp32", "bf16") if bf16_supported(self.device) else ("fp32",):
-            self.run(image, [(image, 1.0)], JobParams(size=384, iterations=4, first_scale=0, preview_every=0,
-                                                      precision=precision))
+            self.run(image, [(image, 1.0)], dataclasses.replace(small, precision=precision))
+        image = image[..., 48:240, 64:320]  # the sliced loss's pace, at a size it tells as well, for less time
+        self.run(image, [(image, 1.0)], dataclasses.replace(small, size=256, style_loss="sliced"))
 
     def estimate(self, width: int, height: int, params: JobParams, memory_limit: int | None = None) -> dict:
         """How long a job would take here, from the measured pace, and the sizes it works at."""

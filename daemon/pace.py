@@ -81,9 +81,16 @@ class Pace:
         self.per_iteration = 0.0
 
     def seconds_per_unit(self, key: str) -> float | None:
-        """The regime's pace; until it is measured, the mean of the others'."""
+        """The regime's pace. Until it is measured: its loss's pace in another precision, scaled as
+        the two precisions compare on a loss measured in both; else the mean of the others'."""
         if key in self.per_unit:
             return self.per_unit[key]
+        precision, loss = key.split("/")
+        for known in self.per_unit:
+            other, other_loss = known.split("/")
+            same, both = f"{other}/{loss}", f"{precision}/{other_loss}"
+            if other_loss != loss and same in self.per_unit and both in self.per_unit:
+                return self.per_unit[same] * self.per_unit[both] / self.per_unit[known]
         return sum(self.per_unit.values()) / len(self.per_unit) if self.per_unit else None
 
     def learn(self, key: str, seconds: float, work: float, iterations: int) -> None:

@@ -402,6 +402,17 @@ def test_estimates_count_iterations_and_precision(vgg19) -> None:
     if bf16_supported(engine.device):  # measured in each precision at warm-up: they differ
         fp32, bf16 = (engine.estimate(1024, 768, m.JobParams(precision=p))["seconds"] for p in ("fp32", "bf16"))
         assert fp32 != bf16
+    gram, sliced = (engine.estimate(1024, 768, m.JobParams(style_loss=loss))["seconds"] for loss in ("gram", "sliced"))
+    assert sliced != gram  # the sliced loss is measured at warm-up too
+
+
+def test_an_unmeasured_regime_is_scaled_from_those_measured() -> None:
+    from impasto.daemon.pace import Pace
+
+    pace = Pace()
+    pace.per_unit = {"fp32/gram": 1.0, "bf16/gram": 0.5, "bf16/sliced": 1.5}
+    assert pace.seconds_per_unit("fp32/sliced") == pytest.approx(3.0)  # sliced costs 3× gram in bf16
+    assert pace.seconds_per_unit("bf16/sliced") == 1.5
 
 
 def test_a_huge_paintings_cache_key_leaves_the_socket_thread_running() -> None:
