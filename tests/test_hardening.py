@@ -441,3 +441,20 @@ def test_a_huge_paintings_cache_key_leaves_the_socket_thread_running() -> None:
         thread.join()
     assert len(digest) == 32 and digest == image_digest(image.clone())
     assert max(gaps) < 0.1, f"the other thread waited {max(gaps):.2f} s"
+
+
+def test_a_tiny_jobs_estimate_holds_in_the_daemon(fresh_daemon) -> None:
+    """Item 12: a 16 px job's iterations, estimated from the warm-up's, took twice as long in the
+    daemon. Its torch threads then belonged to the main thread, which loaded and warmed up, while
+    jobs run in the worker thread; a second thread team on two cores doubled a small step's cost."""
+    import time
+
+    picture = np.zeros((12, 16, 3), np.uint8)
+    params = m.JobParams(size=16, iterations=300, first_scale=0, detail=0, preview_every=0)
+    submit = m.Submit(new_job_id(), m.Image(16, 12, 3, picture.tobytes()), [m.Style(preset="swirls")], params)
+    with Client(fresh_daemon.endpoint, timeout=60) as client:
+        estimate = client.estimate(16, 12, params)["seconds"]
+        started = time.monotonic()
+        assert list(client.run_job(submit))[-1].type == m.RESULT
+        took = time.monotonic() - started
+    assert took < 1.5 * estimate, f"took {took:.1f} s, estimated {estimate:.1f} s"
