@@ -28,10 +28,17 @@ from .model import LAYER_CHANNELS
 log = logging.getLogger("impasto.daemon")
 
 MAX_BYTES = 2**30  # the disk cache's default bound
+# Targets kept in memory, least recently used dropped first; the disk keeps the rest. 64 entries
+# of a painting's Grams grew the daemon by over 10% across mixed jobs (bench/soak.py).
+MEMORY_BYTES = 64 * 2**20
 # A painting's Gram entries stay within about 1e5 (white, black, noise and the built-in paintings,
 # Caffe weights); far beyond this a cached entry is a poison that would overflow the loss.
 MAX_GRAM = 1e8
 STALE_TMP_S = 3600  # a partial file this old was left by a daemon that died while writing
+
+
+def size_of(targets: dict[str, torch.Tensor]) -> int:
+    return sum(target.element_size() * target.nelement() for target in targets.values())
 
 
 def default_folder() -> Path:
@@ -45,9 +52,10 @@ def image_digest(image: torch.Tensor) -> str:
 
 
 class TargetCache:
-    def __init__(self, folder: Path | None = None, entries: int = 64, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(self, folder: Path | None = None, memory_bytes: int = MEMORY_BYTES,
+                 max_bytes: int = MAX_BYTES) -> None:
         self.folder = folder
-        self.entries = entries
+        self.memory_bytes = memory_bytes
         self.max_bytes = max_bytes
         self.memory: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
         self.hits = self.misses = 0
@@ -106,7 +114,7 @@ class TargetCache:
 
     def _remember(self, key: str, targets: dict[str, torch.Tensor]) -> None:
         self.memory[key] = targets
-        while len(self.memory) > self.entries:
+        while len(self.memory) > 1 and sum(map(size_of, self.memory.values())) > self.memory_bytes:
             self.memory.popitem(last=False)
 
     def _bound(self) -> None:

@@ -458,3 +458,12 @@ def test_a_tiny_jobs_estimate_holds_in_the_daemon(fresh_daemon) -> None:
         assert list(client.run_job(submit))[-1].type == m.RESULT
         took = time.monotonic() - started
     assert took < 1.5 * estimate, f"took {took:.1f} s, estimated {estimate:.1f} s"
+
+
+def test_the_targets_kept_in_memory_are_bounded_by_their_bytes(tmp_path: Path) -> None:
+    """The soak's RSS grew 11.5% over 200 mixed jobs as 64 entries of Grams filled the memory cache."""
+    cache = TargetCache(tmp_path / "targets", memory_bytes=3 * 4 * 64 * 64)
+    for index in range(5):
+        cache.put(f"{index:040d}", {"relu1_1": torch.full((1, 64, 64), float(index))})
+    assert list(cache.memory) == [f"{index:040d}" for index in (2, 3, 4)]  # the newest, within the bytes
+    assert cache.get(f"{0:040d}") is not None  # the older ones come back from the disk
