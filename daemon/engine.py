@@ -80,7 +80,7 @@ class StyleTransfer:
         """A tiny job, so the first real one does not pay for kernel selection and allocation,
         then the smallest picture's iterations (what an iteration costs whatever its size) and a
         small job whose pace the first estimates are made from, in each precision the device has,
-        and with the sliced loss (bench/time_left.py: its first job took twice the Gram pace's estimate).
+        and with the sliced loss (bench/time_left.py: its first job's estimate, from Gram's pace, was far off).
 
         On the CPU the first forward and backward of a process take over a second longer than
         the next ones, whatever their size; after this, a first preview comes within a second.

@@ -159,8 +159,8 @@ def listen(context: zmq.Context, args: argparse.Namespace,
 def load_engine(args: argparse.Namespace, device: torch.device) -> StyleTransfer:
     """VGG19 on `device`, warmed up, in a thread that then ends; WeightsError when the weights
     cannot be read. Torch's worker threads (OpenMP) belong to the thread that first computes:
-    loading on the main thread left jobs, in the worker thread, beside a second idle team, and a
-    16 px iteration took twice as long (bench/time_left.py)."""
+    loading on the main thread left every job, in the worker thread, beside a second idle team,
+    and small jobs much slower (bench/time_left.py)."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="impasto-loader") as loader:
         return loader.submit(load_and_warm_up, args, device).result()
 

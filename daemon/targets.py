@@ -28,8 +28,8 @@ from .model import LAYER_CHANNELS
 log = logging.getLogger("impasto.daemon")
 
 MAX_BYTES = 2**30  # the disk cache's default bound
-# Targets kept in memory, least recently used dropped first; the disk keeps the rest. 64 entries
-# of a painting's Grams grew the daemon by over 10% across mixed jobs (bench/soak.py).
+# Targets kept in memory, least recently used dropped first; the disk keeps the rest. A bound by
+# count let a daemon serving mixed jobs keep growing (bench/soak.py).
 MEMORY_BYTES = 64 * 2**20
 # A painting's Gram entries stay within about 1e5 (white, black, noise and the built-in paintings,
 # Caffe weights); far beyond this a cached entry is a poison that would overflow the loss.
@@ -47,7 +47,7 @@ def default_folder() -> Path:
 
 
 def image_digest(image: torch.Tensor) -> str:
-    # Hashed in place: a copy (tobytes) of a 67 MP painting held Python's lock, and the socket thread, for seconds.
+    # Hashed in place: a copy (tobytes) of a huge painting held Python's lock, and stalled the socket thread.
     return hashlib.sha256(image.detach().cpu().contiguous().numpy().data.cast("B")).hexdigest()[:32]
 
 

@@ -416,8 +416,8 @@ def test_an_unmeasured_regime_is_scaled_from_those_measured() -> None:
 
 
 def test_a_huge_paintings_cache_key_leaves_the_socket_thread_running() -> None:
-    """Item 11: the target cache's key for a 67 MP preset was hashed from a copy made holding
-    Python's lock, which stalled the thread that answers clients for seconds."""
+    """Item 11: the target cache's key for a huge preset was hashed from a copy made holding
+    Python's lock, which stalled the thread that answers clients."""
     import threading
     import time
 
@@ -444,9 +444,9 @@ def test_a_huge_paintings_cache_key_leaves_the_socket_thread_running() -> None:
 
 
 def test_a_tiny_jobs_estimate_holds_in_the_daemon(fresh_daemon) -> None:
-    """Item 12: a 16 px job's iterations, estimated from the warm-up's, took twice as long in the
+    """Item 12: a 16 px job's iterations, estimated from the warm-up's, took far longer in the
     daemon. Its torch threads then belonged to the main thread, which loaded and warmed up, while
-    jobs run in the worker thread; a second thread team on two cores doubled a small step's cost."""
+    jobs run in the worker thread; a second thread team made a small step cost more."""
     import time
 
     picture = np.zeros((12, 16, 3), np.uint8)
@@ -461,7 +461,7 @@ def test_a_tiny_jobs_estimate_holds_in_the_daemon(fresh_daemon) -> None:
 
 
 def test_the_targets_kept_in_memory_are_bounded_by_their_bytes(tmp_path: Path) -> None:
-    """The soak's RSS grew 11.5% over 200 mixed jobs as 64 entries of Grams filled the memory cache."""
+    """The soak's RSS grew across mixed jobs while a count of entries bounded the memory cache."""
     cache = TargetCache(tmp_path / "targets", memory_bytes=3 * 4 * 64 * 64)
     for index in range(5):
         cache.put(f"{index:040d}", {"relu1_1": torch.full((1, 64, 64), float(index))})
