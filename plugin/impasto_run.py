@@ -38,7 +38,8 @@ class ResultLayers:
     when the run shows previews (interactive runs, which cancel cleanly), else with the result.
     Later previews repaint it without undo steps (full-size preview layers cost GIMP's history
     hundreds of MB), so a finished run is one undo step. Kept previews are layers of
-    their own, named like the progress they show.
+    their own, named like the progress they show. The user may go on working meanwhile: a layer
+    of the run that Ctrl+Z took out of the image is put back by the next preview.
     """
 
     def __init__(self, image: Gimp.Image, source: Gimp.Layer, region: Region, name: str, keep_previews: bool,
@@ -65,8 +66,15 @@ class ResultLayers:
         self.image.undo_group_end()
         Gimp.displays_flush()
 
+    def _in_image(self, layer: Gimp.Layer) -> bool:
+        """Whether `layer` is still beside the source (Undo during the run takes it out)."""
+        parent = self.source.get_parent()
+        siblings = parent.get_children() if parent is not None else self.image.get_layers()
+        return any(item.get_id() == layer.get_id() for item in siblings)
+
     def _above_run(self) -> int:
         """The position just above the run's layers so far (above the source when none)."""
+        self.kept = [layer for layer in self.kept if self._in_image(layer)]
         return self.image.get_item_position(self.kept[-1] if self.kept else self.source)
 
     def preview(self, picture: Image, name: str) -> None:
@@ -74,7 +82,8 @@ class ResultLayers:
         own just below the result, newest first."""
         if self.keep_previews:
             layer = self._new_layer(picture, name)
-            below_result = self.image.get_item_position(self.result) + 1 if self.result else None
+            in_image = self.result is not None and self._in_image(self.result)
+            below_result = self.image.get_item_position(self.result) + 1 if in_image else None
             self._insert(layer, self._above_run() if below_result is None else below_result)
             self.kept.append(layer)
         if self.live:
@@ -89,6 +98,8 @@ class ResultLayers:
             self.final = picture
 
     def finish(self, picture: Image) -> None:
+        if self.result is not None and not self._in_image(self.result):
+            self.result = None  # undone by the user while the run went on: a new one goes in
         if self.result is None:
             self.result = self._new_layer(picture, f"Impasto: {self.name}")
             self._insert(self.result, self._above_run())
@@ -98,7 +109,7 @@ class ResultLayers:
 
     def remove(self) -> None:
         """Take the run's layers out again (the user cancelled): the image is as before."""
-        layers = [layer for layer in [self.result, *self.kept] if layer is not None]
+        layers = [layer for layer in [self.result, *self.kept] if layer is not None and self._in_image(layer)]
         if layers:
             self.image.undo_group_start()
             for layer in layers:
@@ -108,7 +119,7 @@ class ResultLayers:
         self.result, self.kept = None, []
 
     def mark_unfinished(self) -> None:
-        if self.result is not None:
+        if self.result is not None and self._in_image(self.result):
             self.result.set_name(f"Impasto: {self.name} (unfinished)")
 
 

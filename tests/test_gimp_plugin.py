@@ -347,7 +347,8 @@ def wait_for_file(path: Path, timeout: float) -> dict:
 
 def test_the_dialog_in_the_gui_runs_a_preset_from_the_gallery_and_cancels_cleanly(gimp, host_daemon) -> None:
     """Real GIMP with its windows under Xvfb: pick a preset in the gallery with the keys, run it;
-    then a second run cancelled midway leaves the image as it was, and GIMP warns of nothing."""
+    then a second run, with Ctrl+Z pressed in the image while it paints, goes on, and cancelled
+    midway leaves the image as it was, and GIMP warns of nothing."""
     from impasto.daemon.presets import BUILT_IN
     from impasto.protocol.settings import DEFAULT_PRESET
 
@@ -386,6 +387,8 @@ def test_the_dialog_in_the_gui_runs_a_preset_from_the_gallery_and_cancels_cleanl
             while client.hello()["queue"] == 0 and time.monotonic() < deadline:
                 time.sleep(0.2)
         time.sleep(4)  # a preview or two painted into the image
+        screen.keys(screen.window("512x384"), "ctrl+z")  # Undo in the image takes the result layer out…
+        time.sleep(4)  # …and the next preview puts it back: the run goes on
         screen.shot("running.png")
         cancelled_at = time.monotonic()
         screen.keys(running, "Return")  # Cancel has the keys
