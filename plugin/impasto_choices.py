@@ -157,6 +157,13 @@ def preview_name(progress: Progress | None) -> str:
     return f"Impasto preview: iteration {progress.iteration}/{progress.total}, scale {progress.scale}/{progress.scales}"
 
 
+def display_name(name: str) -> str:
+    """A preset's name as the gallery shows it: "woman_with_hat" is "Woman with hat" (words, which
+    wrap between them, not inside an identifier)."""
+    words = name.replace("_", " ").replace("-", " ").split()
+    return " ".join(words)[:1].upper() + " ".join(words)[1:] if words else name
+
+
 def preset_name(name: str) -> str:
     """A name for a new preset, as the daemon will take it (lowercase, '-' for spaces); PluginError if none."""
     cleaned = "-".join(name.strip().lower().split())

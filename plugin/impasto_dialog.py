@@ -45,7 +45,7 @@ class Gallery:
 
     def __init__(self, config: Gimp.ProcedureConfig, daemon: Daemon, on_filled: Callable[[], None]) -> None:
         self.config, self.daemon, self.on_filled = config, daemon, on_filled
-        self.store = Gtk.ListStore(GdkPixbuf.Pixbuf, str, str)
+        self.store = Gtk.ListStore(GdkPixbuf.Pixbuf, str, str, str)  # thumbnail, label, tooltip, preset name
         self.view = Gtk.IconView.new_with_model(self.store)
         self.view.set_pixbuf_column(0)
         self.view.set_text_column(1)
@@ -55,7 +55,7 @@ class Gallery:
         self.view.set_selection_mode(Gtk.SelectionMode.BROWSE)
         self.view.connect("selection-changed", self._selected)
         self.status = Gtk.Label(xalign=0.0, wrap=True, max_width_chars=60)
-        scrolled = Gtk.ScrolledWindow(min_content_height=190, min_content_width=480)
+        scrolled = Gtk.ScrolledWindow(min_content_height=236, min_content_width=480)  # two rows of labelled thumbnails
         scrolled.set_policy(Gtk.PolicyType.NEVER, Gtk.PolicyType.AUTOMATIC)
         scrolled.add(self.view)
         self.widget = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4)
@@ -75,7 +75,8 @@ class Gallery:
             self.infos[info.name] = info
             pixbuf = pixbuf_of(*choices.thumbnail_rgb(info.thumbnail), side=64) if info.thumbnail else None
             self.thumbnails[info.name] = pixbuf
-            self.store.append([pixbuf, info.name, f"{info.name}: {info.description}"])
+            self.store.append([pixbuf, choices.display_name(info.name), f"{info.name}: {info.description}",
+                               info.name])
         self.status.set_text(f"{len(infos)} presets. Add your own with Filters ▸ Artistic ▸ "
                              "Save Layer as Impasto Style Preset…")
         self.show_current()
@@ -85,7 +86,7 @@ class Gallery:
     def show_current(self) -> None:
         name = self.config.get_property("style-preset")
         for row in self.store:
-            if row[1] == name:
+            if row[3] == name:
                 self.view.select_path(row.path)
                 self.view.set_cursor(row.path, None, False)  # the arrow keys move on from here
                 self.view.scroll_to_path(row.path, False, 0, 0)
@@ -95,7 +96,7 @@ class Gallery:
         paths = view.get_selected_items()
         if not paths:
             return
-        name = self.store[paths[0]][1]
+        name = self.store[paths[0]][3]
         if name != self.config.get_property("style-preset"):
             self.config.set_property("style-preset", name)
             for key, value in choices.recommended(self.infos[name]).items():
@@ -229,10 +230,23 @@ def pattern_pixbuf(pattern: Gimp.Pattern) -> GdkPixbuf.Pixbuf:
 
 
 def open_help(parent: Gtk.Window) -> None:
-    try:
-        Gtk.show_uri_on_window(parent, Gio.File.new_for_path(HELP_PAGE).get_uri(), Gtk.get_current_event_time())
-    except GLib.Error:
-        Gimp.message(f"Impasto's help is the page {HELP_PAGE}: open it in a web browser.")
+    """The help page in the web browser; where none is set up to open it (or it fails), a window
+    naming the page, whose path can be copied (a message to GIMP's status bar went unseen)."""
+    if Gio.AppInfo.get_default_for_type("text/html", False) is not None:
+        try:
+            Gtk.show_uri_on_window(parent, Gio.File.new_for_path(HELP_PAGE).get_uri(), Gtk.get_current_event_time())
+            return
+        except GLib.Error:
+            pass
+    message = Gtk.MessageDialog(transient_for=parent, modal=True, message_type=Gtk.MessageType.INFO,
+                                buttons=Gtk.ButtonsType.CLOSE, title="Impasto Help",
+                                text="No web browser is set up to open Impasto's help here.")
+    message.format_secondary_text(f"Open this page in a browser:\n{HELP_PAGE}")
+    for label in message.get_message_area().get_children():
+        if isinstance(label, Gtk.Label):
+            label.set_selectable(True)
+    message.run()
+    message.destroy()
 
 
 def replace_help_button(dialog: GimpUi.ProcedureDialog) -> None:

@@ -38,6 +38,11 @@ def test_a_presets_recommendations_become_the_dialogs_settings() -> None:
     assert choices.thumbnail_rgb(rgba) == (1, 2, bytes([1, 2, 3, 4, 5, 6]))
 
 
+def test_the_gallery_shows_names_as_words() -> None:
+    assert [choices.display_name(name) for name in ("woman_with_hat", "starry_night", "my-stripes", "x")] == \
+        ["Woman with hat", "Starry night", "My stripes", "X"]
+
+
 def test_a_new_presets_name_is_made_acceptable_or_refused() -> None:
     assert choices.preset_name("  My Oil Sketch ") == "my-oil-sketch"
     for bad in ("", "-x", "ünïcode", "a" * 65, "x/y"):
