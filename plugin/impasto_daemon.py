@@ -141,6 +141,12 @@ class Daemon:
         elif self.infos is None:
             self._explain(may_start)
 
+    def start_now(self) -> None:
+        """The user turned on 'Start the daemon if missing' in the open dialog: start it now."""
+        if self.infos is None and self.process is None and self.can_start:
+            self.started = time.monotonic()
+            self._start()
+
     def _ask(self) -> list[PresetInfo] | None:
         try:
             with Client(self.endpoint, timeout=GLANCE_S) as client:

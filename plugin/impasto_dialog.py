@@ -64,13 +64,25 @@ class Gallery:
         self.infos: dict[str, PresetInfo] = {}
         self.thumbnails: dict[str, GdkPixbuf.Pixbuf | None] = {}
         self.status.set_text(daemon.state_text())
+        self.polling = True
         GLib.timeout_add(300, self._poll)
+
+    def wake(self) -> None:
+        """'Start the daemon if missing' was turned on: start it, and fill when it answers."""
+        if self.config.get_property("start-daemon"):
+            self.daemon.start_now()
+        self.status.set_text(self.daemon.state_text())
+        if not self.polling and self.daemon.waiting():
+            self.polling = True
+            GLib.timeout_add(300, self._poll)
 
     def _poll(self) -> bool:
         infos = self.daemon.presets()
         if infos is None:
             self.status.set_text(self.daemon.state_text())
-            return self.daemon.waiting()  # keep polling while it starts
+            self.polling = self.daemon.waiting()  # keep polling while it starts
+            return self.polling
+        self.polling = False
         for info in infos:
             self.infos[info.name] = info
             pixbuf = pixbuf_of(*choices.thumbnail_rgb(info.thumbnail), side=64) if info.thumbnail else None
@@ -286,10 +298,11 @@ def show(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, daemon: Daemon
     def update_estimate(*_: object) -> None:
         estimate.set_text(forecast(config))
 
-    for name in ("quality", "strength", "brush-size"):
+    for name in ("quality", "strength", "brush-size", "start-daemon"):
         config.connect(f"notify::{name}", update_estimate)
     update_estimate()
     style = StyleSection(dialog, config, daemon, current_image, on_presets=update_estimate)
+    config.connect("notify::start-daemon", lambda *_: style.gallery.wake())  # at once, not at the next opening
     strength = packed(dialog.get_scale_entry("strength", 1.0), dialog.get_widget("keep-colors", GObject.TYPE_NONE),
                       dialog.get_scale_entry("brush-size", 1.0))
     advanced = Gtk.Expander(label="_Advanced", use_underline=True)

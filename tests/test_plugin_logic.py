@@ -178,6 +178,17 @@ def test_connect_starts_the_configured_daemon(tmp_path) -> None:
 def test_the_dialogs_gallery_starts_the_daemon_and_fills_when_it_answers(tmp_path) -> None:
     endpoint = f"ipc://{tmp_path}/sock/d.sock"
     settings = daemon_settings(tmp_path)
+    late = impasto_daemon.Daemon(endpoint, settings, may_start=False)  # the box turned on in the open dialog
+    assert late.presets() is None and not late.waiting()
+    late.start_now()
+    try:
+        assert late.waiting() and "Starting the Impasto daemon" in late.state_text()
+        impasto_daemon.connect(endpoint, settings, True, starting=late)
+        assert late.presets() is not None
+    finally:
+        with Client(endpoint) as client:
+            client.request(m.SHUTDOWN)
+        late.process.wait(30)
     absent = impasto_daemon.Daemon(f"ipc://{tmp_path}/none.sock", {"daemon_command": ["/opt/impasto-daemon"]},
                                    may_start=False)
     assert absent.presets() is None and not absent.waiting()
