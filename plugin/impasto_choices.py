@@ -168,7 +168,8 @@ def preset_name(name: str) -> str:
     """A name for a new preset, as the daemon will take it (lowercase, '-' for spaces); PluginError if none."""
     cleaned = "-".join(name.strip().lower().split())
     if not is_preset_name(cleaned):
-        raise PluginError(f"{name!r} cannot name a preset: use {NAME_RULE}.")
+        raise PluginError(f"{name!r} cannot name a preset: use {NAME_RULE} (spaces become '-', capitals "
+                          "lowercase).")
     return cleaned
 
 

@@ -250,10 +250,16 @@ def open_help(parent: Gtk.Window) -> None:
             return
         except GLib.Error:
             pass
-    message = Gtk.MessageDialog(transient_for=parent, modal=True, message_type=Gtk.MessageType.INFO,
-                                buttons=Gtk.ButtonsType.CLOSE, title="Impasto Help",
-                                text="No web browser is set up to open Impasto's help here.")
-    message.format_secondary_text(f"Open this page in a browser:\n{HELP_PAGE}")
+    tell(parent, "Impasto Help", "No web browser is set up to open Impasto's help here.",
+         f"Open this page in a browser:\n{HELP_PAGE}")
+
+
+def tell(parent: Gtk.Window | None, title: str, text: str, more: str, problem: bool = False) -> None:
+    """A small window over `parent` with `text` and `more` (selectable, so a path can be copied),
+    closed by its button: what GIMP's status bar showed for seconds, easily missed."""
+    message = Gtk.MessageDialog(transient_for=parent, modal=True, buttons=Gtk.ButtonsType.CLOSE, title=title,
+                                message_type=Gtk.MessageType.ERROR if problem else Gtk.MessageType.INFO, text=text)
+    message.format_secondary_text(more)
     for label in message.get_message_area().get_children():
         if isinstance(label, Gtk.Label):
             label.set_selectable(True)

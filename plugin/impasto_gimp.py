@@ -37,6 +37,8 @@ from impasto.protocol.messages import DEFAULT_PRESET, JobParams  # noqa: E402
 from impasto.protocol.presets import description_from  # noqa: E402
 
 if TYPE_CHECKING:
+    from gi.repository import GimpUi
+
     from impasto.protocol.client import Client
     from impasto.protocol.messages import Style, Submit
 
@@ -193,7 +195,7 @@ def save_preset(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.I
         GimpUi.init("impasto")
         dialog = GimpUi.ProcedureDialog.new(procedure, config, "Save Layer as Impasto Style Preset")
         dialog.fill(["preset-name", "description"])
-        accepted = dialog.run()
+        accepted = ask_preset_name(dialog, config)
         dialog.destroy()
         if not accepted:
             return cancelled(procedure)
@@ -214,8 +216,26 @@ def save_preset(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.I
     except (DaemonError, DaemonUnavailable) as exc:
         return failure(procedure, f"Impasto could not save the preset: {exc}")
     if run_mode == Gimp.RunMode.INTERACTIVE:
-        Gimp.message(f"Saved the Impasto style preset '{name}': choose it under Style from: Preset.")
+        import impasto_dialog
+
+        impasto_dialog.tell(None, "Impasto Preset Saved", f"Saved the style preset '{name}'.",
+                            "Choose it in Impasto Style Transfer's gallery (Style from: Preset).")
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+
+def ask_preset_name(dialog: GimpUi.ProcedureDialog, config: Gimp.ProcedureConfig) -> bool:
+    """Run the dialog until OK with a name that can name a preset (a bad one is said over the
+    dialog, which stays open), or Cancel."""
+    import impasto_dialog
+
+    while dialog.run():
+        try:
+            choices.preset_name(config.get_property("preset-name"))
+            return True
+        except choices.PluginError as exc:
+            impasto_dialog.tell(dialog, "Impasto: Preset Name", "That name cannot name a preset.", str(exc),
+                                problem=True)
+    return False
 
 
 def choice_of(options: dict[str, str]) -> Gimp.Choice:
@@ -275,8 +295,9 @@ class Impasto(Gimp.PlugIn):
                                         "The layer, or the selection in it, becomes a user preset of the Impasto "
                                         "daemon's, listed in Impasto Style Transfer's gallery.", name)
             flags = GObject.ParamFlags.READWRITE
-            procedure.add_string_argument("preset-name", "Preset _name", "Lowercase letters, digits, '-' and '_' "
-                                          "(a preset of that name is replaced)", "my-style", flags)
+            procedure.add_string_argument("preset-name", "Preset _name", "Letters, digits, '-' and '_'; spaces "
+                                          "become '-' and capitals lowercase (a preset of that name is replaced)",
+                                          "my-style", flags)
             procedure.add_string_argument("description", "_Description", "Shown in the gallery", "", flags)
             procedure.add_string_argument("endpoint", "Daemon _endpoint", "Empty: the one the installer wrote", "",
                                           flags)

@@ -457,3 +457,43 @@ def test_a_selection_is_saved_as_a_user_preset(gimp, host_daemon) -> None:
     refused = gimp.run({**spec, "arguments": {**spec["arguments"], "preset-name": "../../etc"}})
     assert refused["status"] == "execution-error" and "cannot name a preset" in refused.get("error", "") + \
         refused["log"]
+
+
+def test_the_preset_dialog_says_a_bad_name_at_once_and_stays_open(gimp, host_daemon) -> None:
+    """Save Layer as Impasto Style Preset in the GUI: a name that cannot name a preset is said over
+    the dialog, which stays open for another; a name with spaces and capitals is stored as its
+    lowercase, dashed form, and the saving is confirmed in a window, not a status-bar line."""
+    for old in gimp.folder.glob("run*.json"):
+        old.unlink()
+    (gimp.folder / "gui.py").write_text((ROOT / "tests" / "gimp" / "gui.py").read_text())
+    (gimp.folder / "plan.json").write_text(json.dumps([[64, 48, "plug-in-impasto-save-preset"]]))
+    screen = Screen(gimp, 92 + (gimp.version == "3.2"))
+    code = "exec(open('%s').read())" % (gimp.folder / "gui.py")
+    process = subprocess.Popen(screen.inside(f"IMPASTO_BATCH_DIR={gimp.folder}", f"gimp-{gimp.version}",
+                                             "--console-messages", "--no-splash", "--batch-interpreter=python-fu-eval",
+                                             "-b", code, "--quit"),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        dialog = screen.window("^Save Layer as Impasto Style Preset$")
+        time.sleep(2)
+        screen.keys(dialog, "alt+n", "ctrl+a")  # "Preset _name": its field
+        screen.xdotool("type", "--delay", "40", "no good!")
+        screen.keys(dialog, "alt+o")
+        problem = screen.window("^Impasto: Preset Name$", timeout=30)
+        screen.shot("preset-name.png")
+        screen.keys(problem, "Return")
+        assert screen.find("^Save Layer as Impasto Style Preset$") is not None  # still open, for another name
+        screen.keys(dialog, "alt+n", "ctrl+a")
+        screen.xdotool("type", "--delay", "40", "Lake Pebbles")
+        screen.keys(dialog, "alt+o")
+        saved = screen.window("^Impasto Preset Saved$", timeout=60)
+        screen.shot("preset-saved.png")
+        screen.keys(saved, "Return")
+        result = wait_for_file(gimp.folder / "run0.json", 60)
+        process.communicate(timeout=60)
+    finally:
+        process.kill()
+        screen.close()
+    assert result["status"] == "success", result
+    with Client(host_daemon.endpoint) as client:
+        assert "lake-pebbles" in {info.name for info in client.preset_gallery()}

@@ -1,7 +1,7 @@
 """Runs inside real GIMP with its GUI (under Xvfb), driven by test_gimp_plugin.py's GUI test:
-for each [width, height] in `plan.json`, opens a new image in a window and runs the Impasto
-plug-in INTERACTIVELY (its dialog appears; the test answers it with xdotool), then writes what
-the image holds afterwards to `runN.json`.
+for each [width, height] (or [width, height, procedure]) in `plan.json`, opens a new image in a
+window and runs the Impasto plug-in's style transfer (or that procedure) INTERACTIVELY (its dialog
+appears; the test answers it with xdotool), then writes what the image holds afterwards to `runN.json`.
 
 GIMP evaluates this with exec(), so it reads its folder from the IMPASTO_BATCH_DIR variable.
 """
@@ -31,10 +31,10 @@ def new_image(width, height):
     return image, layer
 
 
-procedure = Gimp.get_pdb().lookup_procedure("plug-in-impasto-style-transfer")
 with open(os.path.join(folder, "plan.json")) as f:
     plan = json.load(f)
-for index, (width, height) in enumerate(plan):
+for index, (width, height, *named) in enumerate(plan):
+    procedure = Gimp.get_pdb().lookup_procedure(named[0] if named else "plug-in-impasto-style-transfer")
     image, layer = new_image(width, height)
     config = procedure.create_config()
     config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
