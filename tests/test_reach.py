@@ -97,7 +97,8 @@ def socket_activation(address: str, command: list[str]) -> list[str]:
         return ["systemd-socket-activate", "-l", address, *command]
     host, port = address.rsplit(":", 1)  # the same hand-over, in Python, at once
     code = ("import os, socket, sys\ns = socket.create_server((sys.argv[1], int(sys.argv[2])))\n"
-            "os.dup2(s.fileno(), 3)\nos.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()))\n"
+            "if s.fileno() != 3:\n    os.dup2(s.fileno(), 3)\nos.set_inheritable(3, True)\n"
+            "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()))\n"
             "os.execvp(sys.argv[3], sys.argv[3:])")
     return [sys.executable, "-c", code, host, port, *command]
 
