@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT, DaemonProcess
-from .test_gimp_plugin import SELECTION_SPEC, Gimp, Screen, cancel_as_gimp_does, wait_for_file
+from .test_gimp_plugin import SELECTION_SPEC, Gimp, Screen, cancel_as_gimp_does, gimp_with_windows, wait_for_file
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the GIMP chroot needs root (debootstrap, chroot)")
 DIST_PACKAGES = "/usr/lib/python3/dist-packages"
@@ -127,15 +127,8 @@ def test_the_flatpak_dialog_offers_no_start_box_and_says_how_to_start_the_daemon
     """No daemon runs: the dialog cannot start one from the sandbox, and OK ends in a message that
     says how to start it on the host (the screenshot shows the dialog as the user sees it)."""
     Path("/tmp/.X92-lock").unlink(missing_ok=True)
-    (flatpak.folder / "gui.py").write_text((ROOT / "tests" / "gimp" / "gui.py").read_text())
-    (flatpak.folder / "plan.json").write_text(json.dumps([[96, 72]]))
-    (flatpak.folder / "run0.json").unlink(missing_ok=True)
     screen = SandboxedScreen(flatpak, 92)
-    code = "exec(open('%s').read())" % (flatpak.folder / "gui.py")
-    process = subprocess.Popen(screen.inside(f"IMPASTO_BATCH_DIR={flatpak.folder}", f"gimp-{flatpak.version}",
-                                             "--console-messages", "--no-splash", "--batch-interpreter=python-fu-eval",
-                                             "-b", code, "--quit"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+    process = gimp_with_windows(flatpak, screen, [[96, 72]])
     try:
         dialog = screen.window("^Impasto Style Transfer$")
         time.sleep(3)  # the gallery asks the daemon, which does not answer

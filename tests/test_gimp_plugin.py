@@ -345,6 +345,19 @@ def wait_for_file(path: Path, timeout: float) -> dict:
     return json.loads(path.read_text())
 
 
+def gimp_with_windows(gimp: Gimp, screen: Screen, plan: list) -> subprocess.Popen:
+    """GIMP with its GUI on `screen`, running tests/gimp/gui.py over `plan` (its runN.json: the results)."""
+    for old in gimp.folder.glob("run*.json"):
+        old.unlink()
+    (gimp.folder / "gui.py").write_text((ROOT / "tests" / "gimp" / "gui.py").read_text())
+    (gimp.folder / "plan.json").write_text(json.dumps(plan))
+    code = "exec(open('%s').read())" % (gimp.folder / "gui.py")
+    return subprocess.Popen(screen.inside(f"IMPASTO_BATCH_DIR={gimp.folder}", f"gimp-{gimp.version}",
+                                          "--console-messages", "--no-splash", "--batch-interpreter=python-fu-eval",
+                                          "-b", code, "--quit"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
 def test_the_dialog_in_the_gui_runs_a_preset_from_the_gallery_and_cancels_cleanly(gimp, host_daemon) -> None:
     """Real GIMP with its windows under Xvfb: pick a preset in the gallery with the keys, run it;
     then a second run, with Ctrl+Z pressed in the image while it paints, goes on, and cancelled
@@ -356,17 +369,9 @@ def test_the_dialog_in_the_gui_runs_a_preset_from_the_gallery_and_cancels_cleanl
     profile = gimp.chroot / "root" / ".config" / "GIMP" / gimp.version
     for remembered in profile.glob("plug-in-settings/*plug-in-impasto-style-transfer*"):
         remembered.unlink()  # GIMP's last-used values: start from the defaults
-    for old in gimp.folder.glob("run*.json"):
-        old.unlink()
-    (gimp.folder / "gui.py").write_text((ROOT / "tests" / "gimp" / "gui.py").read_text())
-    (gimp.folder / "plan.json").write_text(json.dumps([[96, 72], [512, 384]]))
     screen = Screen(gimp, 90 + (gimp.version == "3.2"))
-    code = "exec(open('%s').read())" % (gimp.folder / "gui.py")
     started = time.monotonic()
-    process = subprocess.Popen(screen.inside(f"IMPASTO_BATCH_DIR={gimp.folder}", f"gimp-{gimp.version}",
-                                             "--console-messages", "--no-splash", "--batch-interpreter=python-fu-eval",
-                                             "-b", code, "--quit"),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = gimp_with_windows(gimp, screen, [[96, 72], [512, 384]])
     try:
         dialog = screen.window("^Impasto Style Transfer$")
         opened = time.monotonic() - started
@@ -463,16 +468,8 @@ def test_the_preset_dialog_says_a_bad_name_at_once_and_stays_open(gimp, host_dae
     """Save Layer as Impasto Style Preset in the GUI: a name that cannot name a preset is said over
     the dialog, which stays open for another; a name with spaces and capitals is stored as its
     lowercase, dashed form, and the saving is confirmed in a window, not a status-bar line."""
-    for old in gimp.folder.glob("run*.json"):
-        old.unlink()
-    (gimp.folder / "gui.py").write_text((ROOT / "tests" / "gimp" / "gui.py").read_text())
-    (gimp.folder / "plan.json").write_text(json.dumps([[64, 48, "plug-in-impasto-save-preset"]]))
     screen = Screen(gimp, 92 + (gimp.version == "3.2"))
-    code = "exec(open('%s').read())" % (gimp.folder / "gui.py")
-    process = subprocess.Popen(screen.inside(f"IMPASTO_BATCH_DIR={gimp.folder}", f"gimp-{gimp.version}",
-                                             "--console-messages", "--no-splash", "--batch-interpreter=python-fu-eval",
-                                             "-b", code, "--quit"),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = gimp_with_windows(gimp, screen, [[64, 48, "plug-in-impasto-save-preset"]])
     try:
         dialog = screen.window("^Save Layer as Impasto Style Preset$")
         time.sleep(2)
