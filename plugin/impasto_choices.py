@@ -23,6 +23,7 @@ DEFAULT_QUALITY = "normal"
 KEEP_COLORS = {"none": "Painting's colours", "luminance": "Photo's colours (luminance)",
                "match": "Photo's colours (matched palette)"}
 BRUSH_SIZES = (0.25, 4.0)  # the dialog's range for JobParams.style_scale
+SEEDS = (0, 2**31 - 1)  # the dialog's range for JobParams.seed (a GIMP int argument)
 CONTEXT_FRACTION = 0.15  # context sent around a selection, as a share of its size
 FEATHER_FRACTION = 0.04  # soft edge inside a selection, as a share of its size
 
@@ -188,3 +189,35 @@ def estimate_text(estimate: dict | None, absent: str) -> str:
     painted = f", painted up to {out_width}×{out_height}" if (out_width, out_height) != (width, height) else ""
     return (f"Composed at {width}×{height} in every quality{painted}: about {duration_text(estimate['seconds'])} "
             f"on {estimate['device']}")
+
+
+# --- the dialog's last choices ---------------------------------------------------------
+
+# Kept by the plug-in at OK, since GIMP keeps a run's values only when the run succeeds: a run
+# cancelled midway forgot the style and quality just chosen. Objects are kept by name: the
+# style file by URI, the pattern by its name (an open image has no lasting name: not kept).
+REMEMBERED: dict[str, type] = {
+    "style-source": str, "style-preset": str, "style-file": str, "style-pattern": str, "strength": float,
+    "keep-colors": str, "brush-size": float, "quality": str, "seed": int, "keep-previews": bool,
+    "start-daemon": bool,
+}
+
+
+def remembered(saved: object) -> dict[str, Any]:
+    """The saved choices that still make sense: a file from an older plug-in, or edited by hand,
+    may hold anything, and whatever does not fit is left to GIMP's own last values."""
+    if not isinstance(saved, dict):
+        return {}
+    _, strength_low, strength_high, _ = knob("strength")
+    fits = {"style-source": lambda v: v in STYLE_SOURCES, "keep-colors": lambda v: v in KEEP_COLORS,
+            "quality": lambda v: v in QUALITIES, "strength": lambda v: strength_low <= v <= strength_high,
+            "brush-size": lambda v: BRUSH_SIZES[0] <= v <= BRUSH_SIZES[1], "seed": lambda v: SEEDS[0] <= v <= SEEDS[1],
+            "style-preset": is_preset_name}
+    kept = {}
+    for key, kind in REMEMBERED.items():
+        value = saved.get(key)
+        if kind is float and is_number(value):
+            value = float(value)
+        if type(value) is kind and fits.get(key, lambda v: True)(value):
+            kept[key] = value
+    return kept

@@ -106,11 +106,14 @@ def stylize(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image
     daemon = None
     if interactive:
         import impasto_dialog
+        import impasto_last
 
+        impasto_last.restore(config)
         daemon = started = impasto_daemon.Daemon(endpoint, settings, config.get_property("start-daemon"))
         if not impasto_dialog.show(procedure, config, started, image,
                                    lambda config: forecast_text(image, drawables, started, config)):
             return cancelled(procedure)
+        impasto_last.save(config)
     try:
         layer = check_target(image, drawables)
         region, mask = selection_region(image, layer)
@@ -169,6 +172,7 @@ def run_into_layers(procedure: Gimp.Procedure, endpoint: str, submit: Submit, la
         finished = stream_into_layers(client, submit, layers, progress)
     except (DaemonError, DaemonUnavailable) as exc:
         layers.mark_unfinished()
+        layers.commit()
         return failure(procedure, f"Impasto: {exc}")
     finally:
         client.close()
@@ -178,6 +182,7 @@ def run_into_layers(procedure: Gimp.Procedure, endpoint: str, submit: Submit, la
         return cancelled(procedure)
     if layers.final is not None:  # a script's result, placed now that nothing can cancel it
         layers.finish(layers.final)
+    layers.commit()
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
@@ -265,7 +270,7 @@ def add_style_transfer_arguments(procedure: Gimp.Procedure) -> None:
                                   "quality composes the same picture",
                                   choice_of({k: v[0] for k, v in choices.QUALITIES.items()}), choices.DEFAULT_QUALITY,
                                   flags)
-    procedure.add_int_argument("seed", "Random see_d", "Same seed, same picture", 0, 2**31 - 1, JobParams().seed,
+    procedure.add_int_argument("seed", "Random see_d", "Same seed, same picture", *choices.SEEDS, JobParams().seed,
                                flags)
     procedure.add_boolean_argument("keep-previews", "_Keep every preview",
                                    "Keep each progressive result as a layer of its own", False, flags)

@@ -31,15 +31,16 @@ PREVIEW_SIDE = 320
 # --- layers ----------------------------------------------------------------------------
 
 class ResultLayers:
-    """The run's layers. Each goes into the image whole, in one step (made and painted first), so
-    the image is consistent at every instant whatever ends the run.
+    """The run's layers. Each goes into the image whole (made and painted first), so the image is
+    consistent at every instant whatever ends the run.
 
     The result layer, "Impasto: STYLE", goes in directly above the source: at the first preview
     when the run shows previews (interactive runs, which cancel cleanly), else with the result.
-    Later previews repaint it without undo steps (full-size preview layers cost GIMP's history
-    hundreds of MB), so a finished run is one undo step. Kept previews are layers of
-    their own, named like the progress they show. The user may go on working meanwhile: a layer
-    of the run that Ctrl+Z took out of the image is put back by the next preview.
+    Later previews repaint it. Kept previews are layers of their own, named like the progress they
+    show. While the run goes on its layers stay out of the undo history (GIMP's history is frozen
+    for each insertion, never for the user's own edits meanwhile): Ctrl+Z undoes the user's steps,
+    not the half-painted run, and a cancelled run leaves no step behind. `commit` puts the run's
+    layers back as copies in one undo step, so a finished run is one step Ctrl+Z removes.
     """
 
     def __init__(self, image: Gimp.Image, source: Gimp.Layer, region: Region, name: str, keep_previews: bool,
@@ -60,17 +61,21 @@ class ResultLayers:
         return layer
 
     def _insert(self, layer: Gimp.Layer, position: int) -> None:
-        """Put `layer` into the image at `position` of the source's parent, as one undo step."""
-        self.image.undo_group_start()  # named after the plug-in, in Undo History
-        self.image.insert_layer(layer, self.source.get_parent(), position)
-        self.image.undo_group_end()
+        """Put `layer` into the image at `position` of the source's parent, outside the history."""
+        with _Unrecorded(self.image):
+            self.image.insert_layer(layer, self.source.get_parent(), position)
         Gimp.displays_flush()
 
     def _in_image(self, layer: Gimp.Layer) -> bool:
-        """Whether `layer` is still beside the source (Undo during the run takes it out)."""
+        """Whether `layer` is still beside the source (the user may delete it during the run)."""
         parent = self.source.get_parent()
         siblings = parent.get_children() if parent is not None else self.image.get_layers()
         return any(item.get_id() == layer.get_id() for item in siblings)
+
+    def _present(self) -> list[Gimp.Layer]:
+        """The run's layers still in the image, top first."""
+        layers = [layer for layer in [self.result, *reversed(self.kept)] if layer is not None and self._in_image(layer)]
+        return sorted(layers, key=self.image.get_item_position)
 
     def _above_run(self) -> int:
         """The position just above the run's layers so far (above the source when none)."""
@@ -99,7 +104,7 @@ class ResultLayers:
 
     def finish(self, picture: Image) -> None:
         if self.result is not None and not self._in_image(self.result):
-            self.result = None  # undone by the user while the run went on: a new one goes in
+            self.result = None  # deleted by the user while the run went on: a new one goes in
         if self.result is None:
             self.result = self._new_layer(picture, f"Impasto: {self.name}")
             self._insert(self.result, self._above_run())
@@ -107,20 +112,56 @@ class ResultLayers:
             paint(self.result, picture)
             Gimp.displays_flush()
 
-    def remove(self) -> None:
-        """Take the run's layers out again (the user cancelled): the image is as before."""
-        layers = [layer for layer in [self.result, *self.kept] if layer is not None and self._in_image(layer)]
-        if layers:
-            self.image.undo_group_start()
+    def commit(self) -> None:
+        """Make the run's layers one undo step ("Impasto Style Transfer" in Undo History): each is
+        swapped, outside the history, for a copy put in at its place within one undo group."""
+        layers = self._present()
+        places = [(self.image.get_item_position(layer), _copy(layer)) for layer in layers]
+        with _Unrecorded(self.image):
             for layer in layers:
                 self.image.remove_layer(layer)
-            self.image.undo_group_end()
+        self.image.undo_group_start()  # named after the plug-in
+        for position, copy in places:  # top first: each lands where its original was
+            self.image.insert_layer(copy, self.source.get_parent(), position)
+        self.image.undo_group_end()
+        Gimp.displays_flush()
+        self.result, self.kept = None, []
+
+    def remove(self) -> None:
+        """Take the run's layers out again (the user cancelled): the image and its history are as
+        before."""
+        layers = self._present()
+        if layers:
+            with _Unrecorded(self.image):
+                for layer in layers:
+                    self.image.remove_layer(layer)
             Gimp.displays_flush()
         self.result, self.kept = None, []
 
     def mark_unfinished(self) -> None:
         if self.result is not None and self._in_image(self.result):
-            self.result.set_name(f"Impasto: {self.name} (unfinished)")
+            with _Unrecorded(self.image):  # the name is part of the step `commit` makes
+                self.result.set_name(f"Impasto: {self.name} (unfinished)")
+
+
+class _Unrecorded:
+    """A block whose changes to the image stay out of its undo history (GIMP still marks the image
+    changed). GIMP nests freezes, so an image frozen by someone else stays frozen."""
+
+    def __init__(self, image: Gimp.Image) -> None:
+        self.image = image
+
+    def __enter__(self) -> None:
+        self.image.undo_freeze()
+
+    def __exit__(self, *_: object) -> None:
+        self.image.undo_thaw()
+
+
+def _copy(layer: Gimp.Layer) -> Gimp.Layer:
+    copy = layer.copy()
+    copy.set_name(layer.get_name())  # not "… copy": the name is free again once the original is out
+    return copy
 
 
 def paint(layer: Gimp.Layer, picture: Image) -> None:

@@ -128,7 +128,7 @@ def test_the_flatpak_dialog_offers_no_start_box_and_says_how_to_start_the_daemon
     says how to start it on the host (the screenshot shows the dialog as the user sees it)."""
     Path("/tmp/.X92-lock").unlink(missing_ok=True)
     screen = SandboxedScreen(flatpak, 92)
-    process = gimp_with_windows(flatpak, screen, [[96, 72]])
+    process = gimp_with_windows(flatpak, screen, [{"size": [96, 72]}])
     try:
         dialog = screen.window("^Impasto Style Transfer$")
         time.sleep(3)  # the gallery asks the daemon, which does not answer

@@ -347,7 +347,7 @@ def wait_for_file(path: Path, timeout: float) -> dict:
 
 def gimp_with_windows(gimp: Gimp, screen: Screen, plan: list) -> subprocess.Popen:
     """GIMP with its GUI on `screen`, running tests/gimp/gui.py over `plan` (its runN.json: the results)."""
-    for old in gimp.folder.glob("run*.json"):
+    for old in [*gimp.folder.glob("run*.json"), *gimp.folder.glob("undone*")]:
         old.unlink()
     (gimp.folder / "gui.py").write_text((ROOT / "tests" / "gimp" / "gui.py").read_text())
     (gimp.folder / "plan.json").write_text(json.dumps(plan))
@@ -358,20 +358,32 @@ def gimp_with_windows(gimp: Gimp, screen: Screen, plan: list) -> subprocess.Pope
                             text=True)
 
 
+def undo_in(screen: Screen, window: str, gimp: Gimp, index: int) -> dict:
+    """Press Ctrl+Z in the image `window`, and what run `index`'s image holds then (tests/gimp/gui.py)."""
+    screen.keys(screen.window(window), "ctrl+z")
+    time.sleep(1)
+    (gimp.folder / f"undone{index}").touch()
+    return wait_for_file(gimp.folder / f"run{index}-undone.json", 30)
+
+
 def test_the_dialog_in_the_gui_runs_a_preset_from_the_gallery_and_cancels_cleanly(gimp, host_daemon) -> None:
-    """Real GIMP with its windows under Xvfb: pick a preset in the gallery with the keys, run it;
-    then a second run, with Ctrl+Z pressed in the image while it paints, goes on, and cancelled
-    midway leaves the image as it was, and GIMP warns of nothing."""
+    """Real GIMP with its windows under Xvfb: pick a preset in the gallery with the keys, run it,
+    and one Ctrl+Z removes the run. A second run, on another preset, goes on through Ctrl+Z pressed
+    while it paints; cancelled midway, it leaves the image and its Undo History as they were (Ctrl+Z
+    brings nothing back) and GIMP warns of nothing. The third dialog remembers the cancelled run's
+    preset."""
     from impasto.daemon.presets import BUILT_IN
     from impasto.protocol.settings import DEFAULT_PRESET
 
-    chosen = list(BUILT_IN)[list(BUILT_IN).index(DEFAULT_PRESET) + 1]  # the gallery's next after the default
+    presets = list(BUILT_IN)
+    chosen, second = presets[presets.index(DEFAULT_PRESET) + 1:presets.index(DEFAULT_PRESET) + 3]  # the next two
     profile = gimp.chroot / "root" / ".config" / "GIMP" / gimp.version
     for remembered in profile.glob("plug-in-settings/*plug-in-impasto-style-transfer*"):
-        remembered.unlink()  # GIMP's last-used values: start from the defaults
+        remembered.unlink()  # GIMP's last-used values and the plug-in's: start from the defaults
     screen = Screen(gimp, 90 + (gimp.version == "3.2"))
     started = time.monotonic()
-    process = gimp_with_windows(gimp, screen, [[96, 72], [512, 384]])
+    process = gimp_with_windows(gimp, screen, [{"size": [96, 72], "undo": True}, {"size": [512, 384], "undo": True},
+                                               {"size": [96, 72]}])
     try:
         dialog = screen.window("^Impasto Style Transfer$")
         opened = time.monotonic() - started
@@ -385,36 +397,48 @@ def test_the_dialog_in_the_gui_runs_a_preset_from_the_gallery_and_cancels_cleanl
         screen.shot("gallery.png")
         screen.keys(dialog, "Return")  # Enter in the gallery runs it
         first = wait_for_file(gimp.folder / "run0.json", 120)
-        assert first["status"] == "success", first
-        assert first["layers"] == [f"Impasto: {chosen}", "photo"] and first["sizes"][0] == [96, 72]
+        first_undone = undo_in(screen, "96x72", gimp, 0)
 
-        dialog = screen.window("^Impasto Style Transfer$")  # the second image's run: same preset, remembered
+        dialog = screen.window("^Impasto Style Transfer$")  # the second image's run: the next preset again
         time.sleep(2)  # as for the first: the dialog settles before its keys
-        running = screen.press_until(dialog, "Return", f"^Impasto: {chosen}$")
+        screen.keys(dialog, "Right")
+        running = screen.press_until(dialog, "Return", f"^Impasto: {second}$")
         with Client(host_daemon.endpoint) as client:
             deadline = time.monotonic() + 60
             while client.hello()["queue"] == 0 and time.monotonic() < deadline:
                 time.sleep(0.2)
         time.sleep(4)  # a preview or two painted into the image
-        screen.keys(screen.window("512x384"), "ctrl+z")  # Undo in the image takes the result layer out…
-        time.sleep(4)  # …and the next preview puts it back: the run goes on
+        screen.keys(screen.window("512x384"), "ctrl+z")  # Undo meanwhile: the run goes on
+        time.sleep(4)
         screen.shot("running.png")
         cancelled_at = time.monotonic()
         screen.keys(running, "Return")  # Cancel has the keys
-        second = wait_for_file(gimp.folder / "run1.json", 60)
+        cancelled = wait_for_file(gimp.folder / "run1.json", 60)
         cancel_seconds = time.monotonic() - cancelled_at
         time.sleep(1)  # GIMP's Layers dock redraws when idle
         screen.shot("cancelled.png")
+        cancelled_undone = undo_in(screen, "512x384", gimp, 1)
+
+        dialog = screen.window("^Impasto Style Transfer$")  # the third: as the cancelled run was set
+        time.sleep(2)
+        screen.press_until(dialog, "Return", f"^Impasto: {second}$")
+        third = wait_for_file(gimp.folder / "run2.json", 120)
         output = process.communicate(timeout=60)[0]
     finally:
         process.kill()
         screen.close()
-    assert second["status"] == "cancel" and second["layers"] == ["photo"], second
+    assert first["status"] == "success", first
+    assert first["layers"] == [f"Impasto: {chosen}", "photo"] and first["sizes"][0] == [96, 72]
+    assert first_undone["layers"] == ["photo"], first_undone  # the run was one step
+    assert cancelled["status"] == "cancel" and cancelled["layers"] == ["photo"], cancelled
+    assert cancelled_undone["layers"] == ["photo"], cancelled_undone  # no step of the run to bring back
+    assert third["status"] == "success" and third["layers"] == [f"Impasto: {second}", "photo"], third
     assert "inconsistent" not in output and "undo group" not in output, output[-3000:]
     with Client(host_daemon.endpoint) as client:
         assert client.hello()["queue"] == 0
     print(f"GIMP {gimp.version} GUI: dialog after {opened:.1f} s, first run {first['seconds']:.1f} s, "
-          f"cancel done in {cancel_seconds:.1f} s; screenshots in {gimp.folder}")
+          f"cancel done in {cancel_seconds:.1f} s (the image then marked changed: {cancelled['dirty']}); "
+          f"screenshots in {gimp.folder}")
 
 
 def test_the_installer_finds_gimps_python_not_the_first_python3_on_path(gimp) -> None:
@@ -469,7 +493,7 @@ def test_the_preset_dialog_says_a_bad_name_at_once_and_stays_open(gimp, host_dae
     the dialog, which stays open for another; a name with spaces and capitals is stored as its
     lowercase, dashed form, and the saving is confirmed in a window, not a status-bar line."""
     screen = Screen(gimp, 92 + (gimp.version == "3.2"))
-    process = gimp_with_windows(gimp, screen, [[64, 48, "plug-in-impasto-save-preset"]])
+    process = gimp_with_windows(gimp, screen, [{"size": [64, 48], "procedure": "plug-in-impasto-save-preset"}])
     try:
         dialog = screen.window("^Save Layer as Impasto Style Preset$")
         time.sleep(2)

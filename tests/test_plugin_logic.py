@@ -54,6 +54,17 @@ def test_a_new_presets_name_is_made_acceptable_or_refused() -> None:
     check_name(choices.preset_name("  My Oil Sketch "))
 
 
+def test_the_dialogs_last_choices_are_read_back_only_where_they_still_fit() -> None:
+    kept = {"style-source": "file", "style-file": "file:///home/a/b.jpg", "style-preset": "the_scream",
+            "strength": 1, "quality": "draft", "keep-colors": "match", "brush-size": 2.5, "seed": 7,
+            "keep-previews": True, "start-daemon": False, "style-pattern": "Pine"}
+    assert choices.remembered(json.loads(json.dumps(kept))) == {**kept, "strength": 1.0}
+    wrong = {"style-source": "sky", "style-preset": "../x", "strength": 7.0, "quality": "best", "keep-colors": 1,
+             "brush-size": "big", "seed": -1, "keep-previews": "yes", "start-daemon": 0, "endpoint": "tcp://x:1"}
+    assert choices.remembered(wrong) == {}
+    assert choices.remembered(["a list"]) == {} and choices.remembered({"seed": True}) == {}
+
+
 def test_a_selection_is_sent_with_context_clipped_to_the_layer() -> None:
     assert choices.region_to_send((80, 60), None) == choices.Region(0, 0, 80, 60)
     # 36×30 selection: 15% of 36 = 5 px of context each side.
