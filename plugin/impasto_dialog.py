@@ -8,7 +8,6 @@ and impasto_daemon.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -19,7 +18,8 @@ gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
 gi.require_version("GdkPixbuf", "2.0")
 import impasto_choices as choices  # noqa: E402
-from gi.repository import GdkPixbuf, Gimp, GimpUi, Gio, GLib, GObject, Gtk  # noqa: E402
+from gi.repository import GdkPixbuf, Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E402
+from impasto_help import replace_help_button  # noqa: E402
 
 if TYPE_CHECKING:
     from impasto_daemon import Daemon
@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from impasto.protocol.messages import PresetInfo
 
 THUMB = 96  # the chosen style's thumbnail, pixels
-HELP_PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "impasto-help.html")
+SOURCE_KEYS = {"preset": "P", "file": "I", "image": "e", "pattern": "n"}  # Alt+letter for "Style from"
+# GIMP 3.0's theme paints a hovered gallery item white, hiding its label: a faint highlight instead.
+GALLERY_CSS = b"iconview:hover { background-color: rgba(255, 255, 255, 0.12); }"
 
 
 def pixbuf_of(width: int, height: int, rgb: bytes, side: int = THUMB) -> GdkPixbuf.Pixbuf:
@@ -54,6 +56,9 @@ class Gallery:
         self.view.set_columns(-1)  # as many as fit, in rows
         self.view.set_selection_mode(Gtk.SelectionMode.BROWSE)
         self.view.connect("selection-changed", self._selected)
+        css = Gtk.CssProvider()
+        css.load_from_data(GALLERY_CSS)
+        self.view.get_style_context().add_provider(css, Gtk.STYLE_PROVIDER_PRIORITY_APPLICATION)
         self.status = Gtk.Label(xalign=0.0, wrap=True, max_width_chars=60)
         scrolled = Gtk.ScrolledWindow(min_content_height=236, min_content_width=480)  # two rows of labelled thumbnails
         scrolled.set_policy(Gtk.PolicyType.NEVER, Gtk.PolicyType.AUTOMATIC)
@@ -132,15 +137,17 @@ class StyleSection:
         # When the presets come, the thumbnail can show the chosen one, and the daemon can forecast.
         self.gallery = Gallery(config, daemon, lambda: self._presets_came(on_presets))
         self.stack.add_named(self.gallery.widget, "preset")
-        self.stack.add_named(self._file_chooser(), "file")
-        self.stack.add_named(self._image_chooser(dialog, current_image), "image")
-        self.stack.add_named(dialog.get_widget("style-pattern", GObject.TYPE_NONE), "pattern")
+        # The stack is as tall as the gallery (the dialog keeps its size); the choosers keep theirs.
+        for name, chooser in (("file", self._file_chooser()), ("image", self._image_chooser(dialog, current_image)),
+                              ("pattern", dialog.get_widget("style-pattern", GObject.TYPE_NONE))):
+            chooser.set_valign(Gtk.Align.START)
+            self.stack.add_named(chooser, name)
         self.radios = {}
         row = Gtk.Box(spacing=8)
         row.pack_start(Gtk.Label(label="Style from:"), False, False, 0)
         group = None
         for key, label in choices.STYLE_SOURCES.items():
-            radio = Gtk.RadioButton.new_with_mnemonic_from_widget(group, label)
+            radio = Gtk.RadioButton.new_with_mnemonic_from_widget(group, with_mnemonic(label, SOURCE_KEYS[key]))
             group = group or radio
             radio.connect("toggled", self._toggled, key)
             row.pack_start(radio, False, False, 0)
@@ -241,55 +248,12 @@ def pattern_pixbuf(pattern: Gimp.Pattern) -> GdkPixbuf.Pixbuf:
     return pixbuf_of(extent.width, extent.height, data)
 
 
-def open_help(parent: Gtk.Window) -> None:
-    """The help page in the web browser; where none is set up to open it (or it fails), a window
-    naming the page, whose path can be copied (a message to GIMP's status bar went unseen)."""
-    if Gio.AppInfo.get_default_for_type("text/html", False) is not None:
-        try:
-            Gtk.show_uri_on_window(parent, Gio.File.new_for_path(HELP_PAGE).get_uri(), Gtk.get_current_event_time())
-            return
-        except GLib.Error:
-            pass
-    tell(parent, "Impasto Help", "No web browser is set up to open Impasto's help here.",
-         f"Open this page in a browser:\n{HELP_PAGE}")
-
-
-def tell(parent: Gtk.Window | None, title: str, text: str, more: str, problem: bool = False) -> None:
-    """A small window over `parent` with `text` and `more` (selectable, so a path can be copied),
-    closed by its button: what GIMP's status bar showed for seconds, easily missed."""
-    message = Gtk.MessageDialog(transient_for=parent, modal=True, buttons=Gtk.ButtonsType.CLOSE, title=title,
-                                message_type=Gtk.MessageType.ERROR if problem else Gtk.MessageType.INFO, text=text)
-    message.format_secondary_text(more)
-    for label in message.get_message_area().get_children():
-        if isinstance(label, Gtk.Label):
-            label.set_selectable(True)
-    message.run()
-    message.destroy()
-
-
-def replace_help_button(dialog: GimpUi.ProcedureDialog) -> None:
-    """GIMP's Help button asks for GIMP's manual ("not installed in your language"), for a page
-    it does not have: in its place, one that opens the plug-in's own page."""
-    gimp_help = dialog.get_widget_for_response(Gtk.ResponseType.HELP)
-    if gimp_help is None:
-        return
-    ours = Gtk.Button.new_with_mnemonic("_Help")
-    ours.connect("clicked", lambda _: open_help(dialog))
-    box = gimp_help.get_parent()
-    gimp_help.set_no_show_all(True)
-    gimp_help.hide()
-    box.add(ours)
-    if isinstance(box, Gtk.ButtonBox):
-        box.set_child_secondary(ours, True)
-        box.reorder_child(ours, 0)
-    ours.show()
-
-
-def packed(*rows: Gtk.Widget, spacing: int = 6,
-           orientation: Gtk.Orientation = Gtk.Orientation.VERTICAL) -> Gtk.Box:
+def packed(*rows: Gtk.Widget, spacing: int = 6, orientation: Gtk.Orientation = Gtk.Orientation.VERTICAL,
+           expand_last: bool = False) -> Gtk.Box:
     box = Gtk.Box(orientation=orientation, spacing=spacing)
-    for row in rows:
-        box.pack_start(row, False, False, 0)
+    for index, row in enumerate(rows):
+        grow = expand_last and index == len(rows) - 1
+        box.pack_start(row, grow, grow, 0)
     return box
 
 
@@ -309,13 +273,15 @@ def show(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, daemon: Daemon
     update_estimate()
     style = StyleSection(dialog, config, daemon, current_image, on_presets=update_estimate)
     config.connect("notify::start-daemon", lambda *_: style.gallery.wake())  # at once, not at the next opening
-    strength = packed(dialog.get_scale_entry("strength", 1.0), dialog.get_widget("keep-colors", GObject.TYPE_NONE),
-                      dialog.get_scale_entry("brush-size", 1.0))
+    labels = Gtk.SizeGroup(mode=Gtk.SizeGroupMode.HORIZONTAL)  # one column of labels, GIMP's and ours
+    strength = packed(labelled(dialog.get_scale_entry("strength", 1.0), labels),
+                      choice_row(config, "keep-colors", "Colo_urs", labels),
+                      labelled(dialog.get_scale_entry("brush-size", 1.0), labels))
     advanced = Gtk.Expander(label="_Advanced", use_underline=True)
     advanced.add(packed(*(dialog.get_widget(name, GObject.TYPE_NONE)
                           for name in ("seed", "keep-previews", *(["start-daemon"] if daemon.can_start else []),
                                        "endpoint"))))  # from a sandbox, or beside a service, nothing to start
-    quality = packed(dialog.get_widget("quality", GObject.TYPE_NONE), estimate)  # titled by its own label
+    quality = packed(choice_row(config, "quality", "_Quality", labels), estimate)  # titled by its own label
     content = packed(frame("Style", style.widget), frame("Strength", strength), quality, advanced, spacing=12)
     content.set_border_width(12)
     dialog.get_content_area().pack_start(content, True, True, 0)
@@ -328,6 +294,29 @@ def show(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, daemon: Daemon
     accepted = dialog.run()
     dialog.destroy()
     return accepted
+
+
+def with_mnemonic(label: str, key: str) -> str:
+    """`label` with its first `key` underlined (Alt+key reaches it)."""
+    at = label.index(key)
+    return f"{label[:at]}_{label[at:]}"
+
+
+def labelled(widget: Gtk.Widget, labels: Gtk.SizeGroup) -> Gtk.Widget:
+    labels.add_widget(GimpUi.Labeled.get_label(widget))
+    return widget
+
+
+def choice_row(config: Gimp.ProcedureConfig, name: str, label: str, labels: Gtk.SizeGroup) -> Gtk.Box:
+    """A label with a mnemonic and a combo for a choice argument (GIMP's own choice widget gives
+    its label no mnemonic: "no mnemonic for property" on the console, and no Alt+key)."""
+    combo = GimpUi.prop_choice_combo_box_new(config, name)
+    combo.set_hexpand(True)
+    title = Gtk.Label.new_with_mnemonic(label)
+    title.set_xalign(0.0)
+    title.set_mnemonic_widget(combo)
+    labels.add_widget(title)
+    return packed(title, combo, orientation=Gtk.Orientation.HORIZONTAL, spacing=12, expand_last=True)
 
 
 def frame(title: str, child: Gtk.Widget) -> Gtk.Frame:

@@ -221,9 +221,9 @@ def save_preset(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.I
     except (DaemonError, DaemonUnavailable) as exc:
         return failure(procedure, f"Impasto could not save the preset: {exc}")
     if run_mode == Gimp.RunMode.INTERACTIVE:
-        import impasto_dialog
+        import impasto_help
 
-        impasto_dialog.tell(None, "Impasto Preset Saved", f"Saved the style preset '{name}'.",
+        impasto_help.tell(None, "Impasto Preset Saved", f"Saved the style preset '{name}'.",
                             "Choose it in Impasto Style Transfer's gallery (Style from: Preset).")
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
@@ -231,14 +231,14 @@ def save_preset(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.I
 def ask_preset_name(dialog: GimpUi.ProcedureDialog, config: Gimp.ProcedureConfig) -> bool:
     """Run the dialog until OK with a name that can name a preset (a bad one is said over the
     dialog, which stays open), or Cancel."""
-    import impasto_dialog
+    import impasto_help
 
     while dialog.run():
         try:
             choices.preset_name(config.get_property("preset-name"))
             return True
         except choices.PluginError as exc:
-            impasto_dialog.tell(dialog, "Impasto: Preset Name", "That name cannot name a preset.", str(exc),
+            impasto_help.tell(dialog, "Impasto: Preset Name", "That name cannot name a preset.", str(exc),
                                 problem=True)
     return False
 
@@ -262,7 +262,7 @@ def add_style_transfer_arguments(procedure: Gimp.Procedure) -> None:
     procedure.add_pattern_argument("style-pattern", "St_yle pattern", "A GIMP pattern as the style",
                                    True, None, True, flags)
     procedure.add_double_argument("strength", "S_trength", *choices.knob("strength"), flags)
-    procedure.add_choice_argument("keep-colors", "Colours", "Whose colours the result has",
+    procedure.add_choice_argument("keep-colors", "Colo_urs", "Whose colours the result has",
                                   choice_of(choices.KEEP_COLORS), "none", flags)
     procedure.add_double_argument("brush-size", "_Brush size", "Size of the painting's strokes (1: as painted)",
                                   *choices.BRUSH_SIZES, 1.0, flags)

@@ -434,6 +434,7 @@ def test_the_dialog_in_the_gui_runs_a_preset_from_the_gallery_and_cancels_cleanl
     assert cancelled_undone["layers"] == ["photo"], cancelled_undone  # no step of the run to bring back
     assert third["status"] == "success" and third["layers"] == [f"Impasto: {second}", "photo"], third
     assert "inconsistent" not in output and "undo group" not in output, output[-3000:]
+    assert "mnemonic" not in output, output[-3000:]  # every setting has its Alt+key, none twice
     with Client(host_daemon.endpoint) as client:
         assert client.hello()["queue"] == 0
     print(f"GIMP {gimp.version} GUI: dialog after {opened:.1f} s, first run {first['seconds']:.1f} s, "
