@@ -99,9 +99,11 @@ class StyleTransfer:
         image = image[..., 48:240, 64:320]  # the sliced loss's pace, at a size it tells as well, for less time
         self.run(image, [(image, 1.0)], dataclasses.replace(small, size=256, style_loss="sliced"))
 
-    def estimate(self, width: int, height: int, params: JobParams, memory_limit: int | None = None) -> dict:
-        """How long a job would take here, from the measured pace, and the sizes it works at."""
-        schedule = schedule_for(width, height, params)
+    def estimate(self, width: int, height: int, params: JobParams, memory_limit: int | None = None,
+                 whole: tuple[int, int] | None = None) -> dict:
+        """How long a job would take here, from the measured pace, and the sizes it works at (for a
+        part sent with its whole, `whole` is the whole's size)."""
+        schedule = schedule_for(width, height, params, whole)
         max_crop = crop_budget(width, height, params, self.device, memory_limit)
         return {"seconds": self.pace.estimate(schedule, params, max_crop, regime(params, self.device)),
                 "working": list(schedule.sizes[schedule.first_detail - 1]), "output": list(schedule.sizes[-1]),
@@ -218,7 +220,8 @@ class StyleTransfer:
 
     def run(self, content: torch.Tensor, styles: Styles, params: JobParams,
             on_progress: ProgressCallback | None = None, on_preview: PreviewCallback | None = None,
-            should_stop: Callable[[], bool] = lambda: False, memory_limit: int | None = None) -> torch.Tensor:
+            should_stop: Callable[[], bool] = lambda: False, memory_limit: int | None = None,
+            whole: torch.Tensor | None = None) -> torch.Tensor:
         """Stylise `content` (1, 3, H, W, RGB in 0..1) and return the image at its size.
 
         The picture is composed at the working size (`params.size`), then its detail is painted
@@ -228,13 +231,16 @@ class StyleTransfer:
         `styles` pairs each style image (same layout) with its share of the blend. Within
         `memory_limit` bytes (None: no limit), scales too large to be seen whole run in tiles;
         so does any picture larger than `params.tile_pixels`.
+
+        `whole`: for a part of a larger picture (`params.layer_size`, `part_x`, `part_y`), that
+        picture (any size down to its working size): the part is composed within it (plan.PartOfWhole).
         """
         if params.strength == 0:  # the photo itself, exactly: nothing is painted
             return content
         self._digests = {}
         self._should_stop = should_stop
         torch.manual_seed(params.seed)
-        return Run(self, content, styles, params, on_progress, on_preview, memory_limit).paint()
+        return Run(self, content, styles, params, on_progress, on_preview, memory_limit, whole).paint()
 
     def objective_terms(self, picture: torch.Tensor, content: torch.Tensor, styles: Styles,
                         params: JobParams) -> dict[str, float]:

@@ -13,6 +13,7 @@ so the composition and the look stay the working size's.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
@@ -64,6 +65,15 @@ class Schedule:
     sizes: list[tuple[int, int]]
     steps: list[int]
     first_detail: int  # index of the first scale above the working size (len(sizes) when none)
+    # A part composed within its whole (see PartOfWhole): the scales up to first_detail are the
+    # whole's, and the part's working size, cut from them, is what the first detail scale enlarges.
+    part_working: tuple[int, int] | None = None
+
+    def below(self, index: int) -> tuple[int, int]:
+        """The size of the picture a scale starts from (the scale before, or the part's cut)."""
+        if index == self.first_detail and self.part_working is not None:
+            return self.part_working
+        return self.sizes[index - 1]
 
     @classmethod
     def of(cls, width: int, height: int, params: JobParams, output: tuple[int, int] | None = None) -> Schedule:
@@ -106,11 +116,60 @@ def frame(content: torch.Tensor, params: JobParams) -> Framing:
     return Framing(padded, padded.shape[-1], padded.shape[-2], crop, params)
 
 
-def schedule_for(width: int, height: int, params: JobParams) -> Schedule:
-    """The scales a job on a `width`×`height` content runs (as StyleTransfer.run frames it)."""
+def schedule_for(width: int, height: int, params: JobParams, whole: tuple[int, int] | None = None) -> Schedule:
+    """The scales a job on a `width`×`height` content runs (as StyleTransfer.run frames it); for a
+    part sent with its whole, `whole` is the whole's size."""
     w, h = composed_size(width, height, params.size, params.layer_size)
+    part = PartOfWhole.of((width, height), whole, params) if whole else None
     params = as_part_of_whole(params, max(width, height))
+    if part is not None:
+        return part.schedule((width, height), params)
     if min(w, h) < MIN_SIDE:  # padded: every scale has the padded working size
         w, h = max(w, MIN_SIDE), max(h, MIN_SIDE)
         return Schedule.of(w, h, params, (w, h))
     return Schedule.of(w, h, params, (width, height))
+
+
+@dataclass
+class PartOfWhole:
+    """A part (a selection) composed within its whole, so it looks as that part of a whole-layer run:
+    the style term's statistics are the whole picture's, not the part's alone (alone, a dark part
+    was painted brighter, a sky's swirls turned to dabs: bench/selection_look.py). The whole is
+    composed at its working size as a whole-layer job would be; the part's box is cut from that, and
+    the part's own detail scales paint up from there."""
+
+    size: tuple[int, int]  # the whole's size, in the layer's pixels
+    working: tuple[int, int]  # the whole's working size
+    box: tuple[float, float, float, float]  # the part's left, top, right, bottom, as fractions of the whole
+    params: JobParams  # the whole's settings: as given, with no part adjustments
+
+    @classmethod
+    def of(cls, part: tuple[int, int], whole: tuple[int, int], params: JobParams) -> PartOfWhole | None:
+        """For a `part`-sized content at (part_x, part_y) of a `whole`-sized picture; None where a
+        part cannot be cut (one of them thinner than VGG19 takes at its working size)."""
+        (width, height), (whole_w, whole_h) = part, whole
+        working = composed_size(whole_w, whole_h, params.size)
+        part_working = composed_size(width, height, params.size, max(whole))
+        if min(*working, *part_working) < MIN_SIDE:
+            return None
+        left, top = min(params.part_x, whole_w - 1) / whole_w, min(params.part_y, whole_h - 1) / whole_h
+        box = (left, top, min(1.0, left + width / whole_w), min(1.0, top + height / whole_h))
+        return cls(whole, working, box, dataclasses.replace(params, layer_size=0, part_x=0, part_y=0))
+
+    def schedule(self, part: tuple[int, int], params: JobParams) -> Schedule:
+        """The whole's composing scales, then the part's detail scales (`params`: the part's)."""
+        look = Schedule.of(*self.working, self.params)
+        part_working = composed_size(*part, params.size, max(self.size))
+        detail = Schedule.of(*part_working, params, part)
+        first = detail.first_detail
+        return Schedule(look.sizes + detail.sizes[first:], look.steps + detail.steps[first:], len(look.sizes),
+                        part_working)
+
+
+def cut(picture: torch.Tensor, box: tuple[float, float, float, float], width: int, height: int) -> torch.Tensor:
+    """The `box` (fractions of the picture) of `picture`, as a `width`×`height` picture."""
+    h, w = picture.shape[-2:]
+    left, top, right, bottom = box
+    x0, y0 = min(int(left * w), w - 1), min(int(top * h), h - 1)
+    x1, y1 = max(x0 + 1, min(w, math.ceil(right * w))), max(y0 + 1, min(h, math.ceil(bottom * h)))
+    return resize(picture[..., y0:y1, x0:x1], width, height)

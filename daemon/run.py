@@ -16,7 +16,7 @@ from .colours import Styles, prepare_colours, starting_point
 from .imaging import low_band_of, resize
 from .memory import crop_budget
 from .pace import Clock, regime
-from .plan import Schedule, frame
+from .plan import PartOfWhole, Schedule, cut, frame
 
 if TYPE_CHECKING:
     from .engine import StyleTransfer
@@ -31,26 +31,39 @@ def keep_all(picture: torch.Tensor) -> torch.Tensor:
 
 
 class Run:
-    """A job's state while it runs; `paint()` returns the picture at the content's size."""
+    """A job's state while it runs; `paint()` returns the picture at the content's size.
+
+    Given the whole picture a part (a selection) belongs to, the composing scales run on that
+    whole and the part is cut from them (plan.PartOfWhole); its detail scales are its own."""
 
     def __init__(self, engine: StyleTransfer, content: torch.Tensor, styles: Styles, params: JobParams,
                  on_progress: ProgressCallback | None, on_preview: PreviewCallback | None,
-                 memory_limit: int | None) -> None:
+                 memory_limit: int | None, whole: torch.Tensor | None = None) -> None:
         started = time.monotonic()
         self.engine = engine
         framing = frame(content, params)
         self.params, self.crop = framing.params, framing.crop
         width, height = framing.width, framing.height
-        content = framing.content
+        content, padded = framing.content, framing.content is not content
         self.max_crop = crop_budget(content.shape[-1], content.shape[-2], self.params, engine.device, memory_limit)
-        self.colours = prepare_colours(content.to(engine.device), [(s.to(engine.device), w) for s, w in styles],
-                                       self.params)
-        self.schedule = Schedule.of(width, height, self.params, (content.shape[-1], content.shape[-2]))
+        device_styles = [(s.to(engine.device), w) for s, w in styles]
+        self.colours = prepare_colours(content.to(engine.device), device_styles, self.params)
+        size = (content.shape[-1], content.shape[-2])
+        self.part = None if whole is None or padded else PartOfWhole.of(size, layer_size_of(whole, params), params)
+        if self.part is not None and whole is not None:
+            self.whole_colours = prepare_colours(whole.to(engine.device), device_styles, self.part.params)
+            self.colours.styles = self.whole_colours.styles  # the whole's colours, as a whole-layer run has
+            self.schedule = self.part.schedule(size, self.params)
+            width, height = self.schedule.below(self.schedule.first_detail)
+        else:
+            self.schedule = Schedule.of(width, height, self.params, size)
         self.clock = Clock(self.schedule, engine.pace, regime(self.params, engine.device), started)
         self.palette = self.colours.palette() if self.params.init == "palette" else None
         # The look's scales shrink the photo from its working size, not from its own: a large photo
         # shrunk for every small scale delays the first preview.
         self.small_content = resize(self.colours.content, width, height)
+        if self.part is not None:
+            self.look_content = resize(self.whole_colours.content, *self.part.working)
         if self.schedule.first_detail == len(self.schedule.sizes):  # no detail scales: the photo is needed small
             self.colours.content = self.small_content
         self.generator = torch.Generator().manual_seed(self.params.seed)
@@ -62,27 +75,44 @@ class Run:
         previous: torch.Tensor | None = None
         for index, (w, h) in enumerate(self.schedule.sizes):
             detail = index >= self.schedule.first_detail
-            scale_content = resize(self.colours.content if detail else self.small_content, w, h)
+            if detail and index == self.schedule.first_detail and self.part is not None:
+                assert image is not None
+                image, previous = self.cut(image), self.small_content
+            look_content = self.look_content if self.part is not None else self.small_content
+            scale_content = resize(self.colours.content if detail else look_content, w, h)
             image = starting_point(image, scale_content, previous, self.params, self.generator,
                                    self.palette).to(self.engine.device)
             previous = scale_content
             # A detail scale keeps what the scale below holds from where it started, and so do its
             # previews; the look's scales keep everything they paint.
-            kept = low_band_of(image, *self.schedule.sizes[index - 1]) if detail else keep_all
+            kept = low_band_of(image, *self.schedule.below(index)) if detail else keep_all
             report = functools.partial(self.report, index, kept)
             steps = self.schedule.steps[index]
             if detail:
                 image = kept(self.engine.paint_detail(image, self.colours.styles, self.params, steps, self.generator,
                                                       report, self.max_crop))
             else:
-                image = self.engine.optimise(image, scale_content, self.colours.styles, self.params, steps,
+                params = self.part.params if self.part is not None else self.params
+                image = self.engine.optimise(image, scale_content, self.colours.styles, params, steps,
                                              self.generator, report, self.max_crop)
         assert image is not None
+        if self.part is not None and self.schedule.first_detail == len(self.schedule.sizes):
+            image = self.cut(image)
         self.clock.finished(self.max_crop, self.params)
         return self.recoloured(image.detach().clamp(0, 1))
 
-    def recoloured(self, picture: torch.Tensor) -> torch.Tensor:
-        """A picture of the job's as the user sees it: its colours back, the padding cut off."""
+    def cut(self, picture: torch.Tensor) -> torch.Tensor:
+        """The part's box of a picture of the whole, at the part's working size."""
+        assert self.part is not None
+        return cut(picture, self.part.box, *self.schedule.below(self.schedule.first_detail))
+
+    def recoloured(self, picture: torch.Tensor, whole: bool = False) -> torch.Tensor:
+        """A picture of the job's as the user sees it: its colours back, the padding cut off (and
+        the part cut out of a picture of its whole)."""
+        if whole and self.part is not None:
+            h, w = picture.shape[-2:]
+            box = self.part.box
+            picture = cut(picture, box, max(1, round((box[2] - box[0]) * w)), max(1, round((box[3] - box[1]) * h)))
         rows, cols = self.crop
         return self.colours.recolour(picture)[..., rows, cols]
 
@@ -95,7 +125,7 @@ class Run:
         last_of_scale = iteration == self.schedule.steps[index]
         final = last_of_scale and index == len(self.schedule.sizes) - 1
         if self.on_preview and not final and self.preview_due(iteration, last_of_scale):
-            self.on_preview(self.recoloured(kept(current)), progress)
+            self.on_preview(self.recoloured(kept(current), whole=index < self.schedule.first_detail), progress)
             self.last_preview = time.monotonic()
 
     def preview_due(self, iteration: int, last_of_scale: bool) -> bool:
@@ -104,3 +134,9 @@ class Run:
             return time.monotonic() - self.last_preview >= self.params.preview_seconds
         every = self.params.preview_every
         return bool(every) and (iteration % every == 0 or last_of_scale)
+
+
+def layer_size_of(whole: torch.Tensor, params: JobParams) -> tuple[int, int]:
+    """The whole's size in the layer's pixels (`whole` may come reduced; `layer_size` is its long side)."""
+    h, w = whole.shape[-2:]
+    return max(1, round(w * params.layer_size / max(w, h))), max(1, round(h * params.layer_size / max(w, h)))

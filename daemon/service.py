@@ -144,7 +144,7 @@ class Service:
             assert estimate is not None  # parse_request sets it for this type
             try:
                 forecast = self.engine.estimate(estimate.width, estimate.height, estimate.params,
-                                                self.job_memory_limit())
+                                                self.job_memory_limit(), estimate.whole)
             except DoesNotFit as exc:
                 raise m.ProtocolError(m.Code.TOO_LARGE, str(exc)) from None
             self._send(identity, m.simple_message(m.ESTIMATE, device=self.device_name, **forecast))
@@ -189,8 +189,9 @@ class Service:
             position = len(self.queue) + (self.running is not None)
             self.queue.append(Job(identity, submit))
             self.lock.notify()
-        log.info("job %s queued at position %d (%dx%d)", submit.job, position, submit.content.width,
-                 submit.content.height)
+        whole = f", a part of a {submit.params.layer_size} px whole sent with it" if submit.whole is not None else ""
+        log.info("job %s queued at position %d (%dx%d%s)", submit.job, position, submit.content.width,
+                 submit.content.height, whole)
         self._send(identity, m.simple_message(m.ACCEPTED, job=submit.job, position=position))
 
     def job_memory_limit(self) -> int:
@@ -316,8 +317,9 @@ class Service:
         try:
             content = pixels.to_tensor(submit.content)
             styles = [(self.style_tensor(style), style.weight) for style in submit.styles]
+            whole = pixels.to_tensor(submit.whole) if submit.whole is not None else None
             result = self.engine.run(content, styles, submit.params, on_progress, on_preview, job.cancel.is_set,
-                                     memory_limit=self.job_memory_limit())
+                                     memory_limit=self.job_memory_limit(), whole=whole)
             log.info("job %s done in %.1f s (%d previews skipped for a slow client)", submit.job,
                      time.monotonic() - started, job.previews_skipped)
             return m.image_message(m.RESULT, pixels.finish(result, submit), job=submit.job,

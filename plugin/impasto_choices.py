@@ -139,9 +139,11 @@ def preview_interval(seconds: float | None) -> float:
     return min(max((seconds or 0.0) / 12, 2.0), 60.0)
 
 
-def build_submit(job: str, content: Image, style: Style, params: JobParams, mask: bytes | None) -> Submit:
+def build_submit(job: str, content: Image, style: Style, params: JobParams, mask: bytes | None,
+                 whole: Image | None = None) -> Submit:
     width, height = content.width, content.height
-    return Submit(job, content, [style], params, Image(width, height, 1, mask) if mask is not None else None)
+    return Submit(job, content, [style], params, Image(width, height, 1, mask) if mask is not None else None,
+                  whole)
 
 
 # --- what the user reads ---------------------------------------------------------------

@@ -52,11 +52,12 @@ def endpoint_of(argument: str, settings: dict, environ: Mapping[str, str] | None
     return argument or variables.get("IMPASTO_ENDPOINT") or settings.get("endpoint") or default_endpoint()
 
 
-def forecast(endpoint: str, region: Region, params: JobParams) -> dict | None:
-    """The daemon's estimate for this job, or None when no daemon answers at once."""
+def forecast(endpoint: str, region: Region, params: JobParams, whole: tuple[int, int] | None = None) -> dict | None:
+    """The daemon's estimate for this job (a selection's: `whole`, the layer's size), or None when no
+    daemon answers at once."""
     try:
         with Client(endpoint, timeout=FORECAST_S) as client:
-            return client.estimate(region.width, region.height, params)
+            return client.estimate(region.width, region.height, params, whole)
     except (DaemonUnavailable, DaemonError):
         return None
 

@@ -31,7 +31,7 @@ import impasto_choices as choices  # noqa: E402
 import impasto_daemon  # noqa: E402
 import impasto_run  # noqa: E402
 from gi.repository import Gimp, GLib, GObject  # noqa: E402
-from impasto_pixels import check_target, choose_style, read_pixels, selection_region  # noqa: E402
+from impasto_pixels import check_target, choose_style, read_pixels, read_whole, selection_region  # noqa: E402
 
 from impasto.protocol.messages import DEFAULT_PRESET, JobParams  # noqa: E402
 from impasto.protocol.presets import description_from  # noqa: E402
@@ -64,7 +64,8 @@ def forecast_text(image: Gimp.Image, drawables: list[Gimp.Drawable], daemon: imp
     except choices.PluginError:
         return ""
     layer_side = max(layer.get_width(), layer.get_height()) if mask is not None else 0
-    estimate = impasto_daemon.forecast(daemon.endpoint, region, settings_of(config, 0, layer_side))
+    whole = (layer.get_width(), layer.get_height()) if mask is not None else None
+    estimate = impasto_daemon.forecast(daemon.endpoint, region, settings_of(config, 0, layer_side), whole)
     return choices.estimate_text(estimate, daemon.absent_text(config.get_property("start-daemon")))
 
 
@@ -145,7 +146,8 @@ def stylize(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image
 def submission(layer: Gimp.Layer, region: choices.Region, mask: bytes | None, style: Style,
                config: Gimp.ProcedureConfig, endpoint: str, interactive: bool) -> Submit:
     """The job to send: the region's pixels, the style, and the settings (previews evenly in time
-    for a person watching, from the daemon's forecast)."""
+    for a person watching, from the daemon's forecast). A selection goes with the whole layer,
+    reduced to its working size, so it is painted as that part of the whole would be."""
     from impasto.protocol.client import new_job_id
     from impasto.protocol.messages import Image
 
@@ -155,11 +157,17 @@ def submission(layer: Gimp.Layer, region: choices.Region, mask: bytes | None, st
                                 "R'G'B'A u8" if channels == 4 else "R'G'B' u8"))
     layer_side = max(layer.get_width(), layer.get_height()) if mask is not None else 0
     params = settings_of(config, choices.feather_for(region, mask is not None), layer_side)
+    whole = None
+    if mask is not None:
+        whole_w, whole_h, whole_pixels = read_whole(layer, params.size)
+        whole = Image(whole_w, whole_h, 3, whole_pixels)
+        params = dataclasses.replace(params, part_x=region.x, part_y=region.y)
     if interactive:
-        estimate = impasto_daemon.forecast(endpoint, region, params)
+        whole_size = (layer.get_width(), layer.get_height()) if mask is not None else None
+        estimate = impasto_daemon.forecast(endpoint, region, params, whole_size)
         seconds = choices.preview_interval(estimate["seconds"] if estimate else None)
         params = dataclasses.replace(params, preview_every=0, preview_seconds=seconds)
-    return choices.build_submit(new_job_id(), content, style, params, mask)
+    return choices.build_submit(new_job_id(), content, style, params, mask, whole)
 
 
 def run_into_layers(procedure: Gimp.Procedure, endpoint: str, submit: Submit, layers: impasto_run.ResultLayers,

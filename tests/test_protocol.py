@@ -36,6 +36,26 @@ def test_submit_round_trip() -> None:
     assert got.mask.channels == 1
 
 
+def test_a_part_goes_with_its_whole_and_a_forecast_with_its_size() -> None:
+    part = m.Submit("job-1", tiny(), [m.Style(preset="swirls")], m.JobParams(layer_size=9, part_x=4, part_y=1),
+                    whole=tiny(width=5, height=4))
+    got = m.parse_request(as_received(m.submit_message(part))).submit
+    assert (got.whole.width, got.whole.height) == (5, 4) and bytes(got.whole.data) == bytes(part.whole.data)
+    assert (got.params.part_x, got.params.part_y) == (4, 1)
+    with pytest.raises(m.ProtocolError, match="layer_size"):  # where would the part be in it?
+        m.parse_request(as_received(m.submit_message(m.Submit("j", tiny(), part.styles, m.JobParams(),
+                                                              whole=tiny()))))
+    with pytest.raises(m.ProtocolError, match="RGB"):
+        m.parse_request(as_received(m.submit_message(m.Submit("j", tiny(), part.styles, part.params,
+                                                              whole=tiny(channels=1)))))
+    forecast = m.parse_request(as_received(m.estimate_message(m.Estimate(3, 2, m.JobParams(), (640, 480)))))
+    assert forecast.estimate.whole == (640, 480)
+    assert m.parse_request(as_received(m.estimate_message(m.Estimate(3, 2, m.JobParams())))).estimate.whole is None
+    bad = m.simple_message(m.ESTIMATE, width=3, height=2, params={}, whole=[640, "x"])
+    with pytest.raises(m.ProtocolError, match="whole"):
+        m.parse_request(as_received(bad))
+
+
 def test_padded_rows_survive() -> None:
     padded = tiny(width=3, height=2, channels=3, stride=12)
     request = m.parse_request(as_received(m.submit_message(
