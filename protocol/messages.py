@@ -18,9 +18,10 @@ import msgpack
 
 from .errors import Code, ProtocolError, is_int, is_number, shown
 from .images import Image, image_from
+from .jobs import Estimate, Style, Submit
 
-# Settings, presets and progress have modules of their own; they are named here too, so that code
-# holding `messages` reaches every part of a message through it.
+# Jobs, settings, presets and progress have modules of their own; they are named here too, so that
+# code holding `messages` reaches every part of a message through it.
 from .presets import (  # noqa: F401
     MAX_DESCRIPTION_LENGTH,
     MAX_NAME_LENGTH,
@@ -75,28 +76,6 @@ PEER_TIMEOUT_S = 3.0
 # --- requests ----------------------------------------------------------------------------
 
 @dataclass
-class Style:
-    """One style: pixels or a preset name, with its share of the blend."""
-
-    weight: float = 1.0
-    image: Image | None = None
-    preset: str | None = None
-
-
-@dataclass
-class Submit:
-    job: str
-    content: Image
-    styles: list[Style]
-    params: JobParams
-    mask: Image | None = None
-    # For a part of a larger picture (a selection): that whole picture, reduced to about its
-    # working size; the part is cut from the whole's composition so it looks as the whole would
-    # (params.layer_size, part_x and part_y place it).
-    whole: Image | None = None
-
-
-@dataclass
 class Request:
     """A decoded, validated request. `submit` is set for SUBMIT; `job` for CANCEL."""
 
@@ -106,16 +85,6 @@ class Request:
     seen: int | None = None  # HEARTBEAT: the iteration of the last preview the client has taken in
     preset: PresetUpload | None = None  # PRESET_ADD; PRESET_REMOVE sets only its name
     estimate: Estimate | None = None  # ESTIMATE
-
-
-@dataclass
-class Estimate:
-    """How long a job on a `width`×`height` content with `params` would take on the daemon's device."""
-
-    width: int
-    height: int
-    params: JobParams
-    whole: tuple[int, int] | None = None  # the size of the whole sent with a part (Submit.whole)
 
 
 def encode(header: dict[str, Any], images: Sequence[Image] = ()) -> list:
