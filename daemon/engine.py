@@ -50,7 +50,7 @@ from .model import LAYER_STRIDE, VGG19
 from .objective import DEFAULTS, Objective, Report, descend, effective_weights, style_gain
 from .pace import Pace, regime
 from .plan import MIN_SIDE, schedule_for
-from .run import PreviewCallback, ProgressCallback, Run
+from .run import Compositions, PreviewCallback, ProgressCallback, Run
 from .targets import TargetCache, image_digest
 
 # The detail scales' objective: fine texture only, at VGG19's shallow layers, with long first
@@ -75,6 +75,7 @@ class StyleTransfer:
         self._digests: dict[int, str] = {}  # style image → pixel hash, for the job in progress
         self._should_stop: Callable[[], bool] = lambda: False  # the job in progress's
         self.pace = Pace()  # this device's, measured at warm-up and on every finished job
+        self.compositions = Compositions()  # wholes composed for their parts (selections)
 
     def warm_up(self) -> None:
         """A tiny job, so the first real one does not pay for kernel selection and allocation,

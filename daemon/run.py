@@ -4,7 +4,10 @@ progress and previews reported after every iteration."""
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -17,6 +20,7 @@ from .imaging import low_band_of, resize
 from .memory import crop_budget
 from .pace import Clock, regime
 from .plan import PartOfWhole, Schedule, cut, frame
+from .targets import image_digest
 
 if TYPE_CHECKING:
     from .engine import StyleTransfer
@@ -50,11 +54,9 @@ class Run:
         self.colours = prepare_colours(content.to(engine.device), device_styles, self.params)
         size = (content.shape[-1], content.shape[-2])
         self.part = None if whole is None or padded else PartOfWhole.of(size, layer_size_of(whole, params), params)
+        self.composed: torch.Tensor | None = None  # the whole's composition, when an earlier part's is kept
         if self.part is not None and whole is not None:
-            self.whole_colours = prepare_colours(whole.to(engine.device), device_styles, self.part.params)
-            self.colours.styles = self.whole_colours.styles  # the whole's colours, as a whole-layer run has
-            self.schedule = self.part.schedule(size, self.params)
-            width, height = self.schedule.below(self.schedule.first_detail)
+            width, height = self._within(whole, device_styles, size)
         else:
             self.schedule = Schedule.of(width, height, self.params, size)
         self.clock = Clock(self.schedule, engine.pace, regime(self.params, engine.device), started)
@@ -62,13 +64,28 @@ class Run:
         # The look's scales shrink the photo from its working size, not from its own: a large photo
         # shrunk for every small scale delays the first preview.
         self.small_content = resize(self.colours.content, width, height)
-        if self.part is not None:
-            self.look_content = resize(self.whole_colours.content, *self.part.working)
         if self.schedule.first_detail == len(self.schedule.sizes):  # no detail scales: the photo is needed small
             self.colours.content = self.small_content
         self.generator = torch.Generator().manual_seed(self.params.seed)
         self.on_progress, self.on_preview = on_progress, on_preview
         self.last_preview = started - self.params.preview_seconds  # the first preview at once, then evenly
+
+    def _within(self, whole: torch.Tensor, styles: Styles, size: tuple[int, int]) -> tuple[int, int]:
+        """Set a part up to be cut from its whole's composition (kept from an earlier part of the
+        same whole, style and settings, else composed first); returns the part's working size."""
+        assert self.part is not None
+        whole_colours = prepare_colours(whole.to(self.engine.device), styles, self.part.params)
+        self.colours.styles = whole_colours.styles  # the whole's colours, as a whole-layer run has
+        self.look_content = resize(whole_colours.content, *self.part.working)
+        self.schedule = self.part.schedule(size, self.params)
+        self.composition_key = self.engine.compositions.key(self.look_content, self.colours.styles, self.part.params)
+        first = self.schedule.first_detail
+        self.composed = self.engine.compositions.get(self.composition_key) if first < len(self.schedule.sizes) \
+            else None
+        if self.composed is not None:  # only the part's own scales are left to paint
+            self.schedule = Schedule(self.schedule.sizes[first:], self.schedule.steps[first:], 0,
+                                     self.schedule.part_working)
+        return self.schedule.below(self.schedule.first_detail)
 
     def paint(self) -> torch.Tensor:
         image: torch.Tensor | None = None
@@ -76,8 +93,7 @@ class Run:
         for index, (w, h) in enumerate(self.schedule.sizes):
             detail = index >= self.schedule.first_detail
             if detail and index == self.schedule.first_detail and self.part is not None:
-                assert image is not None
-                image, previous = self.cut(image), self.small_content
+                image, previous = self.cut(self.composition(image)), self.small_content
             look_content = self.look_content if self.part is not None else self.small_content
             scale_content = resize(self.colours.content if detail else look_content, w, h)
             image = starting_point(image, scale_content, previous, self.params, self.generator,
@@ -97,9 +113,17 @@ class Run:
                                              self.generator, report, self.max_crop)
         assert image is not None
         if self.part is not None and self.schedule.first_detail == len(self.schedule.sizes):
-            image = self.cut(image)
+            image = self.cut(self.composition(image))
         self.clock.finished(self.max_crop, self.params)
         return self.recoloured(image.detach().clamp(0, 1))
+
+    def composition(self, composed: torch.Tensor | None) -> torch.Tensor:
+        """The whole's composition: the one kept, or the one just `composed`, kept for the next part."""
+        if self.composed is not None:
+            return self.composed
+        assert composed is not None
+        self.engine.compositions.put(self.composition_key, composed.detach())
+        return composed
 
     def cut(self, picture: torch.Tensor) -> torch.Tensor:
         """The part's box of a picture of the whole, at the part's working size."""
@@ -140,3 +164,33 @@ def layer_size_of(whole: torch.Tensor, params: JobParams) -> tuple[int, int]:
     """The whole's size in the layer's pixels (`whole` may come reduced; `layer_size` is its long side)."""
     h, w = whole.shape[-2:]
     return max(1, round(w * params.layer_size / max(w, h))), max(1, round(h * params.layer_size / max(w, h)))
+
+
+# Settings a whole's composition does not depend on (its part's detail, previews, mask).
+NOT_COMPOSING: dict[str, float] = {"detail": 0, "preview_every": 0, "preview_seconds": 0.0, "mask_feather": 0.0}
+
+
+class Compositions:
+    """The last few wholes' compositions, by what made them: a second selection in the same layer,
+    with the same style and settings, is cut from the first one's instead of composing again."""
+
+    KEPT = 4  # at the working size, a few MB each
+
+    def __init__(self) -> None:
+        self.kept: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def key(self, content: torch.Tensor, styles: Styles, params: JobParams) -> str:
+        """The whole's pixels, the styles and every setting the composition depends on."""
+        made_by = [image_digest(content), *(f"{image_digest(style)}:{share}" for style, share in styles),
+                   json.dumps({**params.to_wire(), **NOT_COMPOSING}, sort_keys=True)]
+        return hashlib.sha256("\n".join(made_by).encode()).hexdigest()
+
+    def get(self, key: str) -> torch.Tensor | None:
+        if key in self.kept:
+            self.kept.move_to_end(key)
+        return self.kept.get(key)
+
+    def put(self, key: str, picture: torch.Tensor) -> None:
+        self.kept[key] = picture
+        while len(self.kept) > self.KEPT:
+            self.kept.popitem(last=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -158,7 +160,8 @@ def test_a_part_sent_with_its_whole_is_cut_from_the_wholes_composition(vgg19, pa
     reduced = resize(whole_photo, 96, 72)  # as the plug-in sends it: at about the working size
     params = JobParams(**{**settings, "preview_every": 0}, layer_size=192, part_x=48, part_y=36)
     seen: list[m.Progress] = []
-    cut = engine.StyleTransfer(vgg19).run(part, [(painting, 1.0)], params, on_progress=seen.append, whole=reduced)
+    transfer = engine.StyleTransfer(vgg19)
+    cut = transfer.run(part, [(painting, 1.0)], params, on_progress=seen.append, whole=reduced)
     alone, _ = run(vgg19, part, painting, layer_size=192, **settings)
     assert cut.shape[-2:] == alone.shape[-2:] == (72, 96)
     # The whole's scales (48, then 96 wide), then the part's own detail scale at its size.
@@ -171,3 +174,12 @@ def test_a_part_sent_with_its_whole_is_cut_from_the_wholes_composition(vgg19, pa
     print(f"{precision}: the part's colours off the whole's by {off(cut):.1f} (cut from the whole), "
           f"{off(alone):.1f} (alone)")
     assert off(cut) < 0.5 * off(alone)
+
+    # Another part of the same whole, same settings: cut from the kept composition, only its own
+    # scale painted, as a fresh engine would paint it.
+    other = dataclasses.replace(params, part_x=0, part_y=0)
+    again: list[m.Progress] = []
+    kept = transfer.run(whole_photo[..., :72, :96], [(painting, 1.0)], other, on_progress=again.append, whole=reduced)
+    fresh = engine.StyleTransfer(vgg19).run(whole_photo[..., :72, :96], [(painting, 1.0)], other, whole=reduced)
+    assert {(p.width, p.height, p.scales) for p in again} == {(96, 72, 1)}
+    assert float((kept - fresh).abs().mean() * 255) < 1.0
