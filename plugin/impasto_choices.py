@@ -148,9 +148,11 @@ def build_submit(job: str, content: Image, style: Style, params: JobParams, mask
 
 # --- what the user reads ---------------------------------------------------------------
 
-def progress_text(progress: Progress) -> str:
+def progress_text(progress: Progress, since: float = 0.0) -> str:
+    """The run window's line for `progress`, `since` seconds after it came: the time left counts
+    down between progress reports (one iteration of a large scale can take many seconds)."""
     return (f"Iteration {progress.iteration}/{progress.total}, scale {progress.scale}/{progress.scales} "
-            f"({progress.width}×{progress.height}): about {duration_text(progress.eta)} left")
+            f"({progress.width}×{progress.height}): about {duration_text(max(0.0, progress.eta - since))} left")
 
 
 def preview_name(progress: Progress | None) -> str:

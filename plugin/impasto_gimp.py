@@ -79,7 +79,7 @@ def stream_into_layers(client: Client, submit: Submit, layers: impasto_run.Resul
     for reply in client.run_job(submit, should_stop=progress.poll):
         if reply.type == PROGRESS:
             latest = reply.progress
-            progress.say(choices.progress_text(latest), latest.iteration / latest.total)
+            progress.show(latest)
         elif reply.type == PREVIEW and reply.image is not None:
             progress.show_preview(reply.image)
             layers.preview(reply.image, choices.preview_name(latest))

@@ -10,6 +10,7 @@ never holds anything half-done (see ResultLayers).
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import gi
@@ -19,11 +20,12 @@ gi.require_version("Gtk", "3.0")
 gi.require_version("GdkPixbuf", "2.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import GdkPixbuf, Gegl, Gimp, GLib, Gtk  # noqa: E402
+from impasto_choices import progress_text  # noqa: E402
 
 if TYPE_CHECKING:
     from impasto_choices import Region
 
-    from impasto.protocol.messages import Image
+    from impasto.protocol.messages import Image, Progress
 
 PREVIEW_SIDE = 320
 
@@ -185,6 +187,9 @@ class GimpProgress:
         if fraction is not None:
             Gimp.progress_update(fraction)
 
+    def show(self, progress: Progress) -> None:
+        self.say(progress_text(progress), progress.iteration / progress.total)
+
     def pulse(self) -> None:
         Gimp.progress_pulse()
 
@@ -203,6 +208,8 @@ class RunWindow:
 
     def __init__(self, title: str, text: str) -> None:
         self.cancelled = False
+        self.latest: tuple[Progress, float] | None = None  # the last progress report, and when it came
+        self.shown_at = 0.0
         self.window = Gtk.Window(title=title)
         self.window.set_default_size(PREVIEW_SIDE + 40, -1)
         self.window.set_keep_above(True)
@@ -239,6 +246,11 @@ class RunWindow:
             self.bar.pulse()
         self.poll()
 
+    def show(self, progress: Progress) -> None:
+        self.latest = (progress, time.monotonic())
+        self.shown_at = time.monotonic()
+        self.say(progress_text(progress), progress.iteration / progress.total)
+
     def pulse(self) -> None:
         self.bar.pulse()
         self.poll()
@@ -256,7 +268,13 @@ class RunWindow:
         self.poll()
 
     def poll(self) -> bool:
-        """Let the window draw and take clicks; True once the user asked to cancel."""
+        """Let the window draw and take clicks, and count the time left down between reports;
+        True once the user asked to cancel."""
+        now = time.monotonic()
+        if self.latest is not None and not self.cancelled and now - self.shown_at >= 1.0:
+            progress, came = self.latest
+            self.bar.set_text(progress_text(progress, now - came))
+            self.shown_at = now
         while Gtk.events_pending():
             Gtk.main_iteration_do(False)
         return self.cancelled

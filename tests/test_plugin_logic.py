@@ -114,6 +114,9 @@ def test_what_the_user_reads() -> None:
                           elapsed=3.0, eta=20.4)
     # A kept preview's name and the progress line shown with it say the same numbers.
     assert choices.progress_text(progress) == "Iteration 7/49, scale 2/4 (192×144): about 20 s left"
+    # Between reports the time left counts down, to a second at least.
+    assert choices.progress_text(progress, since=12.0).endswith("about 8 s left")
+    assert choices.progress_text(progress, since=30.0).endswith("about 1 s left")
     assert choices.preview_name(progress) == "Impasto preview: iteration 7/49, scale 2/4"
 
 
