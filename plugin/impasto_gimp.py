@@ -232,7 +232,7 @@ def save_preset(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.I
         import impasto_help
 
         impasto_help.tell(None, "Impasto Preset Saved", f"Saved the style preset '{name}'.",
-                            "Choose it in Impasto Style Transfer's gallery (Style from: Preset).")
+                          "Choose it in Impasto Style Transfer's gallery (Style from: Preset).")
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
@@ -247,7 +247,7 @@ def ask_preset_name(dialog: GimpUi.ProcedureDialog, config: Gimp.ProcedureConfig
             return True
         except choices.PluginError as exc:
             impasto_help.tell(dialog, "Impasto: Preset Name", "That name cannot name a preset.", str(exc),
-                                problem=True)
+                              problem=True)
     return False
 
 
