@@ -5,7 +5,7 @@ what the user reads. It imports only `protocol` (installed beside it), so plain 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from impasto.protocol.errors import is_number
@@ -131,6 +131,20 @@ def job_params(quality: str, strength: float, seed: int, feather: float, layer_s
     return JobParams(detail=detail, strength=strength, seed=seed,
                      preview_every=max(5, JobParams().iterations // 2), mask_feather=feather, layer_size=layer_side,
                      keep_colors=keep_colors if keep_colors in KEEP_COLORS else "none", style_scale=brush_size)
+
+
+# The dialog's preview: the layer at this long side, composed as a Draft is, in a few seconds
+# on a 2-core CPU (bench/preview_speed.py); strokes keep their size relative to the picture.
+PREVIEW_SIDE = 192
+PREVIEW_ITERATIONS = 30
+PREVIEW_FIRST_SCALE = 96
+
+
+def preview_params(strength: float, seed: int, keep_colors: str, brush_size: float, feather: float) -> JobParams:
+    """The dialog preview's settings: the run's look, small and quick (no detail scales)."""
+    params = job_params("draft", strength, seed, feather, 0, keep_colors, brush_size)
+    return replace(params, size=PREVIEW_SIDE, iterations=PREVIEW_ITERATIONS, first_scale=PREVIEW_FIRST_SCALE,
+                   detail=0, preview_every=0)
 
 
 def preview_interval(seconds: float | None) -> float:

@@ -20,6 +20,8 @@ gi.require_version("GdkPixbuf", "2.0")
 import impasto_choices as choices  # noqa: E402
 from gi.repository import GdkPixbuf, Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E402
 from impasto_help import replace_help_button  # noqa: E402
+from impasto_pixels import choose_style  # noqa: E402
+from impasto_preview import Preview  # noqa: E402
 
 if TYPE_CHECKING:
     from impasto_daemon import Daemon
@@ -258,9 +260,10 @@ def packed(*rows: Gtk.Widget, spacing: int = 6, orientation: Gtk.Orientation = G
 
 
 def show(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, daemon: Daemon, current_image: Gimp.Image,
-         forecast: Callable[[Gimp.ProcedureConfig], str]) -> bool:
+         forecast: Callable[[Gimp.ProcedureConfig], str], layer: Gimp.Layer | None = None) -> bool:
     """Run the dialog; True when the user pressed OK. `daemon` answers presets (impasto_daemon.Daemon);
-    `forecast(config)` is the line about sizes and time, refreshed as settings change."""
+    `forecast(config)` is the line about sizes and time, refreshed as settings change; `layer`, the
+    one to paint, is previewed (impasto_preview)."""
     GimpUi.init("impasto")
     dialog = GimpUi.ProcedureDialog.new(procedure, config, "Impasto Style Transfer")
     estimate = Gtk.Label(xalign=0.0, wrap=True, max_width_chars=70)
@@ -271,7 +274,14 @@ def show(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, daemon: Daemon
     for name in ("quality", "strength", "brush-size", "start-daemon"):
         config.connect(f"notify::{name}", update_estimate)
     update_estimate()
-    style = StyleSection(dialog, config, daemon, current_image, on_presets=update_estimate)
+    preview = Preview(daemon.endpoint, config, current_image, layer, choose_style) if layer is not None else None
+
+    def presets_came() -> None:  # the daemon answers: the estimate, and the first preview
+        update_estimate()
+        if preview is not None:
+            preview.schedule()
+
+    style = StyleSection(dialog, config, daemon, current_image, on_presets=presets_came)
     config.connect("notify::start-daemon", lambda *_: style.gallery.wake())  # at once, not at the next opening
     labels = Gtk.SizeGroup(mode=Gtk.SizeGroupMode.HORIZONTAL)  # one column of labels, GIMP's and ours
     strength = packed(labelled(dialog.get_scale_entry("strength", 1.0), labels),
@@ -283,6 +293,9 @@ def show(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, daemon: Daemon
                                        "endpoint"))))  # from a sandbox, or beside a service, nothing to start
     quality = packed(choice_row(config, "quality", "_Quality", labels), estimate)  # titled by its own label
     content = packed(frame("Style", style.widget), frame("Strength", strength), quality, advanced, spacing=12)
+    if preview is not None:
+        content = packed(content, frame("Preview", preview.widget), orientation=Gtk.Orientation.HORIZONTAL,
+                         spacing=18)
     content.set_border_width(12)
     dialog.get_content_area().pack_start(content, True, True, 0)
     content.show_all()
@@ -292,6 +305,8 @@ def show(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, daemon: Daemon
     style.gallery.view.connect("item-activated", lambda *_: dialog.response(Gtk.ResponseType.OK))
     style.gallery.view.grab_focus()
     accepted = dialog.run()
+    if preview is not None:
+        preview.cancel()
     dialog.destroy()
     return accepted
 

@@ -69,6 +69,14 @@ def forecast_text(image: Gimp.Image, drawables: list[Gimp.Drawable], daemon: imp
     return choices.estimate_text(estimate, daemon.absent_text(config.get_property("start-daemon")))
 
 
+def previewed(image: Gimp.Image, drawables: list[Gimp.Drawable]) -> Gimp.Layer | None:
+    """The layer the dialog previews: the one a run would paint (none when a run would refuse)."""
+    try:
+        return check_target(image, drawables)
+    except choices.PluginError:
+        return None
+
+
 def stream_into_layers(client: Client, submit: Submit, layers: impasto_run.ResultLayers,
                        progress: impasto_run.RunProgress) -> bool:
     """Run the job, turning its previews and result into layers and its progress into words.
@@ -112,7 +120,8 @@ def stylize(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image
         impasto_last.restore(config)
         daemon = started = impasto_daemon.Daemon(endpoint, settings, config.get_property("start-daemon"))
         if not impasto_dialog.show(procedure, config, started, image,
-                                   lambda config: forecast_text(image, drawables, started, config)):
+                                   lambda config: forecast_text(image, drawables, started, config),
+                                   previewed(image, drawables)):
             return cancelled(procedure)
         impasto_last.save(config)
     try:

@@ -34,6 +34,18 @@ def read_whole(layer: Gimp.Layer, side: int) -> tuple[int, int, bytes]:
     return small_w, small_h, bytes(data)
 
 
+def read_selection_over(image: Gimp.Image, layer: Gimp.Layer, side: int) -> bytes | None:
+    """The selection over the whole layer, reduced as read_whole reduces the layer; None without one."""
+    if not Gimp.Selection.bounds(image)[1]:
+        return None
+    width, height = layer.get_width(), layer.get_height()
+    scale = min(1.0, side / max(width, height))
+    _, offset_x, offset_y = layer.get_offsets()
+    rectangle = Gegl.Rectangle.new(round(offset_x * scale), round(offset_y * scale), max(1, round(width * scale)),
+                                   max(1, round(height * scale)))
+    return bytes(image.get_selection().get_buffer().get(rectangle, scale, "Y u8", Gegl.AbyssPolicy.NONE))
+
+
 def style_from_image(image: Gimp.Image) -> Style:
     """Another open image, flattened as it looks, as RGB bytes."""
     from impasto.protocol.messages import Image, Style

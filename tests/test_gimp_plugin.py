@@ -437,10 +437,14 @@ def test_the_dialog_in_the_gui_runs_a_preset_from_the_gallery_and_cancels_cleanl
     assert third["status"] == "success" and third["layers"] == [f"Impasto: {second}", "photo"], third
     assert "inconsistent" not in output and "undo group" not in output, output[-3000:]
     assert "mnemonic" not in output, output[-3000:]  # every setting has its Alt+key, none twice
+    log = host_daemon.log.read_text().splitlines()
+    previews = [line for line in log if "job preview-" in line and " done " in line]
+    assert previews, "the dialog's preview never ran"  # dialog.png shows it
     with Client(host_daemon.endpoint) as client:
         assert client.hello()["queue"] == 0
     print(f"GIMP {gimp.version} GUI: dialog after {opened:.1f} s, first run {first['seconds']:.1f} s, "
           f"cancel done in {cancel_seconds:.1f} s (the image then marked changed: {cancelled['dirty']}); "
+          f"the first preview: {previews[0].split(' done ')[1]}; "
           f"screenshots in {gimp.folder}")
 
 

@@ -99,6 +99,15 @@ def test_feather_and_settings_follow_the_quality() -> None:
     assert choices.knob("strength")[1:] == (0.0, 1.0, m.JobParams().strength)
 
 
+def test_the_dialogs_preview_has_the_runs_look_small_and_quick() -> None:
+    run = choices.job_params("draft", 0.6, 9, 0, 0, "luminance", 2.0)
+    preview = choices.preview_params(0.6, 9, "luminance", 2.0, 3)
+    assert (preview.strength, preview.seed, preview.keep_colors, preview.style_scale) == \
+        (run.strength, run.seed, run.keep_colors, run.style_scale)
+    assert preview.size == choices.PREVIEW_SIDE < run.size and preview.detail == 0 and preview.mask_feather == 3
+    assert preview.iterations < run.iterations and preview.preview_every == 0
+
+
 def test_the_submit_carries_the_mask_at_the_contents_size() -> None:
     content = m.Image(4, 3, 4, bytes(48))
     params = choices.job_params("draft", 0.5, 0, 1)
