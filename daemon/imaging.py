@@ -96,6 +96,13 @@ def composed_size(width: int, height: int, size: int, whole_side: int = 0) -> tu
     return working_size(width, height, max(1, round(long_side * factor)))
 
 
+def painted_size(width: int, height: int, pixels: int) -> tuple[int, int]:
+    """The size a picture's detail is painted up to: its own, or at most `pixels` (0: no cap)."""
+    if not pixels or width * height <= pixels:
+        return width, height
+    return working_size(width, height, max(1, math.floor(max(width, height) * math.sqrt(pixels / (width * height)))))
+
+
 def scale_sides(long_side: int, first: int) -> list[int]:
     """Long sides from `first` up to `long_side`, about √2 apart; one scale when `first` is 0."""
     sides = [long_side]

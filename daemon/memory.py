@@ -12,7 +12,7 @@ import torch
 from impasto.protocol.messages import JobParams
 
 from . import tiles
-from .imaging import composed_size
+from .imaging import composed_size, painted_size
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -65,8 +65,9 @@ def memory_plan(width: int, height: int, params: JobParams, device: torch.device
 
     Raises DoesNotFit, with the memory the job would need at least, when it cannot.
     """
-    # The largest scale: the working size, or the photo's own when detail is painted up to it.
-    w, h = (width, height) if params.detail else composed_size(width, height, params.size, params.layer_size)
+    # The largest scale: the working size, or the size detail is painted up to.
+    w, h = painted_size(width, height, params.paint_pixels) if params.detail else \
+        composed_size(width, height, params.size, params.layer_size)
     precision = "bf16" if use_bf16(params.precision, device) else "fp32"
     whole = FIXED_BYTES + w * h * WHOLE_BYTES_PER_PIXEL[precision]
     room = max(0, (limit - whole) // BYTES_PER_PIXEL[precision])

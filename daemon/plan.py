@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from impasto.protocol.messages import JobParams
 
-from .imaging import composed_size, resize, scale_sides, working_size
+from .imaging import composed_size, painted_size, resize, scale_sides, working_size
 
 # The shortest side VGG19 is given. Its fourth pooling needs at least 2 pixels, so 16 px of
 # picture, or max pooling fails ("Output size is too small") before relu5_1. A thinner
@@ -83,6 +83,8 @@ class Schedule:
         sizes = [size for size in sizes[:-1] if min(size) >= MIN_SIDE] + sizes[-1:]
         steps = [params.coarse_iterations or params.iterations] * (len(sizes) - 1) + [params.iterations]
         first_detail = len(sizes)
+        if output is not None:
+            output = painted_size(*output, params.paint_pixels)
         if output is not None and params.detail and max(output) > max(width, height):
             sides = [max(output)]
             while sides[-1] / DETAIL_STEP > max(width, height):

@@ -20,6 +20,14 @@ QUALITIES = {
     "fine": ("Fine (slow)", 8),
 }
 DEFAULT_QUALITY = "normal"
+# name: (label, the most pixels the detail is painted at; 0: the layer's own size). On a slow
+# machine a large photo's look comes quickly at a cap, and its full size can follow.
+PAINT_SIZES = {
+    "full": ("Full resolution", 0),
+    "4mp": ("At most 4 MP (quicker)", 4_000_000),
+    "1mp": ("At most 1 MP (quickest)", 1_000_000),
+}
+DEFAULT_PAINT_SIZE = "full"
 KEEP_COLORS = {"none": "Painting's colours", "luminance": "Photo's colours (luminance)",
                "match": "Photo's colours (matched palette)"}
 BRUSH_SIZES = (0.25, 4.0)  # the dialog's range for JobParams.style_scale
@@ -121,16 +129,18 @@ def feather_for(region: Region, has_mask: bool) -> int:
 
 
 def job_params(quality: str, strength: float, seed: int, feather: float, layer_side: int = 0,
-               keep_colors: str = "none", brush_size: float = 1.0) -> JobParams:
+               keep_colors: str = "none", brush_size: float = 1.0, paint_size: str = DEFAULT_PAINT_SIZE) -> JobParams:
     """The job's settings for a quality; everything not named here is the engine's default.
 
     `layer_side`, the long side of the layer a selection is cut from, makes the selection look
     like that part of a whole-layer run (strokes of the same size), so parts painted apart match.
     """
     _, detail = QUALITIES.get(quality, QUALITIES[DEFAULT_QUALITY])
+    _, paint_pixels = PAINT_SIZES.get(paint_size, PAINT_SIZES[DEFAULT_PAINT_SIZE])
     return JobParams(detail=detail, strength=strength, seed=seed,
                      preview_every=max(5, JobParams().iterations // 2), mask_feather=feather, layer_size=layer_side,
-                     keep_colors=keep_colors if keep_colors in KEEP_COLORS else "none", style_scale=brush_size)
+                     keep_colors=keep_colors if keep_colors in KEEP_COLORS else "none", style_scale=brush_size,
+                     paint_pixels=paint_pixels)
 
 
 # The dialog's preview: the layer at this long side, composed as a Draft is, in a few seconds
@@ -198,15 +208,18 @@ def duration_text(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 90 * 60 else f"{seconds / 3600:.1f} h"
 
 
-def estimate_text(estimate: dict | None, absent: str) -> str:
+def estimate_text(estimate: dict | None, absent: str, other_sizes: dict[str, dict | None] | None = None) -> str:
     """What the dialog says before OK: the sizes the job works at and how long it should take, or
-    `absent` when no daemon answered (impasto_daemon.Daemon.absent_text)."""
+    `absent` when no daemon answered (impasto_daemon.Daemon.absent_text); then the time at each
+    of `other_sizes` (PAINT_SIZES' names) that paints another size."""
     if estimate is None:
         return absent
     (width, height), (out_width, out_height) = estimate["working"], estimate["output"]
     painted = f", painted up to {out_width}×{out_height}" if (out_width, out_height) != (width, height) else ""
+    others = [f"{PAINT_SIZES[name][0].split(' (')[0].lower()}: {duration_text(other['seconds'])}"
+              for name, other in (other_sizes or {}).items() if other and other["output"] != estimate["output"]]
     return (f"Composed at {width}×{height} in every quality{painted}: about {duration_text(estimate['seconds'])} "
-            f"on {estimate['device']}")
+            f"on {estimate['device']}" + (f" ({'; '.join(others)})" if others else ""))
 
 
 # --- the dialog's last choices ---------------------------------------------------------
@@ -216,7 +229,7 @@ def estimate_text(estimate: dict | None, absent: str) -> str:
 # style file by URI, the pattern by its name (an open image has no lasting name: not kept).
 REMEMBERED: dict[str, type] = {
     "style-source": str, "style-preset": str, "style-file": str, "style-pattern": str, "strength": float,
-    "keep-colors": str, "brush-size": float, "quality": str, "seed": int, "keep-previews": bool,
+    "keep-colors": str, "brush-size": float, "quality": str, "paint-size": str, "seed": int, "keep-previews": bool,
     "start-daemon": bool,
 }
 
@@ -228,7 +241,8 @@ def remembered(saved: object) -> dict[str, Any]:
         return {}
     _, strength_low, strength_high, _ = knob("strength")
     fits = {"style-source": lambda v: v in STYLE_SOURCES, "keep-colors": lambda v: v in KEEP_COLORS,
-            "quality": lambda v: v in QUALITIES, "strength": lambda v: strength_low <= v <= strength_high,
+            "quality": lambda v: v in QUALITIES, "paint-size": lambda v: v in PAINT_SIZES,
+            "strength": lambda v: strength_low <= v <= strength_high,
             "brush-size": lambda v: BRUSH_SIZES[0] <= v <= BRUSH_SIZES[1], "seed": lambda v: SEEDS[0] <= v <= SEEDS[1],
             "style-preset": is_preset_name}
     kept = {}

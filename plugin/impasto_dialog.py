@@ -271,7 +271,7 @@ def show(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, daemon: Daemon
     def update_estimate(*_: object) -> None:
         estimate.set_text(forecast(config))
 
-    for name in ("quality", "strength", "brush-size", "start-daemon"):
+    for name in ("quality", "paint-size", "strength", "brush-size", "start-daemon"):
         config.connect(f"notify::{name}", update_estimate)
     update_estimate()
     preview = Preview(daemon.endpoint, config, current_image, layer, choose_style) if layer is not None else None
@@ -291,7 +291,8 @@ def show(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, daemon: Daemon
     advanced.add(packed(*(dialog.get_widget(name, GObject.TYPE_NONE)
                           for name in ("seed", "keep-previews", *(["start-daemon"] if daemon.can_start else []),
                                        "endpoint"))))  # from a sandbox, or beside a service, nothing to start
-    quality = packed(choice_row(config, "quality", "_Quality", labels), estimate)  # titled by its own label
+    quality = packed(choice_row(config, "quality", "_Quality", labels),
+                     choice_row(config, "paint-size", "Si_ze", labels), estimate)  # titled by their own labels
     content = packed(frame("Style", style.widget), frame("Strength", strength), quality, advanced, spacing=12)
     if preview is not None:
         content = packed(content, frame("Preview", preview.widget), orientation=Gtk.Orientation.HORIZONTAL,

@@ -48,11 +48,11 @@ SAVE_PRESET = "plug-in-impasto-save-preset"
 
 # --- the procedure ---------------------------------------------------------------------
 
-def settings_of(config: Gimp.ProcedureConfig, feather: float, layer_side: int) -> JobParams:
-    """The job's settings from the procedure's arguments."""
+def settings_of(config: Gimp.ProcedureConfig, feather: float, layer_side: int, paint_size: str = "") -> JobParams:
+    """The job's settings from the procedure's arguments (`paint_size`: another than the chosen one)."""
     return choices.job_params(config.get_property("quality"), config.get_property("strength"),
                               config.get_property("seed"), feather, layer_side, config.get_property("keep-colors"),
-                              config.get_property("brush-size"))
+                              config.get_property("brush-size"), paint_size or config.get_property("paint-size"))
 
 
 def forecast_text(image: Gimp.Image, drawables: list[Gimp.Drawable], daemon: impasto_daemon.Daemon,
@@ -66,7 +66,10 @@ def forecast_text(image: Gimp.Image, drawables: list[Gimp.Drawable], daemon: imp
     layer_side = max(layer.get_width(), layer.get_height()) if mask is not None else 0
     whole = (layer.get_width(), layer.get_height()) if mask is not None else None
     estimate = impasto_daemon.forecast(daemon.endpoint, region, settings_of(config, 0, layer_side), whole)
-    return choices.estimate_text(estimate, daemon.absent_text(config.get_property("start-daemon")))
+    chosen = config.get_property("paint-size")
+    others = {name: impasto_daemon.forecast(daemon.endpoint, region, settings_of(config, 0, layer_side, name), whole)
+              for name in choices.PAINT_SIZES if name != chosen and estimate is not None}
+    return choices.estimate_text(estimate, daemon.absent_text(config.get_property("start-daemon")), others)
 
 
 def previewed(image: Gimp.Image, drawables: list[Gimp.Drawable]) -> Gimp.Layer | None:
@@ -287,6 +290,10 @@ def add_style_transfer_arguments(procedure: Gimp.Procedure) -> None:
                                   "quality composes the same picture",
                                   choice_of({k: v[0] for k, v in choices.QUALITIES.items()}), choices.DEFAULT_QUALITY,
                                   flags)
+    procedure.add_choice_argument("paint-size", "Si_ze", "The most pixels the detail is painted at; a larger layer's "
+                                  "result is painted at that many and enlarged (quicker)",
+                                  choice_of({k: v[0] for k, v in choices.PAINT_SIZES.items()}),
+                                  choices.DEFAULT_PAINT_SIZE, flags)
     procedure.add_int_argument("seed", "Random see_d", "Same seed, same picture", *choices.SEEDS, JobParams().seed,
                                flags)
     procedure.add_boolean_argument("keep-previews", "_Keep every preview",

@@ -93,6 +93,9 @@ class JobParams:
                                   "as --iterations")
     detail: int = knob(4, Range(0, 1000), "optimiser iterations at each scale above --size, up to the photo's own "
                        "size, that paint its fine detail; 0 enlarges the working-size result instead (fast)")
+    paint_pixels: int = knob(0, Range(0, MAX_PIXELS), "the most pixels the detail is painted at: a larger "
+                             "photo's result is painted at that many and enlarged (quick on a slow machine); 0: "
+                             "the photo's own size")
     layer_size: int = knob(0, Range(0, MAX_SIDE), "long side of the whole picture the content is a part of (a "
                            "selection's layer), so the part is painted as the whole would be; 0: the content is whole")
     part_x: int = knob(0, Range(0, MAX_SIDE), "with a whole sent beside the content: the content's left in that "

@@ -129,6 +129,20 @@ def test_the_daemon_returns_the_painted_full_size(client) -> None:
     assert (160, 120) in sizes and (80, 60) in sizes
 
 
+def test_a_cap_on_painted_pixels_paints_the_detail_smaller_and_the_daemon_enlarges(vgg19, photo, painting,
+                                                                                    client) -> None:
+    """A slow machine's choice: the detail painted up to a cap, the result enlarged to the photo."""
+    capped, seen = run(vgg19, photo, painting, detail=3, paint_pixels=96 * 72)
+    assert capped.shape[-2:] == (72, 96) and max(p.width for p in seen) == 96  # 48 → 96, not 192
+    estimate = engine.StyleTransfer(vgg19).estimate(192, 144, JobParams(size=48, detail=3, paint_pixels=96 * 72))
+    assert estimate["output"] == [96, 72]
+    content = image_of(artwork.landscape(), (160, 120))
+    replies = replies_of(client, make_submit(content, image_of(artwork.swirls(), (64, 64)), size=48, iterations=4,
+                                             detail=2, paint_pixels=80 * 60))
+    assert (replies[-1].image.width, replies[-1].image.height) == (160, 120)
+    assert max(r.header["width"] for r in replies if r.type == m.PROGRESS) == 80
+
+
 def test_a_part_is_painted_as_the_whole_would_be(vgg19, painting) -> None:
     """A selection sent with its layer's size gets the whole run's strokes, not larger ones."""
     whole_photo = tensor_of(artwork.landscape(), (192, 144))

@@ -56,10 +56,11 @@ def test_a_new_presets_name_is_made_acceptable_or_refused() -> None:
 
 def test_the_dialogs_last_choices_are_read_back_only_where_they_still_fit() -> None:
     kept = {"style-source": "file", "style-file": "file:///home/a/b.jpg", "style-preset": "the_scream",
-            "strength": 1, "quality": "draft", "keep-colors": "match", "brush-size": 2.5, "seed": 7,
-            "keep-previews": True, "start-daemon": False, "style-pattern": "Pine"}
+            "strength": 1, "quality": "draft", "paint-size": "1mp", "keep-colors": "match", "brush-size": 2.5,
+            "seed": 7, "keep-previews": True, "start-daemon": False, "style-pattern": "Pine"}
     assert choices.remembered(json.loads(json.dumps(kept))) == {**kept, "strength": 1.0}
-    wrong = {"style-source": "sky", "style-preset": "../x", "strength": 7.0, "quality": "best", "keep-colors": 1,
+    wrong = {"style-source": "sky", "style-preset": "../x", "strength": 7.0, "quality": "best", "paint-size": "9mp",
+             "keep-colors": 1,
              "brush-size": "big", "seed": -1, "keep-previews": "yes", "start-daemon": 0, "endpoint": "tcp://x:1"}
     assert choices.remembered(wrong) == {}
     assert choices.remembered(["a list"]) == {} and choices.remembered({"seed": True}) == {}
@@ -246,6 +247,21 @@ def test_the_dialog_tells_sizes_and_time_before_ok(daemon, tmp_path) -> None:
                    for quality in ("draft", "fine"))
     assert draft and fine and draft["working"] == fine["working"] and draft["seconds"] < estimate["seconds"] < \
         fine["seconds"]
+    # A slow machine's size choice: the estimate for each size that paints another size.
+    sizes = {name: impasto_daemon.forecast(daemon.endpoint, region, choices.job_params("normal", 0.5, 0, 0,
+                                                                                       paint_size=name))
+             for name in choices.PAINT_SIZES}
+    assert sizes["full"] == estimate and sizes["1mp"]["output"] == [1264, 790]
+    assert sizes["1mp"]["seconds"] < sizes["4mp"]["seconds"] < estimate["seconds"]
+    assert sizes["1mp"]["working"] == estimate["working"]  # the same look, less detail
+    text = choices.estimate_text(sizes["1mp"], "unused", {"full": estimate, "4mp": sizes["4mp"]})
+    assert "painted up to 1264×790" in text and "(full resolution: " in text and "; at most 4 mp: " in text
+    small = choices.Region(0, 0, 800, 600)  # under every cap: nothing else to say
+    small_sizes = {name: impasto_daemon.forecast(daemon.endpoint, small, choices.job_params("normal", 0.5, 0, 0,
+                                                                                            paint_size=name))
+                   for name in choices.PAINT_SIZES}
+    assert choices.estimate_text(small_sizes["full"], "unused", small_sizes) == \
+        choices.estimate_text(small_sizes["full"], "unused")
     absent = f"ipc://{tmp_path}/none.sock"
     assert impasto_daemon.forecast(absent, region, choices.job_params("draft", 0.5, 0, 0)) is None
     assert choices.estimate_text(None, "absent") == "absent"
