@@ -48,7 +48,7 @@ from .losses import ContentLoss, GramStyleLoss, SlicedWassersteinStyleLoss, Styl
 from .memory import SLICED_POSITIONS, bf16_supported, crop_budget, tile_counts, use_bf16
 from .model import LAYER_STRIDE, VGG19
 from .objective import DEFAULTS, Objective, Report, descend, effective_weights, style_gain
-from .pace import Pace, regime
+from .pace import PACE_FILE, Pace, identity, regime
 from .plan import MIN_SIDE, schedule_for
 from .run import Compositions, PreviewCallback, ProgressCallback, Run
 from .targets import TargetCache, image_digest
@@ -75,6 +75,9 @@ class StyleTransfer:
         self._digests: dict[int, str] = {}  # style image → pixel hash, for the job in progress
         self._should_stop: Callable[[], bool] = lambda: False  # the job in progress's
         self.pace = Pace()  # this device's, measured at warm-up and on every finished job
+        # Where the pace is kept for the next daemon: beside the cached style targets, if on disk.
+        self.pace_file = self.cache.folder / PACE_FILE if self.cache.folder is not None else None
+        self.warmed_up = False  # the warm-up's own jobs teach the pace, but are not kept
         self.compositions = Compositions()  # wholes composed for their parts (selections)
 
     def warm_up(self) -> None:
@@ -99,6 +102,7 @@ class StyleTransfer:
             self.run(image, [(image, 1.0)], dataclasses.replace(small, precision=precision))
         image = image[..., 48:240, 64:320]  # the sliced loss's pace, at a size it tells as well, for less time
         self.run(image, [(image, 1.0)], dataclasses.replace(small, size=256, style_loss="sliced"))
+        self.warmed_up = True
 
     def estimate(self, width: int, height: int, params: JobParams, memory_limit: int | None = None,
                  whole: tuple[int, int] | None = None) -> dict:
@@ -241,7 +245,15 @@ class StyleTransfer:
         self._digests = {}
         self._should_stop = should_stop
         torch.manual_seed(params.seed)
-        return Run(self, content, styles, params, on_progress, on_preview, memory_limit, whole).paint()
+        paces = dict(self.pace.per_unit)
+        result = Run(self, content, styles, params, on_progress, on_preview, memory_limit, whole).paint()
+        if self.pace_file is not None and self.warmed_up and self.pace.per_unit != paces:  # the job taught it
+            self.pace.save(self.pace_file, identity(self.device))
+        return result
+
+    def adopt_saved_pace(self) -> bool:
+        """After the warm-up: the pace an earlier daemon learned here, where there is one."""
+        return self.pace_file is not None and self.pace.adopt(self.pace_file, identity(self.device))
 
     def objective_terms(self, picture: torch.Tensor, content: torch.Tensor, styles: Styles,
                         params: JobParams) -> dict[str, float]:

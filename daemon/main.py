@@ -174,7 +174,9 @@ def load_and_warm_up(args: argparse.Namespace, device: torch.device) -> StyleTra
     engine = StyleTransfer(model, device, cache=TargetCache(args.cache_dir or default_cache_folder()))
     started = time.monotonic()
     engine.warm_up()
-    log.info("warmed up in %.2f s", time.monotonic() - started)
+    adopted = engine.adopt_saved_pace()
+    log.info("warmed up in %.2f s%s", time.monotonic() - started,
+             "; the pace measured by an earlier daemon's jobs taken in" if adopted else "")
     return engine
 
 

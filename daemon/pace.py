@@ -5,7 +5,12 @@ come from here. Figures behind the constants: bench/RESULTS.md (findings) and be
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import platform
 import time
+from pathlib import Path
 
 import torch
 
@@ -21,6 +26,7 @@ DETAIL_COST = 0.6
 # A pixel costs more in a larger picture, as its activations outgrow the caches: (megapixels)^this.
 PACE_EXPONENT = 0.15
 PACE_TRUST = 0.2  # share of a job's work after which its own pace alone gives the time left
+PACE_FILE = "pace.json"  # in the daemon's cache folder (StyleTransfer.pace_file)
 # Jobs with at least this much work an iteration on average (a picture of about 190×140) teach the
 # pace per unit; smaller ones, where the per-iteration overheads dominate, what an iteration costs.
 LEARN_FROM_COST = 20_000
@@ -66,6 +72,12 @@ def blended_pace(prior: float | None, seconds: float, work: float, total: float,
     return trust * own + (1 - trust) * prior
 
 
+def identity(device: torch.device) -> str:
+    """What a measured pace holds for: this machine, this device (and its threads), this torch."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    return f"{platform.node()}/{platform.machine()}/{device.type} {name}/torch {torch.__version__}"
+
+
 def regime(params: JobParams, device: torch.device) -> str:
     """What sets a pixel's cost besides its size: the precision it runs in and the style loss."""
     return f"{'bf16' if use_bf16(params.precision, device) else 'fp32'}/{params.style_loss}"
@@ -107,6 +119,32 @@ class Pace:
         measured = max(0.0, seconds - self.per_iteration * iterations) / work
         previous = self.per_unit.get(key)
         self.per_unit[key] = measured if previous is None else (previous + measured) / 2
+
+    def save(self, path: Path, identity: str) -> None:
+        """Keep the measured pace for the next daemon on this machine (best effort)."""
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            partial.write_text(json.dumps({"identity": identity, "per_unit": self.per_unit}))
+            partial.replace(path)
+        except OSError:
+            partial.unlink(missing_ok=True)
+
+    def adopt(self, path: Path, identity: str) -> bool:
+        """Take in the pace an earlier daemon measured on its jobs, if it ran on this machine and
+        device (`identity`): a warm-up's small jobs alone foretold a large job's time worse than one
+        finished job did (bench/first_estimate.py). The seconds per iteration stay the warm-up's."""
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return False
+        per_unit = saved.get("per_unit") if isinstance(saved, dict) and saved.get("identity") == identity else None
+        if not isinstance(per_unit, dict) or not all(
+                isinstance(key, str) and isinstance(value, float) and math.isfinite(value) and value > 0
+                for key, value in per_unit.items()):
+            return False
+        self.per_unit.update(per_unit)
+        return True
 
     def estimate(self, schedule: Schedule, params: JobParams, max_crop_pixels: int, key: str) -> float:
         """Seconds a job with this schedule would take, set-up included."""

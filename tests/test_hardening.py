@@ -460,6 +460,42 @@ def test_a_tiny_jobs_estimate_holds_in_the_daemon(fresh_daemon) -> None:
     assert took < 1.5 * estimate, f"took {took:.1f} s, estimated {estimate:.1f} s"
 
 
+def test_a_restarted_daemon_keeps_the_pace_its_jobs_measured(tmp_path: Path) -> None:
+    """Item 2: the first estimate after a start came from the warm-up's small jobs alone; a daemon
+    now keeps the pace its jobs measured beside its cached targets, for the next one here."""
+    from impasto.daemon.pace import PACE_FILE, Pace
+
+    from .conftest import DaemonProcess
+
+    picture = np.asarray(np.random.default_rng(0).integers(0, 255, (192, 256, 3)), np.uint8)
+    params = m.JobParams(size=256, iterations=6, first_scale=0, detail=0, preview_every=0)  # large enough to teach
+    submit = m.Submit(new_job_id(), m.Image(256, 192, 3, picture.tobytes()), [m.Style(preset="swirls")], params)
+    first = DaemonProcess(f"ipc://{tmp_path}/d.sock", tmp_path / "daemon.log")
+    try:
+        with Client(first.endpoint, timeout=60) as client:
+            assert list(client.run_job(submit))[-1].type == m.RESULT
+    finally:
+        first.stop()
+    assert json.loads((tmp_path / "cache" / PACE_FILE).read_text())["per_unit"]
+    second = DaemonProcess(f"ipc://{tmp_path}/d.sock", tmp_path / "second.log")
+    second.stop()
+    assert "the pace measured by an earlier daemon's jobs taken in" in (tmp_path / "second.log").read_text()
+    # Only a pace measured on this machine and device, and sound, is taken in.
+    path = tmp_path / PACE_FILE
+    for saved in ({"identity": "here", "per_unit": {"bf16/gram": -1.0}},
+                  {"identity": "here", "per_unit": {"bf16/gram": "fast"}}, ["not", "a", "map"]):
+        path.write_text(json.dumps(saved))
+        assert not Pace().adopt(path, "here")
+    path.write_text("{not json")
+    assert not Pace().adopt(path, "here")
+    measured = Pace()
+    measured.per_unit = {"bf16/gram": 2e-6}
+    measured.save(path, "here")
+    adopted = Pace()
+    assert adopted.adopt(path, "here") and adopted.per_unit == {"bf16/gram": 2e-6}
+    assert not Pace().adopt(path, "elsewhere")  # another machine's, or another device's
+
+
 def test_the_targets_kept_in_memory_are_bounded_by_their_bytes(tmp_path: Path) -> None:
     """The soak's RSS grew across mixed jobs while a count of entries bounded the memory cache."""
     cache = TargetCache(tmp_path / "targets", memory_bytes=3 * 4 * 64 * 64)
