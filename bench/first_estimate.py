@@ -75,7 +75,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--megapixels", type=float, nargs="+", default=[0.5, 4, 15])
     parser.add_argument("--qualities", nargs="+", default=list(choices.QUALITIES), choices=list(choices.QUALITIES))
+    parser.add_argument("--section", default="first_estimate",
+                        help="RESULTS.md section to write (a check of some sizes beside the full run)")
     args = parser.parse_args()
+    with Results(args.section):
+        measure(args)
+
+
+def measure(args: argparse.Namespace) -> None:
     print("| layer | quality | estimate, first daemon | took | error | estimate, the daemon started again | error |")
     print("|---|---|---|---|---|---|---|")
     for megapixels in args.megapixels:
@@ -87,5 +94,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with Results("first_estimate"):
-        main()
+    main()
