@@ -21,8 +21,9 @@ from .memory import use_bf16
 from .plan import Schedule
 
 # A detail iteration's cost per pixel against a whole pass: it stops at relu3_1, but its
-# full-size first layers are bound by memory.
-DETAIL_COST = 0.6
+# full-size first layers are bound by memory, as much as the rest of a pass costs (with less,
+# a new daemon's first estimates of large jobs fell short: bench/first_estimate.py).
+DETAIL_COST = 1.0
 # A pixel costs more in a larger picture, as its activations outgrow the caches: (megapixels)^this.
 PACE_EXPONENT = 0.15
 PACE_TRUST = 0.2  # share of a job's work after which its own pace alone gives the time left

@@ -216,7 +216,8 @@ def estimate_text(estimate: dict | None, absent: str, other_sizes: dict[str, dic
         return absent
     (width, height), (out_width, out_height) = estimate["working"], estimate["output"]
     painted = f", painted up to {out_width}×{out_height}" if (out_width, out_height) != (width, height) else ""
-    others = [f"{PAINT_SIZES[name][0].split(' (')[0].lower()}: {duration_text(other['seconds'])}"
+    labels = {name: label.split(" (")[0] for name, (label, _) in PAINT_SIZES.items()}
+    others = [f"{labels[name][:1].lower()}{labels[name][1:]}: {duration_text(other['seconds'])}"
               for name, other in (other_sizes or {}).items() if other and other["output"] != estimate["output"]]
     return (f"Composed at {width}×{height} in every quality{painted}: about {duration_text(estimate['seconds'])} "
             f"on {estimate['device']}" + (f" ({'; '.join(others)})" if others else ""))

@@ -255,7 +255,7 @@ def test_the_dialog_tells_sizes_and_time_before_ok(daemon, tmp_path) -> None:
     assert sizes["1mp"]["seconds"] < sizes["4mp"]["seconds"] < estimate["seconds"]
     assert sizes["1mp"]["working"] == estimate["working"]  # the same look, less detail
     text = choices.estimate_text(sizes["1mp"], "unused", {"full": estimate, "4mp": sizes["4mp"]})
-    assert "painted up to 1264×790" in text and "(full resolution: " in text and "; at most 4 mp: " in text
+    assert "painted up to 1264×790" in text and "(full resolution: " in text and "; at most 4 MP: " in text
     small = choices.Region(0, 0, 800, 600)  # under every cap: nothing else to say
     small_sizes = {name: impasto_daemon.forecast(daemon.endpoint, small, choices.job_params("normal", 0.5, 0, 0,
                                                                                             paint_size=name))
