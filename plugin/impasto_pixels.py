@@ -24,11 +24,16 @@ def read_pixels(drawable: Gimp.Drawable, x: int, y: int, width: int, height: int
     return bytes(buffer.get(Gegl.Rectangle.new(x, y, width, height), 1.0, fmt, Gegl.AbyssPolicy.CLAMP))
 
 
-def read_whole(layer: Gimp.Layer, side: int) -> tuple[int, int, bytes]:
-    """The whole layer reduced (by GEGL, as it reads) to a long side of at most `side`, RGB."""
+def reduced(layer: Gimp.Layer, side: int) -> tuple[float, int, int]:
+    """The scale that brings the layer's long side to at most `side`, and the size it gives."""
     width, height = layer.get_width(), layer.get_height()
     scale = min(1.0, side / max(width, height))
-    small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
+    return scale, max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def read_whole(layer: Gimp.Layer, side: int) -> tuple[int, int, bytes]:
+    """The whole layer reduced (by GEGL, as it reads) to a long side of at most `side`, RGB."""
+    scale, small_w, small_h = reduced(layer, side)
     data = layer.get_buffer().get(Gegl.Rectangle.new(0, 0, small_w, small_h), scale, "R'G'B' u8",
                                   Gegl.AbyssPolicy.CLAMP)
     return small_w, small_h, bytes(data)
@@ -38,11 +43,9 @@ def read_selection_over(image: Gimp.Image, layer: Gimp.Layer, side: int) -> byte
     """The selection over the whole layer, reduced as read_whole reduces the layer; None without one."""
     if not Gimp.Selection.bounds(image)[1]:
         return None
-    width, height = layer.get_width(), layer.get_height()
-    scale = min(1.0, side / max(width, height))
+    scale, small_w, small_h = reduced(layer, side)
     _, offset_x, offset_y = layer.get_offsets()
-    rectangle = Gegl.Rectangle.new(round(offset_x * scale), round(offset_y * scale), max(1, round(width * scale)),
-                                   max(1, round(height * scale)))
+    rectangle = Gegl.Rectangle.new(round(offset_x * scale), round(offset_y * scale), small_w, small_h)
     return bytes(image.get_selection().get_buffer().get(rectangle, scale, "Y u8", Gegl.AbyssPolicy.NONE))
 
 
