@@ -24,6 +24,7 @@ from impasto.protocol.security import TransportRefused, check_transport
 from .claim import AlreadyRunning, Keeper, claim_endpoint, handed_socket
 from .delivery import SEND_QUEUE
 from .engine import StyleTransfer
+from .memory import hold_freed_memory
 from .model import WeightsError, default_weights_path, load_vgg19
 from .presets import PresetStore
 from .service import VERSION, Service
@@ -182,6 +183,7 @@ def load_and_warm_up(args: argparse.Namespace, device: torch.device) -> StyleTra
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    hold_freed_memory()  # before zmq's and the loader's threads start
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s impasto-daemon %(levelname)s %(message)s")
     if args.threads:

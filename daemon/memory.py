@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import gc
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -107,24 +106,42 @@ def available_bytes(device: torch.device) -> int:
     return 2**62  # unknown: do not refuse
 
 
-def _libc_malloc_trim() -> Callable[[int], int] | None:
+def _glibc() -> ctypes.CDLL | None:
     try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
         return None
+    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
 
 
-MALLOC_TRIM = _libc_malloc_trim()
+GLIBC = _glibc()
+M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8  # mallopt's parameters (malloc.h)
+
+
+def hold_freed_memory(hold: bool = True) -> None:
+    """Keep what a job frees for its next allocations, until release_memory() at its end; call
+    it before any thread starts.
+
+    glibc gives each block over 32 MB a mapping of its own and unmaps it when freed, so every
+    pass mapped VGG19's large activations afresh and faulted in each page again: at 4 MP most
+    of an iteration's time went there (bench/network_cost.py). From the heap, untrimmed, they
+    are reused; every thread shares that one heap, since a thread's own arena maps a large
+    block whatever it is told. `hold=False` puts glibc's defaults back.
+    """
+    if GLIBC is not None:
+        GLIBC.mallopt(M_MMAP_MAX, 0 if hold else 65536)
+        GLIBC.mallopt(M_TRIM_THRESHOLD, 2**31 - 1 if hold else 128 * 1024)
+        GLIBC.mallopt(M_ARENA_MAX, 1 if hold else 0)
 
 
 def release_memory() -> None:
     """Give a finished job's memory back, so a daemon that runs for days does not creep up.
 
-    glibc keeps freed blocks in its arenas; malloc_trim returns them to the system. CUDA's
-    caching allocator likewise keeps blocks until asked.
+    glibc keeps freed blocks in its arenas (all of them, see hold_freed_memory); malloc_trim
+    returns them to the system. CUDA's caching allocator likewise keeps blocks until asked.
     """
     gc.collect()
-    if MALLOC_TRIM is not None:
-        MALLOC_TRIM(0)
+    if GLIBC is not None:
+        GLIBC.malloc_trim(0)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -93,6 +93,9 @@ class VGG19(nn.Module):
         self.register_buffer("mean", mean.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", std.view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
+        # Channels last: oneDNN's convolutions run about twice as fast on the CPU in this layout,
+        # forward and backward (bench/network_cost.py); the features come out in it too.
+        self.memory_format = torch.channels_last
 
     def preprocess(self, rgb: torch.Tensor) -> torch.Tensor:
         """RGB in 0..1, shape (N, 3, H, W), to what the weights were trained on."""
@@ -119,7 +122,7 @@ class VGG19(nn.Module):
         if unknown:
             raise ValueError(f"unknown VGG19 layers: {sorted(unknown)}")
         last = max(LAYER_INDEX[name] for name in layers)
-        x = self.preprocess(rgb)
+        x = self.preprocess(rgb).contiguous(memory_format=self.memory_format)
         features: dict[str, torch.Tensor] = {}
         for name in LAYER_NAMES[: last + 1]:
             if name == "conv1_1" and edge == "replicate":
@@ -127,8 +130,8 @@ class VGG19(nn.Module):
                 x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), conv.weight, conv.bias)
             elif name.startswith("conv"):
                 x = self.convs[name](x)
-            elif name.startswith("relu"):
-                x = F.relu(x)
+            elif name.startswith("relu"):  # in place, unless the convolution's own output was asked for
+                x = F.relu(x, inplace=LAYER_NAMES[LAYER_INDEX[name] - 1] not in layers)
             elif pooling == "max":
                 x = F.max_pool2d(x, 2)
             else:
