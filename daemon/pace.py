@@ -21,9 +21,9 @@ from .memory import use_bf16
 from .plan import Schedule
 
 # A detail iteration's cost per pixel against a whole pass: it stops at relu3_1, but its
-# full-size first layers are bound by memory, as much as the rest of a pass costs (with less,
-# a new daemon's first estimates of large jobs fell short: bench/first_estimate.py).
-DETAIL_COST = 1.0
+# full-size first layers are bound by memory, and its set-up at full size is slow; what a 4 MP
+# job's scales took (bench/network_cost.py), checked on new daemons by bench/first_estimate.py.
+DETAIL_COST = 0.65
 # A pixel costs more in a larger picture, as its activations outgrow the caches: (megapixels)^this.
 PACE_EXPONENT = 0.15
 PACE_TRUST = 0.2  # share of a job's work after which its own pace alone gives the time left

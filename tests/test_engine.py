@@ -20,6 +20,38 @@ def test_gram_matrix_matches_definition() -> None:
     assert torch.allclose(gram, gram.T)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_matrix_gradient_is_autograds(dtype, layout) -> None:
+    """The Gram's own gradient, X(D + Dᵀ), is what autograd finds for the plain product, for one
+    picture and for several, in either layout VGG19's features may come in."""
+    for pictures in (1, 2):
+        features = torch.randn(pictures, 6, 5, 7).to(dtype).contiguous(memory_format=layout).requires_grad_(True)
+        weights = torch.randn(pictures, 6, 6)
+        (losses.gram_matrix(features) * weights).sum().backward()
+        plain = features.detach().float().requires_grad_(True)
+        flat = plain.reshape(pictures, 6, 35)
+        ((flat @ flat.transpose(1, 2)) / (6 * 35) * weights).sum().backward()
+        assert features.grad is not None and plain.grad is not None
+        assert torch.allclose(features.grad.float(), plain.grad, rtol=0.02, atol=0.02 * plain.grad.abs().max().item())
+
+
+def test_features_are_the_same_in_either_layout(vgg19) -> None:
+    """Channels-last (the default, for speed) changes how features are stored, not what they are;
+    a convolution's output asked for keeps its negative values (the ReLUs run in place otherwise)."""
+    picture = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(0))
+    layers = {"conv1_1", "relu1_1", "relu2_1", "relu4_2"}
+    fast = vgg19(picture, layers, edge="replicate")
+    vgg19.memory_format = torch.contiguous_format
+    try:
+        plain = vgg19(picture, layers, edge="replicate")
+    finally:
+        vgg19.memory_format = torch.channels_last
+    for layer in layers:
+        assert torch.allclose(fast[layer], plain[layer], atol=1e-3 * plain[layer].abs().max().item())
+    assert fast["conv1_1"].min() < 0 and torch.equal(fast["relu1_1"], fast["conv1_1"].clamp(min=0))
+
+
 def test_gram_matrix_ignores_image_size() -> None:
     features = torch.randn(1, 8, 6, 6)
     tiled = features.repeat(1, 1, 2, 3)  # the same texture over a larger area
