@@ -56,7 +56,7 @@ def tiled_cost(schedule: Schedule, max_crop_pixels: int, measuring_pass: bool) -
 def setup_cost(schedule: Schedule) -> float:
     """The work each scale does before its first iteration: the photo's and the painting's
     forward passes for the targets, each a third of a forward+backward."""
-    return sum(2 / 3 * cost / steps for cost, steps in zip(costs(schedule), schedule.steps, strict=True))
+    return sum(2 / 3 * cost / steps for cost, steps in zip(costs(schedule), schedule.steps, strict=True) if steps)
 
 
 def blended_pace(prior: float | None, seconds: float, work: float, total: float, so_far: float) -> float:

@@ -30,7 +30,9 @@ from .imaging import composed_size, painted_size, resize, scale_sides, working_s
 MIN_SIDE = 16
 DETAIL_STEP = 2.0
 # The top scale, the photo's own size, holds three quarters of the detail scales' pixels and gets
-# this share of their iterations: half the time, alike crops (bench/full_resolution.py).
+# this share of their iterations, rounded: half the time, alike crops (bench/full_resolution.py).
+# With one iteration a scale (the plug-in's Draft) it gets none: the scale below, enlarged, with
+# the photo's own detail added back, at about half a Normal's time (bench/first_estimate.py).
 TOP_SHARE = 0.5
 
 
@@ -90,7 +92,7 @@ class Schedule:
             while sides[-1] / DETAIL_STEP > max(width, height):
                 sides.append(round(sides[-1] / DETAIL_STEP))
             sizes += [working_size(*output, side) for side in sides[::-1]]
-            steps += [params.detail] * (len(sides) - 1) + [max(1, round(params.detail * TOP_SHARE))]
+            steps += [params.detail] * (len(sides) - 1) + [round(params.detail * TOP_SHARE)]
         return cls(sizes, steps, first_detail)
 
 

@@ -99,6 +99,8 @@ class Run:
             image = starting_point(image, scale_content, previous, self.params, self.generator,
                                    self.palette).to(self.engine.device)
             previous = scale_content
+            if not self.schedule.steps[index]:  # the scale below, enlarged, with the photo's detail: no painting
+                continue
             # A detail scale keeps what the scale below holds from where it started, and so do its
             # previews; the look's scales keep everything they paint.
             kept = low_band_of(image, *self.schedule.below(index)) if detail else keep_all

@@ -12,10 +12,11 @@ from impasto.protocol.errors import is_number
 from impasto.protocol.messages import DEFAULT_PRESET, Image, JobParams, PresetInfo, Progress, Style, Submit
 from impasto.protocol.presets import NAME_RULE, is_preset_name
 
-# name: (label, iterations at each detail scale above the composition). Every quality composes the
-# same picture, since its size and iterations change the look (bench/same_look.py); a Draft shows Fine's look.
+# name: (label, iterations at each detail scale above the composition; the layer's own size gets
+# half, a Draft none: plan.TOP_SHARE). Every quality composes the same picture, since its size and
+# iterations change the look (bench/same_look.py); a Draft shows Fine's look.
 QUALITIES = {
-    "draft": ("Draft (fast)", 2),
+    "draft": ("Draft (fast)", 1),
     "normal": ("Normal", 4),
     "fine": ("Fine (slow)", 8),
 }

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from impasto.daemon import artwork, engine
 from impasto.daemon.imaging import low_band_of, resize
+from impasto.daemon.plan import Schedule
 from impasto.protocol import messages as m
 from impasto.protocol.messages import JobParams
 
@@ -59,6 +60,21 @@ def test_detail_scales_reach_the_photos_size_and_paint_its_detail(vgg19, photo, 
     # The look is the working size's: shrunk back, the two are close (much closer than to the photo).
     shrunk = resize(painted, 48, 36)
     assert (shrunk - enlarged).abs().mean() < 0.5 * (resize(photo, 48, 36) - enlarged).abs().mean()
+
+
+def test_one_iteration_a_scale_leaves_the_photos_own_size_unpainted(vgg19, photo, painting) -> None:
+    """A Draft (one iteration a detail scale): the photo's own size gets none, and is the scale
+    below enlarged with the photo's detail added back: sharp at 100%, and no pass at that size."""
+    assert Schedule.of(48, 36, JobParams(size=48, detail=1), (192, 144)).steps[-2:] == [1, 0]
+    drafted, seen = run(vgg19, photo, painting, detail=1)
+    assert drafted.shape[-2:] == (144, 192)
+    sizes = {(p.width, p.height) for p in seen}
+    assert (96, 72) in sizes and (192, 144) not in sizes and seen[-1].iteration == seen[-1].total
+    enlarged, _ = run(vgg19, photo, painting, detail=0)
+    plain = F.interpolate(enlarged, size=(144, 192), mode="bicubic", align_corners=False).clamp(0, 1)
+    assert fine_detail(drafted) > 1.5 * fine_detail(plain)
+    estimate = engine.StyleTransfer(vgg19).estimate(192, 144, JobParams(size=48, detail=1))
+    assert estimate["output"] == [192, 144] and estimate["seconds"] >= 0
 
 
 def test_a_detail_scale_keeps_the_coarse_band_of_where_it_started() -> None:
