@@ -11,14 +11,14 @@ unless told otherwise, and prints:
 - look: how far the result, shrunk to the working size, is from the `detail=0` result shrunk
   alike (mean absolute difference, in 0..255 levels), and beside it how far that `detail=0`
   result is from the photo shrunk alike: the detail keeps the look when the first is a small
-  share of the second. Several `--detail` values (the plug-in's qualities: 2, 4, 8) share one
+  share of the second. Several `--detail` values (the plug-in's qualities: 1, 4, 8) share one
   `detail=0` run.
 Crops at 100% (photo | detail=0 | each detail) go to --out.
 
     .venv/bin/python bench/full_resolution.py                                  # 4 photos at 2560×1600
-    .venv/bin/python bench/full_resolution.py --photos Path --scale 2.4 --size 768 --iterations 60 \\
-        --memory-limit 8                                                      # 24 MP
-    .venv/bin/python bench/full_resolution.py --photos Path --detail 2 4 8      # the plug-in's qualities
+    .venv/bin/python bench/full_resolution.py --photos Path --scale 2.4 --memory-limit 8 \\
+        --section full_resolution_24mp                       # 24 MP at the plug-in's Normal, within 8 GiB
+    .venv/bin/python bench/full_resolution.py --photos Path --detail 1 4 8      # the plug-in's qualities
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def shrunk(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(PILImage.fromarray(rgb).resize(size, PILImage.LANCZOS), np.float32)
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", nargs="+", default=list(PHOTOS))
     parser.add_argument("--style", type=Path, default=SHARED / "style" / "starry_night.jpg")
@@ -121,7 +121,12 @@ def main() -> None:
     parser.add_argument("--detail", type=int, nargs="+", default=[m.JobParams().detail])
     parser.add_argument("--memory-limit", type=float, default=0, help="GiB a job may add (the daemon's option)")
     parser.add_argument("--out", type=Path, default=Path("bench-full-resolution"))
-    args = parser.parse_args()
+    parser.add_argument("--section", default="full_resolution", help="RESULTS.md section to write (24 MP beside "
+                        "the 4 photos, say)")
+    return parser.parse_args()
+
+
+def main(args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     style = as_image(PILImage.open(args.style))
     print(f"{'photo':<13} {'size':>10} {'seconds':>8} {'1st prev':>8} {'detail':>7} {'enlarged':>8} "
@@ -154,5 +159,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with Results("full_resolution"):
-        main()
+    ARGS = arguments()
+    with Results(ARGS.section):
+        main(ARGS)

@@ -87,7 +87,8 @@ class Results:
     def __init__(self, name: str, path: Path = RESULTS) -> None:
         self.name = name
         self.path = path
-        self.command = shlex.join(["python", f"bench/{name}.py", *sys.argv[1:]])
+        # The script that runs, not the section's name: a check may write a section of its own.
+        self.command = shlex.join(["python", f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]])
         self._tee = Tee(sys.stdout)
         self._redirect = contextlib.redirect_stdout(self._tee)  # type: ignore[type-var]
 

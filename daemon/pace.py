@@ -26,6 +26,9 @@ from .plan import Schedule
 DETAIL_COST = 0.65
 # A pixel costs more in a larger picture, as its activations outgrow the caches: (megapixels)^this.
 PACE_EXPONENT = 0.15
+# A scale with no iterations (a Draft's top: the scale below enlarged, with the photo's detail),
+# in whole passes: the 15 MP Draft's estimate fell 30% short without it (bench/first_estimate.py).
+UNPAINTED_COST = 0.25
 PACE_TRUST = 0.2  # share of a job's work after which its own pace alone gives the time left
 PACE_FILE = "pace.json"  # in the daemon's cache folder (StyleTransfer.pace_file)
 # Jobs with at least this much work an iteration on average (a picture of about 190×140) teach the
@@ -33,10 +36,14 @@ PACE_FILE = "pace.json"  # in the daemon's cache folder (StyleTransfer.pace_file
 LEARN_FROM_COST = 20_000
 
 
+def pass_cost(width: int, height: int) -> float:
+    """One whole VGG19 pass's work at a size, a pixel costing more in a larger picture (PACE_EXPONENT)."""
+    return width * height * (width * height / 1e6) ** PACE_EXPONENT
+
+
 def costs(schedule: Schedule) -> list[float]:
-    """Each scale's work: pixel-iterations of a whole VGG19 pass, a pixel costing more in a
-    larger picture (PACE_EXPONENT) and less at a detail scale (DETAIL_COST)."""
-    return [w * h * (w * h / 1e6) ** PACE_EXPONENT * n * (DETAIL_COST if index >= schedule.first_detail else 1.0)
+    """Each scale's work: its iterations' passes, cheaper at a detail scale (DETAIL_COST)."""
+    return [pass_cost(w, h) * n * (DETAIL_COST if index >= schedule.first_detail else 1.0)
             for index, ((w, h), n) in enumerate(zip(schedule.sizes, schedule.steps, strict=True))]
 
 
@@ -55,8 +62,10 @@ def tiled_cost(schedule: Schedule, max_crop_pixels: int, measuring_pass: bool) -
 
 def setup_cost(schedule: Schedule) -> float:
     """The work each scale does before its first iteration: the photo's and the painting's
-    forward passes for the targets, each a third of a forward+backward."""
-    return sum(2 / 3 * cost / steps for cost, steps in zip(costs(schedule), schedule.steps, strict=True) if steps)
+    forward passes for the targets, each a third of a forward+backward. A scale with none (a
+    Draft's top) still builds its picture at its size, and the job's result is that large."""
+    return sum(2 / 3 * cost / steps if steps else UNPAINTED_COST * pass_cost(*size)
+               for size, cost, steps in zip(schedule.sizes, costs(schedule), schedule.steps, strict=True))
 
 
 def blended_pace(prior: float | None, seconds: float, work: float, total: float, so_far: float) -> float:
