@@ -28,13 +28,11 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     would cost much more for a tiny difference.
     """
     n, c, h, w = features.shape
-    # Positions first: a view of VGG19's channels-last features, not a copy (nor, for one
-    # picture, is its gradient: stacking several pictures' Grams copies theirs).
-    flat = features.permute(0, 2, 3, 1).reshape(n * h * w, c) if n == 1 else None
-    if flat is not None:
-        gram = _Gram.apply(flat)[None]
+    positions = features.permute(0, 2, 3, 1)  # positions first: a view of VGG19's channels-last features
+    if n == 1:  # its gradient is a view too; stacking several pictures' Grams copies theirs
+        gram = _Gram.apply(positions.reshape(h * w, c))[None]
     else:
-        gram = torch.stack([_Gram.apply(positions) for positions in features.permute(0, 2, 3, 1).flatten(1, 2)])
+        gram = torch.stack([_Gram.apply(picture.reshape(h * w, c)) for picture in positions])
     return gram.float() / (c * h * w)
 
 

@@ -93,7 +93,7 @@ class VGG19(nn.Module):
         self.register_buffer("mean", mean.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", std.view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
-        # Channels last: oneDNN's convolutions run about twice as fast on the CPU in this layout,
+        # Channels last: oneDNN's convolutions run several times faster on the CPU in this layout,
         # forward and backward (bench/network_cost.py); the features come out in it too.
         self.memory_format = torch.channels_last
 
