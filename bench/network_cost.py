@@ -7,7 +7,7 @@ size, to the deepest layer the scale uses, in the job's precision, times the sca
 iterations: the job's cost over the network's own. A scale's first iteration also pays for
 its set-up (its targets and starting point): `set-up` is that first iteration less the
 scale's usual one. Time outside the scales is the picture's transfer, its colours and the
-result's.
+result's, and a scale with no iterations (a Draft's top).
 
 Then what the engine's choices save, on bare passes at the job's sizes: freed memory held
 for the next pass (the daemon's, daemon/memory.py) against glibc's own policy; VGG19's
@@ -72,6 +72,9 @@ def per_scale(stamps: list[Stamp], scales: int) -> list[tuple[float, float]]:
     for scale in range(1, scales + 1):
         before = [t for t, s in stamps if s < scale]
         times = [t for t, s in stamps if s == scale]
+        if not times:  # a scale with no iterations (a Draft's top): its time is the job's last, outside
+            rows.append((0.0, 0.0))
+            continue
         starts = [before[-1] if before else 0.0, *times[:-1]]
         steps = [later - earlier for earlier, later in zip(starts, times, strict=True)]
         usual = statistics.median(steps[1:]) if len(steps) > 1 else steps[0]
@@ -132,6 +135,9 @@ def main() -> None:
     for index, ((width, height), steps, (spent, setup)) in enumerate(zip(schedule.sizes, schedule.steps, rows,
                                                                           strict=True)):
         layer = max(detailing if index >= schedule.first_detail else composing, key=LAYER_INDEX.__getitem__)
+        if not steps:
+            print(f"| {index + 1} | {width}x{height} | none | 0 | | | | | |")
+            continue
         bare = bare_pass(model, width, height, layer, bf16)
         total_bare += bare * steps
         print(f"| {index + 1} | {width}x{height} | {layer} | {steps} | {spent:.1f} | {setup:.1f} | {bare:.2f} | "
