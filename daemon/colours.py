@@ -33,6 +33,8 @@ class Colours:
     content: torch.Tensor
     styles: Styles
     recolour: Callable[[torch.Tensor], torch.Tensor]
+    inward: Callable[[torch.Tensor], torch.Tensor] = lambda x: x  # a picture the user sees, as optimised
+
 
     def palette(self) -> Palette:
         """The paintings' palette, their pixels pooled by their shares in the blend."""
@@ -55,7 +57,10 @@ def prepare_colours(content: torch.Tensor, styles: Styles, params: JobParams) ->
                                antialias=True)
         return yuv_to_rgb(torch.cat([rgb_to_yuv(image)[:, :1], colour], dim=1)).clamp(0, 1)
 
-    return Colours(content_yuv[:, :1].expand(-1, 3, -1, -1).contiguous(), grey_styles, recolour)
+    def grey(image: torch.Tensor) -> torch.Tensor:
+        return rgb_to_yuv(image)[:, :1].expand(-1, 3, -1, -1).contiguous()
+
+    return Colours(grey(content), grey_styles, recolour, grey)
 
 
 def starting_point(image: torch.Tensor | None, scale_content: torch.Tensor, previous_content: torch.Tensor | None,

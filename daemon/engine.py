@@ -44,9 +44,10 @@ from . import tiles
 from .colours import Styles
 from .imaging import STYLE_FILTER, resize
 from .lbfgs import OPENING_MOVE
-from .losses import ContentLoss, GramStyleLoss, SlicedWassersteinStyleLoss, StyleLoss, gram_matrix
+from .losses import ContentLoss, GramStyleLoss, SlicedWassersteinStyleLoss, StyleLoss, TemporalLoss, gram_matrix
 from .memory import SLICED_POSITIONS, bf16_supported, crop_budget, tile_counts, use_bf16
 from .model import LAYER_STRIDE, VGG19
+from .motion import FrameLink
 from .objective import DEFAULTS, Objective, Report, descend, effective_weights, style_gain
 from .pace import PACE_FILE, Pace, identity, regime
 from .plan import MIN_SIDE, schedule_for
@@ -226,7 +227,7 @@ class StyleTransfer:
     def run(self, content: torch.Tensor, styles: Styles, params: JobParams,
             on_progress: ProgressCallback | None = None, on_preview: PreviewCallback | None = None,
             should_stop: Callable[[], bool] = lambda: False, memory_limit: int | None = None,
-            whole: torch.Tensor | None = None) -> torch.Tensor:
+            whole: torch.Tensor | None = None, link: FrameLink | None = None) -> torch.Tensor:
         """Stylise `content` (1, 3, H, W, RGB in 0..1) and return the image at its size.
 
         The picture is composed at the working size (`params.size`), then its detail is painted
@@ -239,6 +240,9 @@ class StyleTransfer:
 
         `whole`: for a part of a larger picture (`params.layer_size`, `part_x`, `part_y`), that
         picture (any size down to its working size): the part is composed within it (plan.PartOfWhole).
+
+        `link`: for an animation frame after the first, the previous frame's result warped into this
+        one (motion.FrameLink): the frame starts from it at the working size and is held to it.
         """
         if params.strength == 0:  # the photo itself, exactly: nothing is painted
             return content
@@ -246,7 +250,8 @@ class StyleTransfer:
         self._should_stop = should_stop
         torch.manual_seed(params.seed)
         paces = dict(self.pace.per_unit)
-        result = Run(self, content, styles, params, on_progress, on_preview, memory_limit, whole).paint()
+        result = Run(self, content, styles, params, on_progress, on_preview, memory_limit, whole,
+                     link).paint()
         if self.pace_file is not None and self.warmed_up and self.pace.per_unit != paces:  # the job taught it
             self.pace.save(self.pace_file, identity(self.device))
         return result
@@ -268,13 +273,17 @@ class StyleTransfer:
 
     def optimise(self, image: torch.Tensor, content: torch.Tensor, styles: Styles, params: JobParams,
                   iterations: int, generator: torch.Generator, report: Report, max_crop_pixels: int,
-                  detail: bool = False) -> torch.Tensor:
-        """One scale: `iterations` steps from `image`; returns the (averaged) result."""
-        objective = self._objective(image, content, styles, params, generator, max_crop_pixels, detail)
-        return descend(objective, params, iterations, report, DETAIL_OPENING if detail else OPENING_MOVE)
+                  detail: bool = False, temporal: TemporalLoss | None = None) -> torch.Tensor:
+        """One scale: `iterations` steps from `image`; returns the (averaged) result. `temporal`: an
+        animation frame's hold on the previous frame's result."""
+        objective = self._objective(image, content, styles, params, generator, max_crop_pixels, detail, temporal)
+        # A frame that starts from the previous frame's result starts near its end: no long first step.
+        opening = DETAIL_OPENING if detail and temporal is None else OPENING_MOVE
+        return descend(objective, params, iterations, report, opening)
 
     def _objective(self, image: torch.Tensor, content: torch.Tensor, styles: Styles, params: JobParams,
-                   generator: torch.Generator, max_crop_pixels: int, detail: bool = False) -> Objective:
+                   generator: torch.Generator, max_crop_pixels: int, detail: bool = False,
+                   temporal: TemporalLoss | None = None) -> Objective:
         """A scale's objective over a copy of `image`, with its targets from `content` and `styles`."""
         height, width = image.shape[-2:]
         content_loss = ContentLoss(self.content_target(content, params, max_crop_pixels),
@@ -285,10 +294,11 @@ class StyleTransfer:
         return Objective(image, lambda crop, layers: self.features(crop, layers, params), content_loss,
                          style_losses, effective_weights(params), params,
                          tile_counts(width, height, max_crop_pixels), generator,
-                         fixed_cuts=detail and params.style_loss == "gram")
+                         fixed_cuts=detail and params.style_loss == "gram", temporal=temporal)
 
     def paint_detail(self, image: torch.Tensor, styles: Styles, params: JobParams, iterations: int,
-                      generator: torch.Generator, report: Report, max_crop: int) -> torch.Tensor:
+                      generator: torch.Generator, report: Report, max_crop: int,
+                      temporal: TemporalLoss | None = None) -> torch.Tensor:
         """A scale above the working size: only fine texture is repainted (see DETAIL_STEP); the
         caller keeps what the scale below holds from where it started, since the shallow layers'
         Grams (colour is in relu1_1's) would draw the whole picture towards the painting's palette."""
@@ -296,4 +306,5 @@ class StyleTransfer:
                                        content_layer=DETAIL_CONTENT_LAYER,
                                        style_weight=DETAIL_STYLE_WEIGHT * params.style_weight / DEFAULTS.style_weight
                                        / style_gain(DEFAULTS.strength))
-        return self.optimise(image, image, styles, settings, iterations, generator, report, max_crop, detail=True)
+        return self.optimise(image, image, styles, settings, iterations, generator, report, max_crop, detail=True,
+                             temporal=temporal)

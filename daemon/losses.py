@@ -158,4 +158,26 @@ def total_variation(image: torch.Tensor, tile: tiles.Tile | None = None, pixels:
     return (dx.float().pow(2).sum() + dy.float().pow(2).sum()) / values
 
 
+class TemporalLoss(nn.Module):
+    """How far an animation frame's picture is from the previous frame's result warped into it,
+    where that warp is trusted (Ruder et al., 2016, eq. 3): the mean squared difference (0..1
+    units) over the trusted values, so its weight means the same at every size."""
+
+    target: torch.Tensor
+    certainty: torch.Tensor
+
+    def __init__(self, target: torch.Tensor, certainty: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("target", target.detach())
+        self.register_buffer("certainty", certainty.detach())
+        self.norm = float(certainty.sum()) * target.shape[-3] + EPS
+
+    def forward(self, picture: torch.Tensor, tile: tiles.Tile | None = None) -> torch.Tensor:
+        target, certainty = self.target, self.certainty
+        if tile is not None:
+            picture = tile.core_of(picture, 1)
+            target, certainty = tile.core_in_whole(target, 1), tile.core_in_whole(certainty, 1)
+        return (certainty * (picture.float() - target).pow(2)).sum() / self.norm
+
+
 StyleLoss = GramStyleLoss | SlicedWassersteinStyleLoss

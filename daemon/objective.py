@@ -17,7 +17,7 @@ from impasto.protocol.messages import JobParams
 
 from . import tiles
 from .lbfgs import LBFGS, OPENING_MOVE
-from .losses import ContentLoss, GramStyleLoss, StyleLoss, gram_matrix, total_variation
+from .losses import ContentLoss, GramStyleLoss, StyleLoss, TemporalLoss, gram_matrix, total_variation
 from .model import LAYER_STRIDE
 
 # VGG19's features of a crop at the given layers (the engine's, with its precision and cancel check).
@@ -70,13 +70,15 @@ class Objective:
 
     def __init__(self, image: torch.Tensor, features: Features, content_loss: ContentLoss,
                  style_losses: dict[str, StyleLoss], weights: tuple[float, float, float], params: JobParams,
-                 counts: tuple[int, int], generator: torch.Generator, fixed_cuts: bool = False) -> None:
+                 counts: tuple[int, int], generator: torch.Generator, fixed_cuts: bool = False,
+                 temporal: TemporalLoss | None = None) -> None:
         self.image = image  # a leaf that requires grad
         self.height, self.width = image.shape[-2:]
         self.features = features
         self.content_loss = content_loss
         self.style_losses = style_losses
         self.content_weight, self.style_weight, self.tv_weight = weights
+        self.temporal = temporal  # an animation frame's hold on the previous frame's result
         self.params = params
         self.layer_weights = style_layer_weights(params)
         self.layer_weight_sum = sum(self.layer_weights.values()) or 1.0
@@ -107,8 +109,11 @@ class Objective:
             self.grid = self._new_grid()
 
     def total(self, terms: Terms) -> torch.Tensor:
-        return (self.content_weight * terms["content"] + self.style_weight * terms["style"]
-                + self.tv_weight * terms["tv"])
+        total = (self.content_weight * terms["content"] + self.style_weight * terms["style"]
+                 + self.tv_weight * terms["tv"])
+        if "temporal" in terms:
+            total = total + self.params.temporal_weight * terms["temporal"]
+        return total
 
     def __call__(self) -> torch.Tensor:
         """The loss at `image`, with its gradient in `image.grad`: the optimiser's closure."""
@@ -170,6 +175,8 @@ class Objective:
         terms = {"content": self.content_loss(features[self.params.content_layer], tile),
                  "style": style / self.layer_weight_sum,
                  "tv": total_variation(crop, tile, self.width * self.height)}
+        if self.temporal is not None:
+            terms["temporal"] = self.temporal(crop, tile)
         terms["total"] = self.total(terms)
         return terms
 

@@ -10,6 +10,8 @@ from PIL import Image as PILImage
 
 from impasto.protocol.messages import Image, Submit
 
+from .motion import FrameLink
+
 
 def to_array(image: Image) -> np.ndarray:
     """(H, W, C) uint8 view of the wire buffer, honouring its row stride."""
@@ -42,6 +44,13 @@ def from_array(array: np.ndarray) -> Image:
     array = np.ascontiguousarray(array)
     height, width, channels = array.shape
     return Image(width, height, channels, array.data.cast("B"))
+
+
+def link_of(submit: Submit) -> FrameLink | None:
+    """An animation frame's link to the previous frame's result, when the job sent one."""
+    if submit.previous is None or submit.previous_result is None:
+        return None
+    return FrameLink.between(to_array(submit.previous), to_array(submit.previous_result), to_array(submit.content))
 
 
 def finish(image: torch.Tensor, submit: Submit) -> Image:

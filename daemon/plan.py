@@ -77,6 +77,12 @@ class Schedule:
             return self.part_working
         return self.sizes[index - 1]
 
+    def following(self, iterations: int) -> Schedule:
+        """An animation frame's after the first: it starts at the working size, from the previous
+        frame's result, with `iterations` there; the smaller scales' shapes are that result's."""
+        first = self.first_detail - 1
+        return Schedule(self.sizes[first:], [iterations, *self.steps[first + 1:]], 1)
+
     @classmethod
     def of(cls, width: int, height: int, params: JobParams, output: tuple[int, int] | None = None) -> Schedule:
         """Scales up to `width`×`height` (the working size), then, given a larger `output`, detail

@@ -17,7 +17,9 @@ from impasto.protocol.messages import JobParams, Progress
 
 from .colours import Styles, prepare_colours, starting_point
 from .imaging import low_band_of, resize
+from .losses import TemporalLoss
 from .memory import crop_budget
+from .motion import FrameLink
 from .pace import Clock, regime
 from .plan import PartOfWhole, Schedule, cut, frame
 from .targets import image_digest
@@ -42,7 +44,7 @@ class Run:
 
     def __init__(self, engine: StyleTransfer, content: torch.Tensor, styles: Styles, params: JobParams,
                  on_progress: ProgressCallback | None, on_preview: PreviewCallback | None,
-                 memory_limit: int | None, whole: torch.Tensor | None = None) -> None:
+                 memory_limit: int | None, whole: torch.Tensor | None = None, link: FrameLink | None = None) -> None:
         started = time.monotonic()
         self.engine = engine
         framing = frame(content, params)
@@ -59,6 +61,10 @@ class Run:
             width, height = self._within(whole, device_styles, size)
         else:
             self.schedule = Schedule.of(width, height, self.params, size)
+        self.link: FrameLink | None = None  # an animation frame's link to the previous frame's result
+        if link is not None and self.part is None and not padded:
+            self.link = FrameLink(self.colours.inward(link.warped.to(engine.device)), link.certainty.to(engine.device))
+            self.schedule = self.schedule.following(self.params.frame_iterations)
         self.clock = Clock(self.schedule, engine.pace, regime(self.params, engine.device), started)
         self.palette = self.colours.palette() if self.params.init == "palette" else None
         # The look's scales shrink the photo from its working size, not from its own: a large photo
@@ -98,6 +104,10 @@ class Run:
             scale_content = resize(self.colours.content if detail else look_content, w, h)
             image = starting_point(image, scale_content, previous, self.params, self.generator,
                                    self.palette).to(self.engine.device)
+            temporal = None
+            if self.link is not None:
+                image = self.link.blend(image)
+                temporal = TemporalLoss(*self.link.at(w, h))
             previous = scale_content
             if not self.schedule.steps[index]:  # the scale below, enlarged, with the photo's detail: no painting
                 continue
@@ -108,11 +118,11 @@ class Run:
             steps = self.schedule.steps[index]
             if detail:
                 image = kept(self.engine.paint_detail(image, self.colours.styles, self.params, steps, self.generator,
-                                                      report, self.max_crop))
+                                                      report, self.max_crop, temporal))
             else:
                 params = self.part.params if self.part is not None else self.params
                 image = self.engine.optimise(image, scale_content, self.colours.styles, params, steps,
-                                             self.generator, report, self.max_crop)
+                                             self.generator, report, self.max_crop, temporal=temporal)
         assert image is not None
         if self.part is not None and self.schedule.first_detail == len(self.schedule.sizes):
             image = self.cut(self.composition(image))

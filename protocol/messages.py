@@ -198,7 +198,26 @@ def _submit(header: dict[str, Any], frames: list, max_pixels: int, job: str) -> 
             raise ProtocolError(Code.BAD_IMAGE, "the whole must be RGB or RGBA")
         if params.layer_size < max(content.width, content.height):
             raise ProtocolError(Code.BAD_REQUEST, "a whole needs 'layer_size', its long side, at least the content's")
-    return Submit(job, content, styles, params, mask, whole)
+    previous, previous_result = _previous_frame(header, frames, max_pixels, content)
+    if previous is not None and whole is not None:
+        raise ProtocolError(Code.BAD_REQUEST, "an animation frame cannot be a part of a whole: send the whole frame")
+    return Submit(job, content, styles, params, mask, whole, previous, previous_result)
+
+
+def _previous_frame(header: dict[str, Any], frames: list, max_pixels: int,
+                    content: Image) -> tuple[Image | None, Image | None]:
+    """An animation frame's previous photo and result: both or neither, RGB(A), the content's size."""
+    if (header.get("previous") is None) != (header.get("previous_result") is None):
+        raise ProtocolError(Code.BAD_REQUEST, "give both 'previous' and 'previous_result', or neither")
+    if header.get("previous") is None:
+        return None, None
+    images = []
+    for name in ("previous", "previous_result"):
+        image = image_from(header[name], frames, name, max_pixels)
+        if image.channels == 1 or (image.width, image.height) != (content.width, content.height):
+            raise ProtocolError(Code.BAD_IMAGE, f"'{name}' must be RGB or RGBA, the content's size")
+        images.append(image)
+    return images[0], images[1]
 
 
 def _preset_upload(header: dict[str, Any], frames: list, max_pixels: int, with_image: bool) -> PresetUpload:
@@ -240,7 +259,8 @@ def check_size(image: Image, what: str) -> None:
 
 
 def submit_message(submit: Submit) -> list:
-    """A SUBMIT request: the content, then each style image, then the mask and the whole, as frames."""
+    """A SUBMIT request: the content, then each style image, then the mask, the whole and the previous
+    frame's photo and result, as frames."""
     images: list[Image] = [submit.content]
     check_size(submit.content, "the content")
     styles = []
@@ -253,7 +273,8 @@ def submit_message(submit: Submit) -> list:
             styles.append({"weight": style.weight, "preset": style.preset})
     header: dict[str, Any] = {"type": SUBMIT, "job": submit.job, "content": submit.content.describe(1),
                               "styles": styles, "params": submit.params.to_wire()}
-    for name, image in (("mask", submit.mask), ("whole", submit.whole)):
+    for name, image in (("mask", submit.mask), ("whole", submit.whole), ("previous", submit.previous),
+                        ("previous_result", submit.previous_result)):
         if image is not None:
             check_size(image, f"the {name}")
             images.append(image)

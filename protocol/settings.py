@@ -118,6 +118,12 @@ class JobParams:
     style_layers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STYLE_LAYERS), metadata=meta(
         "layers", "VGG19 layers the style term matches, with their weights, as LAYER:WEIGHT,...; the default's "
         "layers other than relu4_1 count more as the strength rises", expert=True))
+    # An animation frame after the first starts from the previous frame's result, warped along the
+    # motion between the photos, and needs fewer steps (bench/animation.py).
+    frame_iterations: int = knob(20, Range(1, 20000), "optimiser iterations at the working size for an animation "
+                                 "frame after the first (it starts from the previous frame's result)")
+    temporal_weight: float = knob(100.0, Range(0.0, 1e9), "weight of the term that holds an animation frame to "
+                                  "the previous frame's result where the motion between them is known", expert=True)
     optimizer: str = knob("lbfgs", ("lbfgs", "adam"), "the optimiser (tiled scales always use Adam)")
     learning_rate: float = knob(0.02, Range(1e-6, 10.0), "Adam's step", expert=True)
     average_decay: float = knob(0.9, Range(0.0, 0.999), "decay of Adam's running average of the picture",
