@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -15,10 +14,13 @@ import numpy as np
 from impasto.install.gimp import main as install_gimp
 from impasto.install.service import main as install_service
 from impasto.protocol import messages as m
-from impasto.protocol.client import Client, DaemonError, DaemonUnavailable, ensure_daemon, new_job_id
+from impasto.protocol.client import Client, DaemonError, DaemonUnavailable, new_job_id
 from impasto.protocol.endpoint import default_endpoint
-from impasto.protocol.security import ClientKeys, make_keys
+from impasto.protocol.security import make_keys
 
+from .animate import add_arguments as add_animate_arguments
+from .animate import cmd_animate
+from .connection import EXIT_DAEMON, EXIT_INTERRUPTED, EXIT_JOB, EXIT_OUTPUT, connect, start_if_needed
 from .images import (
     ImageError,
     array_to_image,
@@ -29,15 +31,9 @@ from .images import (
     save_image,
     save_result,
 )
-from .options import add_job_options, params_from, parse_preset, parse_style
+from .options import add_job_options, add_style_arguments, params_from, recommended_params
 
-EXIT_DAEMON = 3  # could not talk to the daemon
-EXIT_JOB = 4  # the daemon refused or failed the job
-EXIT_OUTPUT = 5  # the result could not be written where asked (it was kept elsewhere, and said)
-EXIT_INTERRUPTED = 130
 SETUP_COMMANDS: dict[str, Callable[[list[str]], int]] = {"install-gimp": install_gimp, "service": install_service}
-# This Python runs the daemon the CLI starts, so it has the same packages.
-DAEMON_COMMAND = (sys.executable, "-m", "impasto.daemon.main")
 
 
 # --- progress ----------------------------------------------------------------------------
@@ -78,38 +74,6 @@ def format_seconds(seconds: float) -> str:
 
 
 # --- commands ----------------------------------------------------------------------------
-
-def curve_keys(args: argparse.Namespace) -> ClientKeys | None:
-    """CURVE keys from --client-key/--server-key (or the environment), for a remote daemon."""
-    client_key = getattr(args, "client_key", None) or os.environ.get("IMPASTO_CLIENT_KEY")
-    server_key = getattr(args, "server_key", None) or os.environ.get("IMPASTO_SERVER_KEY")
-    if not (client_key or server_key):
-        return None
-    if not (client_key and server_key):
-        raise SystemExit("impasto: CURVE needs both --client-key and --server-key")
-    try:
-        return ClientKeys.load(Path(client_key), Path(server_key))
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"impasto: cannot use the CURVE keys: {exc}") from None
-
-
-def connect(args: argparse.Namespace, timeout: float = m.PEER_TIMEOUT_S) -> Client:
-    """A client for `--endpoint`, with CURVE keys when a remote daemon needs them."""
-    return Client(args.endpoint, timeout=timeout, keys=curve_keys(args))
-
-
-def start_if_needed(args: argparse.Namespace) -> None:
-    """As the plug-in does: the first job starts a local daemon (never one on tcp)."""
-    started = []
-
-    def tell(log_path: Path) -> None:
-        started.append(log_path)
-        print(f"starting impasto-daemon on {args.endpoint} (log: {log_path}); loading VGG19…", file=sys.stderr)
-
-    hello = ensure_daemon(args.endpoint, DAEMON_COMMAND, keys=curve_keys(args), on_start=tell)
-    if started:
-        print(f"daemon ready on {hello['device']}", file=sys.stderr)
-
 
 def cmd_keys(args: argparse.Namespace) -> int:
     paths = make_keys(args.folder)
@@ -193,15 +157,9 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         return 2
     start_if_needed(args)
     with connect(args) as client:
-        recommended: dict = {}
-        listing = {entry["name"]: entry for entry in client.presets()} if args.preset else {}
-        for style in args.preset or []:  # a preset's recommended settings, unless given here
-            entry = listing.get(style.preset)
-            if entry is None:
-                print(f"impasto: no preset named {style.preset!r} (see `impasto presets`)", file=sys.stderr)
-                return EXIT_JOB
-            params = entry.get("params")
-            recommended.update(params if isinstance(params, dict) else {})
+        recommended = recommended_params(client, args.preset)
+        if recommended is None:
+            return EXIT_JOB
         submit = m.Submit(new_job_id(), content, styles, params_from(args, recommended), mask)
         return run_job(client, submit, args.output, args.frames, args.quiet)
 
@@ -285,12 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     stylize = commands.add_parser("stylize", parents=[common], help="stylise an image")
     stylize.add_argument("content", type=Path, help="the photo to stylise")
-    stylize.add_argument("--style", action="append", type=parse_style,
-                         metavar="FILE|PRESET[:WEIGHT]",
-                         help="a style image or preset name, with an optional blend weight; repeat to mix styles")
-    stylize.add_argument("--preset", action="append", type=parse_preset, metavar="NAME[:WEIGHT]",
-                         help="a named style (see `impasto presets`), with its recommended settings unless given "
-                         "here; mixes with --style")
+    add_style_arguments(stylize)
     stylize.add_argument("--mask", type=Path, help="a grey image the photo's size: white is stylised, black kept "
                          "exactly, grey blended")
     stylize.add_argument("-o", "--output", type=Path, required=True, help="where to write the result (PNG)")
@@ -298,6 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_job_options(stylize)
     stylize.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     stylize.set_defaults(run=cmd_stylize)
+
+    motion = commands.add_parser("animate", parents=[common], help="stylise animation frames or a video, with "
+                                 "the painting following the motion")
+    add_animate_arguments(motion)
+    add_style_arguments(motion)
+    add_job_options(motion)
+    motion.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    motion.set_defaults(run=cmd_animate)
 
     for name, run, text in (("status", cmd_status, "show the daemon's version, device and queue"),
                             ("ping", cmd_status, "same as status"),

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from dataclasses import fields
 from pathlib import Path
 
 from impasto.protocol import messages as m
+from impasto.protocol.client import Client
 
 from .images import ImageError, load_image
 
@@ -57,6 +59,14 @@ def parse_layers(text: str) -> dict[str, float]:
     return layers
 
 
+def add_style_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--style", action="append", type=parse_style, metavar="FILE|PRESET[:WEIGHT]",
+                        help="a style image or preset name, with an optional blend weight; repeat to mix styles")
+    parser.add_argument("--preset", action="append", type=parse_preset, metavar="NAME[:WEIGHT]",
+                        help="a named style (see `impasto presets`), with its recommended settings unless given "
+                        "here; mixes with --style")
+
+
 def add_job_options(parser: argparse.ArgumentParser) -> None:
     """One option for each JobParams field, with its help, choices and default from the field."""
     defaults = m.JobParams()
@@ -81,3 +91,18 @@ def params_from(args: argparse.Namespace, recommended: dict | None = None) -> m.
     """The job's settings: those given on the command line, over a preset's `recommended` ones."""
     given = {name: getattr(args, name) for name in m.JobParams().to_wire() if getattr(args, name, None) is not None}
     return m.JobParams.from_wire({**(recommended or {}), **given})
+
+
+def recommended_params(client: Client, presets: list[m.Style] | None) -> dict | None:
+    """The presets' recommended settings (the command line's own win over them); None, said, for an
+    unknown preset."""
+    recommended: dict = {}
+    listing = {entry["name"]: entry for entry in client.presets()} if presets else {}
+    for style in presets or []:
+        entry = listing.get(style.preset)
+        if entry is None:
+            print(f"impasto: no preset named {style.preset!r} (see `impasto presets`)", file=sys.stderr)
+            return None
+        params = entry.get("params")
+        recommended.update(params if isinstance(params, dict) else {})
+    return recommended

@@ -1,0 +1,187 @@
+"""`impasto animate`: stylise animation frames in order, each frame after the first starting from
+the previous frame's result warped along the motion between them (the daemon does that; see
+daemon/motion.py), so the painting moves with the picture instead of boiling.
+
+Finished frames are kept in a work folder as they come (the output folder itself, or a hidden
+folder beside an output file), so a run interrupted and started again with the same frames,
+styles and settings goes on from the last frame done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from impasto.protocol import messages as m
+from impasto.protocol.client import Client, new_job_id
+
+from .connection import EXIT_INTERRUPTED, EXIT_JOB, EXIT_OUTPUT, connect, start_if_needed
+from .frames import Frame, load_frame, output_kind, read_frames, write_animated, write_video
+from .images import ImageError, array_to_image, save_image
+from .options import params_from, recommended_params
+
+RECORD = ".impasto-animate.json"  # in the work folder: what made its frames, and how many are done
+
+
+class FramesBar:
+    """One line on stderr over the whole run: frame k of n, and the time left for all of them."""
+
+    def __init__(self, count: int, done: int, quiet: bool = False, stream: TextIO = sys.stderr) -> None:
+        self.count, self.done, self.stream, self.quiet = count, done, stream, quiet
+        self.tty = stream.isatty()
+        self.seconds: list[float] = []  # each frame's, this run
+        self.shown_frame = -1
+
+    def update(self, progress: m.Progress) -> None:
+        if self.quiet:
+            return
+        fraction = (self.done + progress.iteration / progress.total) / self.count
+        later = self.seconds[1:] or self.seconds  # frames after the first are quicker
+        per_frame = sum(later) / len(later) if later else progress.elapsed + progress.eta
+        left = progress.eta + per_frame * (self.count - self.done - 1)
+        line = (f"frame {self.done + 1}/{self.count} [{'#' * int(fraction * 30):<30}] "
+                f"{progress.width}x{progress.height}  ETA {round(left)}s")
+        if self.tty:
+            self.stream.write("\r" + line + "\033[K")
+        elif self.shown_frame != self.done:  # a log gets a line a frame
+            self.shown_frame = self.done
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def frame_done(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+        self.done += 1
+
+    def message(self, text: str) -> None:
+        self.stream.write(("\r\033[K" if self.tty else "") + text + "\n")
+        self.stream.flush()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="a folder of frames, frame files "
+                        "in order, an animated GIF or WebP, or a video file")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="a folder (frames named as the inputs), "
+                        "a .gif or .webp, or a video file")
+    parser.add_argument("--independent", action="store_true", help="stylise every frame on its own (no temporal "
+                        "coherence: to compare)")
+
+
+def work_folder(output: Path) -> Path:
+    return output if output_kind(output) == "folder" else output.with_name(f".{output.name}.frames")
+
+
+def made_by(frames: list[Frame], styles: list[m.Style], params: m.JobParams, independent: bool) -> str:
+    """A digest of everything a run's frames depend on: a kept frame is reused only for the same."""
+    digest = hashlib.sha256()
+    settings = {**params.to_wire(), "preview_every": 0, "preview_seconds": 0.0, "independent": independent}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    for style in styles:
+        digest.update(f"{style.preset}:{style.weight}".encode())
+        if style.image is not None:
+            digest.update(style.image.packed())
+    for frame in frames:
+        digest.update(frame.name.encode() + frame.image.packed())
+    return digest.hexdigest()
+
+
+def frames_kept(work: Path, frames: list[Frame], digest: str) -> int:
+    """How many leading frames an earlier run with the same inputs and settings finished here."""
+    try:
+        record = json.loads((work / RECORD).read_text())
+        done = int(record["done"]) if record.get("made_by") == digest else 0
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    return sum(1 for _ in itertools.takewhile(lambda frame: (work / frame.name).is_file(), frames[:done]))
+
+
+def run_frame(client: Client, submit: m.Submit, bar: FramesBar) -> m.Image | None:
+    """One frame's job; its result, or None when it was cancelled (Ctrl-C cancels it on the daemon)."""
+    replies = client.run_job(submit)
+    try:
+        for reply in replies:
+            if reply.type == m.PROGRESS:
+                bar.update(reply.progress)
+            elif reply.type == m.RESULT:
+                return reply.image
+            elif reply.type == m.CANCELLED:
+                return None
+    except KeyboardInterrupt:
+        replies.close()  # sends the cancel
+    return None
+
+
+def animate(args: argparse.Namespace, client: Client, frames: list[Frame], styles: list[m.Style],
+            params: m.JobParams) -> int:
+    """Stylise `frames` into `args.output`; returns the exit code."""
+    work = work_folder(args.output)
+    work.mkdir(parents=True, exist_ok=True)
+    digest = made_by(frames, styles, params, args.independent)
+    done = frames_kept(work, frames, digest)
+    bar = FramesBar(len(frames), done, args.quiet)
+    if done:
+        bar.message(f"going on from frame {done + 1}: {done} frame(s) done earlier are kept in {work}")
+    previous = load_frame(work / frames[done - 1].name) if done else None
+    for index in range(done, len(frames)):
+        frame = frames[index]
+        link = {} if previous is None or args.independent else \
+            {"previous": frames[index - 1].image, "previous_result": array_to_image(previous)}
+        submit = m.Submit(new_job_id(), frame.image, styles, params, **link)
+        started = time.monotonic()
+        result = run_frame(client, submit, bar)
+        if result is None:
+            bar.message(f"cancelled; {index} frame(s) are kept in {work}: the same command goes on from there")
+            return EXIT_INTERRUPTED
+        save_image(result, work / frame.name)
+        (work / RECORD).write_text(json.dumps({"made_by": digest, "done": index + 1}))
+        previous = np.frombuffer(result.packed(), np.uint8).reshape(result.height, result.width, result.channels)
+        bar.frame_done(time.monotonic() - started)
+    bar.message(f"{len(frames)} frames done")
+    return finish(args.output, work, frames, bar)
+
+
+def finish(output: Path, work: Path, frames: list[Frame], bar: FramesBar) -> int:
+    """Put the finished frames into the output file (a folder of frames is the output itself)."""
+    kind = output_kind(output)
+    if kind == "folder":
+        (work / RECORD).unlink(missing_ok=True)
+        bar.message(f"wrote {len(frames)} frames into {output}")
+        return 0
+    pictures = [load_frame(work / frame.name) for frame in frames]
+    durations = [frame.duration_ms for frame in frames]
+    try:
+        (write_video if kind == "video" else write_animated)(pictures, durations, output)
+    except (OSError, ValueError, ImageError) as exc:
+        bar.message(f"impasto: could not write {output} ({exc}); the frames are kept in {work}")
+        return EXIT_OUTPUT
+    shutil.rmtree(work, ignore_errors=True)
+    bar.message(f"wrote {output} ({len(frames)} frames)")
+    return 0
+
+
+def cmd_animate(args: argparse.Namespace) -> int:
+    styles = [*(args.style or []), *(args.preset or [])]
+    if not styles:
+        print("impasto: give a style: --style FILE|PRESET or --preset NAME", file=sys.stderr)
+        return 2
+    try:
+        params_from(args)  # a value out of range is said now, before a daemon is started
+        frames = read_frames(args.inputs)
+        work_folder(args.output)  # a bad -o is said now, not after the work
+    except (ImageError, m.ProtocolError) as exc:
+        print(f"impasto: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 2
+    start_if_needed(args)
+    with connect(args) as client:
+        recommended = recommended_params(client, args.preset)
+        if recommended is None:
+            return EXIT_JOB
+        return animate(args, client, frames, styles, params_from(args, recommended))

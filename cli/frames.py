@@ -1,0 +1,156 @@
+"""Animation frames in and out for `impasto animate`: a folder of pictures, picture files, an
+animated GIF or WebP (Pillow), or a video file (PyAV, the optional extra `impasto[video]`).
+No torch here."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image as PILImage
+
+from impasto.protocol import messages as m
+
+from .images import ImageError, array_to_image, load_image, output_format
+
+VIDEO_EXTENSIONS = {".avi", ".mp4", ".m4v", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".ogv"}
+ANIMATED_EXTENSIONS = {".gif", ".webp", ".apng"}
+PICTURE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
+DEFAULT_FRAME_MS = 100  # pictures carry no timing: 10 frames a second
+VIDEO_MISSING = "video files need PyAV: pip install 'impasto[video]'"
+
+
+@dataclass
+class Frame:
+    name: str  # the file name it is written under in a folder of frames
+    image: m.Image
+    duration_ms: int
+
+
+def _natural(path: Path) -> list[Any]:
+    """frame2 before frame10."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def _rgb(array: np.ndarray) -> m.Image:
+    return array_to_image(np.ascontiguousarray(array[..., :3]))
+
+
+def _av() -> Any:
+    try:
+        import av
+    except ImportError:
+        raise ImageError(VIDEO_MISSING) from None
+    return av
+
+
+def read_video(path: Path) -> list[Frame]:
+    av = _av()
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate or Fraction(1000, DEFAULT_FRAME_MS)
+            duration = max(1, round(1000 / float(rate)))
+            return [Frame(f"frame-{index:05d}.png", _rgb(picture.to_ndarray(format="rgb24")), duration)
+                    for index, picture in enumerate(container.decode(stream), start=1)]
+    except (OSError, ValueError, IndexError, av.FFmpegError) as exc:
+        raise ImageError(f"cannot read the video {path}: {exc}") from None
+
+
+def read_animated(path: Path) -> list[Frame] | None:
+    """An animated GIF or WebP's frames, with their timings; None for a still picture."""
+    try:
+        with PILImage.open(path) as picture:
+            count = getattr(picture, "n_frames", 1)
+            if count <= 1:
+                return None
+            frames = []
+            for index in range(count):
+                picture.seek(index)
+                duration = int(picture.info.get("duration") or DEFAULT_FRAME_MS)
+                frames.append(Frame(f"frame-{index + 1:05d}.png", _rgb(np.asarray(picture.convert("RGB"))), duration))
+            return frames
+    except Exception as exc:  # a damaged file: Pillow raises many types
+        raise ImageError(f"cannot read {path}: {exc or type(exc).__name__}") from None
+
+
+def read_frames(inputs: list[Path]) -> list[Frame]:
+    """The frames, in order, all one size: a folder's pictures in natural order, the files given in
+    their order, or one animated picture's or video's frames."""
+    if len(inputs) == 1 and inputs[0].is_dir():
+        files = sorted((p for p in inputs[0].iterdir() if p.suffix.lower() in PICTURE_EXTENSIONS), key=_natural)
+        if not files:
+            raise ImageError(f"{inputs[0]} holds no pictures")
+        inputs = files
+    if len(inputs) == 1:
+        path = inputs[0]
+        if path.suffix.lower() in VIDEO_EXTENSIONS:
+            frames = read_video(path)
+        else:
+            frames = read_animated(path) or [Frame(path.with_suffix(".png").name, load_image(path), DEFAULT_FRAME_MS)]
+    else:
+        frames = [Frame(path.with_suffix(".png").name, _rgb(_array(load_image(path))), DEFAULT_FRAME_MS)
+                  for path in inputs]
+    if not frames:
+        raise ImageError("no frames to stylise")
+    sizes = {(frame.image.width, frame.image.height) for frame in frames}
+    if len(sizes) > 1:
+        raise ImageError("the frames differ in size: " + ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:4]))
+    return frames
+
+
+def _array(image: m.Image) -> np.ndarray:
+    return np.frombuffer(image.packed(), np.uint8).reshape(image.height, image.width, image.channels)
+
+
+def output_kind(path: Path) -> str:
+    """'folder', 'animated' (GIF, WebP) or 'video', checked before any work."""
+    extension = path.suffix.lower()
+    if path.is_dir() or not extension:
+        return "folder"
+    if extension in VIDEO_EXTENSIONS:
+        _av()
+        return "video"
+    if extension in {".gif", ".webp"}:
+        output_format(path, 3)
+        return "animated"
+    raise ImageError(f"cannot write an animation as {extension}: name a folder, a .gif, a .webp or a video "
+                     f"({', '.join(sorted(VIDEO_EXTENSIONS))})")
+
+
+def load_frame(path: Path) -> np.ndarray:
+    return _array(load_image(path))
+
+
+def write_animated(frames: list[np.ndarray], durations: list[int], path: Path) -> None:
+    """An animated GIF or WebP that loops, each frame for its own time, written whole or not at all."""
+    pictures = [PILImage.fromarray(frame) for frame in frames]
+    partial = path.with_name(f".{path.name}.partial")
+    options: dict[str, Any] = {"lossless": True} if path.suffix.lower() == ".webp" else {"optimize": False}
+    pictures[0].save(partial, output_format(path, 3), save_all=True, append_images=pictures[1:], duration=durations,
+                     loop=0, **options)
+    partial.replace(path)
+
+
+def write_video(frames: list[np.ndarray], durations: list[int], path: Path) -> None:
+    """A video at the frames' mean rate (H.264 where the container takes it, else MPEG-4 Part 2)."""
+    av = _av()
+    rate = Fraction(round(1000 / (sum(durations) / len(durations)) * 1000), 1000)
+    partial = path.with_name(f".{path.name}.partial{path.suffix}")
+    with av.open(str(partial), "w") as container:
+        codec = "libvpx-vp9" if path.suffix.lower() == ".webm" else \
+            "h264" if "h264" in av.codecs_available and path.suffix.lower() in {".mp4", ".mkv", ".mov"} else "mpeg4"
+        stream = container.add_stream(codec, rate=rate)
+        stream.height, stream.width = frames[0].shape[0] // 2 * 2, frames[0].shape[1] // 2 * 2
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            even = np.ascontiguousarray(frame[: stream.height, : stream.width, :3])
+            for packet in stream.encode(av.VideoFrame.from_ndarray(even, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    partial.replace(path)
