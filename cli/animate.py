@@ -151,8 +151,7 @@ def animate(args: argparse.Namespace, client: Client, frames: list[Frame], style
 def finish(output: Path, work: Path, frames: list[Frame], bar: FramesBar) -> int:
     """Put the finished frames into the output file (a folder of frames is the output itself)."""
     kind = output_kind(output)
-    if kind == "folder":
-        (work / RECORD).unlink(missing_ok=True)
+    if kind == "folder":  # its record stays: the same command again has nothing left to do
         bar.message(f"wrote {len(frames)} frames into {output}")
         return 0
     pictures = [load_frame(work / frame.name) for frame in frames]
