@@ -192,7 +192,8 @@ class Service:
             position = len(self.queue) + (self.running is not None)
             self.queue.append(Job(identity, submit))
             self.lock.notify()
-        whole = f", a part of a {submit.params.layer_size} px whole sent with it" if submit.whole is not None else ""
+        whole = f", a part of a {submit.params.layer_size} px whole sent with it" if submit.whole is not None else \
+            ", an animation frame following the previous one" if submit.previous is not None else ""
         log.info("job %s queued at position %d (%dx%d%s)", submit.job, position, submit.content.width,
                  submit.content.height, whole)
         self._send(identity, m.simple_message(m.ACCEPTED, job=submit.job, position=position))

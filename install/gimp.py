@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_NAME = "impasto_gimp"
 OLD_PLUGIN_NAME = "impasto"  # where Impasto 0.1 installed itself, removed on install
 PLUGIN_PARTS = ("impasto_dialog.py", "impasto_run.py", "impasto_pixels.py", "impasto_choices.py", "impasto_daemon.py",
-                "impasto_last.py", "impasto_help.py", "impasto_preview.py",
+                "impasto_last.py", "impasto_help.py", "impasto_preview.py", "impasto_jobs.py",
                 "impasto-help.html")
 
 

@@ -5,7 +5,8 @@ what the user reads. It imports only `protocol` (installed beside it), so plain 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+import re
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from impasto.protocol.errors import is_number
@@ -144,6 +145,15 @@ def job_params(quality: str, strength: float, seed: int, feather: float, layer_s
                      paint_pixels=paint_pixels)
 
 
+MIN_COMPOSED_SIDE = 64  # a far smaller layer than the others is composed at this: its strokes are larger
+
+
+def composed_side(layer_side: int, largest_side: int) -> int:
+    """The long side a layer is composed at in a run over several layers: its share of the default,
+    as the largest layer's, so strokes have one size across them."""
+    return max(MIN_COMPOSED_SIDE, round(JobParams().size * layer_side / max(1, largest_side)))
+
+
 # The dialog's preview: the layer at this long side, composed as a Draft is, in a few seconds
 # on a 2-core CPU (bench/preview_speed.py); strokes keep their size relative to the picture.
 PREVIEW_SIDE = 192
@@ -165,19 +175,70 @@ def preview_interval(seconds: float | None) -> float:
 
 
 def build_submit(job: str, content: Image, style: Style, params: JobParams, mask: bytes | None,
-                 whole: Image | None = None) -> Submit:
+                 whole: Image | None = None, previous: tuple[Image, Image] | None = None) -> Submit:
+    """`previous`: an animation frame's previous photo and result."""
     width, height = content.width, content.height
+    before, result = previous if previous is not None else (None, None)
     return Submit(job, content, [style], params, Image(width, height, 1, mask) if mask is not None else None,
-                  whole)
+                  whole, before, result)
 
 
 # --- what the user reads ---------------------------------------------------------------
 
-def progress_text(progress: Progress, since: float = 0.0) -> str:
+@dataclass
+class Parts:
+    """Where a run over several layers (or frames) stands: part `index` of `count` is running, and
+    the finished ones took `seconds` each."""
+
+    count: int
+    kind: str = "Layer"  # or "Frame"
+    index: int = 0
+    seconds: list[float] = field(default_factory=list)
+
+    def fraction(self, progress: Progress) -> float:
+        return (self.index + progress.iteration / progress.total) / self.count
+
+    def left(self, progress: Progress, since: float = 0.0) -> float:
+        """Seconds left for the whole run: this part's, then each part after it at the pace of the
+        finished ones (after the first: a frame that follows another is quicker), else of this one."""
+        later = self.seconds[1:] or self.seconds
+        each = sum(later) / len(later) if later else progress.elapsed + progress.eta
+        return max(0.0, progress.eta - since) + each * (self.count - self.index - 1)
+
+    def done(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+        self.index += 1
+
+
+def progress_text(progress: Progress, since: float = 0.0, parts: Parts | None = None) -> str:
     """The run window's line for `progress`, `since` seconds after it came: the time left counts
-    down between progress reports (one iteration of a large scale can take many seconds)."""
-    return (f"Iteration {progress.iteration}/{progress.total}, scale {progress.scale}/{progress.scales} "
-            f"({progress.width}×{progress.height}): about {duration_text(max(0.0, progress.eta - since))} left")
+    down between progress reports (one iteration of a large scale can take many seconds). Over
+    several layers, it says which and the time left for all."""
+    where = f"{parts.kind} {parts.index + 1} of {parts.count}: " if parts and parts.count > 1 else ""
+    left = parts.left(progress, since) if parts else max(0.0, progress.eta - since)
+    text = (f"{where}iteration {progress.iteration}/{progress.total}, scale {progress.scale}/{progress.scales} "
+            f"({progress.width}×{progress.height}): about {duration_text(left)} left")
+    return text[:1].upper() + text[1:]
+
+
+# GIMP's animation frames carry their timing in their names: "Frame 2 (100ms) (combine)".
+FRAME_TIMING = re.compile(r"\((\d+)\s*ms\)")
+
+
+def frame_duration(name: str, default: int = 100) -> int:
+    """A frame layer's time on screen in ms, from its name as GIMP's animation tools write it."""
+    found = FRAME_TIMING.search(name)
+    return int(found.group(1)) if found else default
+
+
+def check_frames(sizes: list[tuple[int, int]], selected: bool) -> None:
+    """Animation frames are stylised whole and must share one size (the motion between them is
+    measured pixel for pixel); PluginError otherwise."""
+    if selected:
+        raise PluginError("Animation frames are stylised whole: remove the selection (Select > None) first.")
+    if len(set(sizes)) > 1:
+        raise PluginError("Animation frames must all be the same size: "
+                          + ", ".join(f"{w}×{h}" for w, h in sorted(set(sizes))[:4]) + ".")
 
 
 def preview_name(progress: Progress | None) -> str:
@@ -209,12 +270,19 @@ def duration_text(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 90 * 60 else f"{seconds / 3600:.1f} h"
 
 
-def estimate_text(estimate: dict | None, absent: str, other_sizes: dict[str, dict | None] | None = None) -> str:
+def estimate_text(estimate: dict | None, absent: str, other_sizes: dict[str, dict | None] | None = None,
+                  layers: int = 1) -> str:
     """What the dialog says before OK: the sizes the job works at and how long it should take, or
     `absent` when no daemon answered (impasto_daemon.Daemon.absent_text); then the time at each
-    of `other_sizes` (PAINT_SIZES' names) that paints another size."""
+    of `other_sizes` (PAINT_SIZES' names) that paints another size. Over several `layers`: the top
+    one's sizes, and the time for all of them at its pace (frames that follow one another take less)."""
     if estimate is None:
         return absent
+    if layers > 1:
+        times: dict[str, dict | None] = {name: dict(other, seconds=other["seconds"] * layers)
+                                         for name, other in (other_sizes or {}).items() if other}
+        text = estimate_text(dict(estimate, seconds=estimate["seconds"] * layers), absent, times)
+        return text.replace(" on ", f" for the {layers} layers on ", 1)
     (width, height), (out_width, out_height) = estimate["working"], estimate["output"]
     painted = f", painted up to {out_width}×{out_height}" if (out_width, out_height) != (width, height) else ""
     labels = {name: label.split(" (")[0] for name, (label, _) in PAINT_SIZES.items()}
@@ -232,7 +300,7 @@ def estimate_text(estimate: dict | None, absent: str, other_sizes: dict[str, dic
 REMEMBERED: dict[str, type] = {
     "style-source": str, "style-preset": str, "style-file": str, "style-pattern": str, "strength": float,
     "keep-colors": str, "brush-size": float, "quality": str, "paint-size": str, "seed": int, "keep-previews": bool,
-    "start-daemon": bool,
+    "start-daemon": bool, "animation": bool,
 }
 
 

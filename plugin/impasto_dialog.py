@@ -260,10 +260,11 @@ def packed(*rows: Gtk.Widget, spacing: int = 6, orientation: Gtk.Orientation = G
 
 
 def show(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, daemon: Daemon, current_image: Gimp.Image,
-         forecast: Callable[[Gimp.ProcedureConfig], str], layer: Gimp.Layer | None = None) -> bool:
+         forecast: Callable[[Gimp.ProcedureConfig], str], layer: Gimp.Layer | None = None, layers: int = 1) -> bool:
     """Run the dialog; True when the user pressed OK. `daemon` answers presets (impasto_daemon.Daemon);
     `forecast(config)` is the line about sizes and time, refreshed as settings change; `layer`, the
-    one to paint, is previewed (impasto_preview)."""
+    (top) one to paint, is previewed (impasto_preview); over several `layers`, the user says whether
+    they are animation frames."""
     GimpUi.init("impasto")
     dialog = GimpUi.ProcedureDialog.new(procedure, config, "Impasto Style Transfer")
     estimate = Gtk.Label(xalign=0.0, wrap=True, max_width_chars=70)
@@ -292,7 +293,8 @@ def show(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, daemon: Daemon
                           for name in ("seed", "keep-previews", *(["start-daemon"] if daemon.can_start else []),
                                        "endpoint"))))  # from a sandbox, or beside a service, nothing to start
     quality = packed(choice_row(config, "quality", "_Quality", labels),
-                     choice_row(config, "paint-size", "Si_ze", labels), estimate)  # titled by their own labels
+                     choice_row(config, "paint-size", "Si_ze", labels), estimate,  # titled by their own labels
+                     *([dialog.get_widget("animation", GObject.TYPE_NONE)] if layers > 1 else []))
     content = packed(frame("Style", style.widget), frame("Strength", strength), quality, advanced, spacing=12)
     if preview is not None:
         content = packed(content, frame("Preview", preview.widget), orientation=Gtk.Orientation.HORIZONTAL,

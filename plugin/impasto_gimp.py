@@ -29,9 +29,11 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 import impasto_choices as choices  # noqa: E402
 import impasto_daemon  # noqa: E402
+import impasto_jobs  # noqa: E402
 import impasto_run  # noqa: E402
 from gi.repository import Gimp, GLib, GObject  # noqa: E402
-from impasto_pixels import check_target, choose_style, read_pixels, read_whole, selection_region  # noqa: E402
+from impasto_jobs import cancelled, failure  # noqa: E402
+from impasto_pixels import check_target, check_targets, choose_style, read_pixels, selection_region  # noqa: E402
 
 from impasto.protocol.messages import DEFAULT_PRESET, JobParams  # noqa: E402
 from impasto.protocol.presets import description_from  # noqa: E402
@@ -39,8 +41,6 @@ from impasto.protocol.presets import description_from  # noqa: E402
 if TYPE_CHECKING:
     from gi.repository import GimpUi
 
-    from impasto.protocol.client import Client
-    from impasto.protocol.messages import Style, Submit
 
 PROCEDURE = "plug-in-impasto-style-transfer"
 SAVE_PRESET = "plug-in-impasto-save-preset"
@@ -48,66 +48,57 @@ SAVE_PRESET = "plug-in-impasto-save-preset"
 
 # --- the procedure ---------------------------------------------------------------------
 
-def settings_of(config: Gimp.ProcedureConfig, feather: float, layer_side: int, paint_size: str = "") -> JobParams:
-    """The job's settings from the procedure's arguments (`paint_size`: another than the chosen one)."""
-    return choices.job_params(config.get_property("quality"), config.get_property("strength"),
-                              config.get_property("seed"), feather, layer_side, config.get_property("keep-colors"),
-                              config.get_property("brush-size"), paint_size or config.get_property("paint-size"))
+def settings_of(config: Gimp.ProcedureConfig, feather: float, layer_side: int, paint_size: str = "",
+                size: int = 0) -> JobParams:
+    """The job's settings from the procedure's arguments (`paint_size`: another than the chosen one;
+    `size`: the composing size, when not the default)."""
+    params = choices.job_params(config.get_property("quality"), config.get_property("strength"),
+                                config.get_property("seed"), feather, layer_side, config.get_property("keep-colors"),
+                                config.get_property("brush-size"), paint_size or config.get_property("paint-size"))
+    return dataclasses.replace(params, size=size) if size else params
 
 
 def forecast_text(image: Gimp.Image, drawables: list[Gimp.Drawable], daemon: impasto_daemon.Daemon,
                   config: Gimp.ProcedureConfig) -> str:
-    """The dialog's line about sizes and time for the current settings ("" when there is no layer)."""
+    """The dialog's line about sizes and time for the current settings ("" when there is no layer):
+    the top layer's, and the time for all of them."""
     try:
-        layer = check_target(image, drawables)
+        layers = check_targets(image, drawables)
+        layer = layers[-1]
         region, mask = selection_region(image, layer)
     except choices.PluginError:
         return ""
     layer_side = max(layer.get_width(), layer.get_height()) if mask is not None else 0
     whole = (layer.get_width(), layer.get_height()) if mask is not None else None
-    estimate = impasto_daemon.forecast(daemon.endpoint, region, settings_of(config, 0, layer_side), whole)
+    params = settings_of(config, 0, layer_side, size=size_of(layer, layers))
+    estimate = impasto_daemon.forecast(daemon.endpoint, region, params, whole)
     chosen = config.get_property("paint-size")
-    others = {name: impasto_daemon.forecast(daemon.endpoint, region, settings_of(config, 0, layer_side, name), whole)
+    others = {name: impasto_daemon.forecast(daemon.endpoint, region, settings_of(config, 0, layer_side, name,
+                                                                               params.size), whole)
               for name in choices.PAINT_SIZES if name != chosen and estimate is not None}
-    return choices.estimate_text(estimate, daemon.absent_text(config.get_property("start-daemon")), others)
+    return choices.estimate_text(estimate, daemon.absent_text(config.get_property("start-daemon")), others,
+                                 len(layers))
+
+
+def size_of(layer: Gimp.Layer, layers: list[Gimp.Layer]) -> int:
+    """The size `layer` is composed at, so strokes have one size across the run's layers."""
+    return choices.composed_side(max(layer.get_width(), layer.get_height()),
+                                 max(max(other.get_width(), other.get_height()) for other in layers))
+
+
+def layer_count(image: Gimp.Image, drawables: list[Gimp.Drawable]) -> int:
+    try:
+        return len(check_targets(image, drawables))
+    except choices.PluginError:
+        return 0
 
 
 def previewed(image: Gimp.Image, drawables: list[Gimp.Drawable]) -> Gimp.Layer | None:
-    """The layer the dialog previews: the one a run would paint (none when a run would refuse)."""
+    """The layer the dialog previews: the top one a run would paint (none when a run would refuse)."""
     try:
-        return check_target(image, drawables)
+        return check_targets(image, drawables)[-1]
     except choices.PluginError:
         return None
-
-
-def stream_into_layers(client: Client, submit: Submit, layers: impasto_run.ResultLayers,
-                       progress: impasto_run.RunProgress) -> bool:
-    """Run the job, turning its previews and result into layers and its progress into words.
-    Returns False when the user cancelled."""
-    from impasto.protocol.messages import CANCELLED, PREVIEW, PROGRESS, RESULT
-
-    latest = None
-    for reply in client.run_job(submit, should_stop=progress.poll):
-        if reply.type == PROGRESS:
-            latest = reply.progress
-            progress.show(latest)
-        elif reply.type == PREVIEW and reply.image is not None:
-            progress.show_preview(reply.image)
-            layers.preview(reply.image, choices.preview_name(latest))
-        elif reply.type == RESULT and reply.image is not None:
-            layers.arrived(reply.image)
-        elif reply.type == CANCELLED:
-            return False
-    return True
-
-
-def failure(procedure: Gimp.Procedure, message: str) -> Gimp.ValueArray:
-    error = GLib.Error.new_literal(Gimp.PlugIn.error_quark(), message, 0)
-    return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, error)
-
-
-def cancelled(procedure: Gimp.Procedure) -> Gimp.ValueArray:
-    return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
 
 
 def stylize(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, drawables: list[Gimp.Drawable],
@@ -124,12 +115,11 @@ def stylize(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image
         daemon = started = impasto_daemon.Daemon(endpoint, settings, config.get_property("start-daemon"))
         if not impasto_dialog.show(procedure, config, started, image,
                                    lambda config: forecast_text(image, drawables, started, config),
-                                   previewed(image, drawables)):
+                                   previewed(image, drawables), layer_count(image, drawables)):
             return cancelled(procedure)
         impasto_last.save(config)
     try:
-        layer = check_target(image, drawables)
-        region, mask = selection_region(image, layer)
+        targets = targets_of(image, drawables, config.get_property("animation"))
         style, style_name = choose_style(config)
     except choices.PluginError as exc:
         return failure(procedure, str(exc))
@@ -149,61 +139,31 @@ def stylize(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image
     except choices.PluginError as exc:
         progress.close()
         return cancelled(procedure) if progress.cancelled else failure(procedure, str(exc))
-    submit = submission(layer, region, mask, style, config, endpoint, interactive)
-    layers = impasto_run.ResultLayers(image, layer, region, style_name, config.get_property("keep-previews"),
-                                      live=interactive)
-    return run_into_layers(procedure, endpoint, submit, layers, progress)
+    animated = config.get_property("animation") and len(targets) > 1
+    layers = [target.layer for target in targets]
+    run = impasto_jobs.Run(image, targets, style, style_name,
+                           [job_settings(config, target, layers) for target in targets],
+                           config.get_property("keep-previews"), interactive,
+                           impasto_jobs.Animation(image.get_width(), image.get_height(), interactive) if animated
+                           else None)
+    return impasto_jobs.run_into_layers(procedure, endpoint, run, progress)
 
 
-def submission(layer: Gimp.Layer, region: choices.Region, mask: bytes | None, style: Style,
-               config: Gimp.ProcedureConfig, endpoint: str, interactive: bool) -> Submit:
-    """The job to send: the region's pixels, the style, and the settings (previews evenly in time
-    for a person watching, from the daemon's forecast). A selection goes with the whole layer,
-    reduced to its working size, so it is painted as that part of the whole would be."""
-    from impasto.protocol.client import new_job_id
-    from impasto.protocol.messages import Image
-
-    channels = 4 if layer.has_alpha() else 3
-    content = Image(region.width, region.height, channels,
-                    read_pixels(layer, region.x, region.y, region.width, region.height,
-                                "R'G'B'A u8" if channels == 4 else "R'G'B' u8"))
-    layer_side = max(layer.get_width(), layer.get_height()) if mask is not None else 0
-    params = settings_of(config, choices.feather_for(region, mask is not None), layer_side)
-    whole = None
-    if mask is not None:
-        whole_w, whole_h, whole_pixels = read_whole(layer, params.size)
-        whole = Image(whole_w, whole_h, 3, whole_pixels)
-        params = dataclasses.replace(params, part_x=region.x, part_y=region.y)
-    if interactive:
-        whole_size = (layer.get_width(), layer.get_height()) if mask is not None else None
-        estimate = impasto_daemon.forecast(endpoint, region, params, whole_size)
-        seconds = choices.preview_interval(estimate["seconds"] if estimate else None)
-        params = dataclasses.replace(params, preview_every=0, preview_seconds=seconds)
-    return choices.build_submit(new_job_id(), content, style, params, mask, whole)
+def targets_of(image: Gimp.Image, drawables: list[Gimp.Drawable], animation: bool) -> list[impasto_jobs.Target]:
+    """Every layer to stylise, bottom first, with the selection over each; animation frames are
+    checked to be stylisable as one sequence."""
+    targets = [impasto_jobs.Target(layer, *selection_region(image, layer)) for layer in check_targets(image, drawables)]
+    if animation and len(targets) > 1:
+        choices.check_frames([(t.layer.get_width(), t.layer.get_height()) for t in targets],
+                             any(t.mask is not None for t in targets))
+    return targets
 
 
-def run_into_layers(procedure: Gimp.Procedure, endpoint: str, submit: Submit, layers: impasto_run.ResultLayers,
-                    progress: impasto_run.RunProgress) -> Gimp.ValueArray:
-    """Run the job into its layers; a cancelled run leaves none, a failed one its last preview."""
-    from impasto.protocol.client import Client, DaemonError, DaemonUnavailable
-
-    client = Client(endpoint, timeout=impasto_daemon.ANSWER_S)
-    try:
-        finished = stream_into_layers(client, submit, layers, progress)
-    except (DaemonError, DaemonUnavailable) as exc:
-        layers.mark_unfinished()
-        layers.commit()
-        return failure(procedure, f"Impasto: {exc}")
-    finally:
-        client.close()
-        progress.close()
-    if not finished:
-        layers.remove()
-        return cancelled(procedure)
-    if layers.final is not None:  # a script's result, placed now that nothing can cancel it
-        layers.finish(layers.final)
-    layers.commit()
-    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+def job_settings(config: Gimp.ProcedureConfig, target: impasto_jobs.Target, layers: list[Gimp.Layer]) -> JobParams:
+    layer, region = target.layer, target.region
+    layer_side = max(layer.get_width(), layer.get_height()) if target.mask is not None else 0
+    return settings_of(config, choices.feather_for(region, target.mask is not None), layer_side,
+                       size=size_of(layer, layers))
 
 
 def save_preset(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image,
@@ -296,6 +256,9 @@ def add_style_transfer_arguments(procedure: Gimp.Procedure) -> None:
                                   choices.DEFAULT_PAINT_SIZE, flags)
     procedure.add_int_argument("seed", "Random see_d", "Same seed, same picture", *choices.SEEDS, JobParams().seed,
                                flags)
+    procedure.add_boolean_argument("animation", "The _layers are animation frames", "With several layers: "
+                                   "stylise them in frame order (the bottom one first), each following the one "
+                                   "before, into a new image", False, flags)
     procedure.add_boolean_argument("keep-previews", "_Keep every preview",
                                    "Keep each progressive result as a layer of its own", False, flags)
     procedure.add_boolean_argument("start-daemon", "Start the daemon if _missing",

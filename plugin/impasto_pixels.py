@@ -118,11 +118,32 @@ def selection_region(image: Gimp.Image, layer: Gimp.Layer,
 
 
 def check_target(image: Gimp.Image, drawables: list[Gimp.Drawable]) -> Gimp.Layer:
-    """The one RGB layer to stylise; PluginError otherwise."""
-    if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
-        raise choices.PluginError("Impasto works on one layer: select a single layer.")
+    """The one RGB layer to take a preset from; PluginError otherwise."""
+    if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer) or isinstance(drawables[0], Gimp.GroupLayer):
+        raise choices.PluginError("Select a single layer (not a group) to save as a style preset.")
+    return check_targets(image, drawables)[0]
+
+
+def check_targets(image: Gimp.Image, drawables: list[Gimp.Drawable]) -> list[Gimp.Layer]:
+    """The RGB layers to stylise, bottom first (an animation's frame order): the selected layers, and
+    every layer inside a selected group; PluginError when there are none."""
     if image.get_base_type() != Gimp.ImageBaseType.RGB:
         raise choices.PluginError("Impasto works on RGB images: use Image > Mode > RGB first.")
-    if isinstance(drawables[0], Gimp.GroupLayer):
-        raise choices.PluginError("Impasto cannot stylise a layer group: select one of its layers.")
-    return drawables[0]
+    if not drawables or not all(isinstance(drawable, Gimp.Layer) for drawable in drawables):
+        raise choices.PluginError("Impasto works on layers: select one or more layers (not a channel or a mask).")
+    order = {layer.get_id(): place for place, layer in enumerate(_all_layers(image.get_layers()))}
+    chosen = {layer.get_id(): layer for drawable in drawables for layer in _all_layers([drawable])}
+    if not chosen:
+        raise choices.PluginError("The selected layer group holds no layers to stylise.")
+    return sorted(chosen.values(), key=lambda layer: order.get(layer.get_id(), 0), reverse=True)
+
+
+def _all_layers(layers: list[Gimp.Layer]) -> list[Gimp.Layer]:
+    """The layers, top first, with each group replaced by the layers inside it."""
+    found = []
+    for layer in layers:
+        if isinstance(layer, Gimp.GroupLayer):
+            found += _all_layers(layer.get_children())
+        else:
+            found.append(layer)
+    return found

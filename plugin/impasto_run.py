@@ -20,7 +20,7 @@ gi.require_version("Gtk", "3.0")
 gi.require_version("GdkPixbuf", "2.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import GdkPixbuf, Gegl, Gimp, GLib, Gtk  # noqa: E402
-from impasto_choices import progress_text  # noqa: E402
+from impasto_choices import Parts, progress_text  # noqa: E402
 
 if TYPE_CHECKING:
     from impasto_choices import Region
@@ -53,6 +53,7 @@ class ResultLayers:
         self.keep_previews, self.live = keep_previews, live
         self.result: Gimp.Layer | None = None
         self.final: Image | None = None  # a script's result, until it is placed
+        self.received: Image | None = None  # the job's result, once it came
         self.kept: list[Gimp.Layer] = []
 
     def _new_layer(self, picture: Image, name: str) -> Gimp.Layer:
@@ -99,6 +100,7 @@ class ResultLayers:
     def arrived(self, picture: Image) -> None:
         """The job's result: shown now in a live run; in a script's, kept for `finish` once GIMP's
         progress (whose Cancel kills the plug-in) has ended."""
+        self.received = picture
         if self.live:
             self.finish(picture)
         else:
@@ -181,6 +183,7 @@ class GimpProgress:
 
     def __init__(self, text: str) -> None:
         Gimp.progress_init(text)
+        self.parts = Parts(1)  # the layers of the run
 
     def say(self, text: str, fraction: float | None = None) -> None:
         Gimp.progress_set_text(text)
@@ -188,7 +191,7 @@ class GimpProgress:
             Gimp.progress_update(fraction)
 
     def show(self, progress: Progress) -> None:
-        self.say(progress_text(progress), progress.iteration / progress.total)
+        self.say(progress_text(progress, parts=self.parts), self.parts.fraction(progress))
 
     def pulse(self) -> None:
         Gimp.progress_pulse()
@@ -208,6 +211,7 @@ class RunWindow:
 
     def __init__(self, title: str, text: str) -> None:
         self.cancelled = False
+        self.parts = Parts(1)  # the layers of the run
         self.latest: tuple[Progress, float] | None = None  # the last progress report, and when it came
         self.shown_at = 0.0
         self.window = Gtk.Window(title=title)
@@ -249,7 +253,7 @@ class RunWindow:
     def show(self, progress: Progress) -> None:
         self.latest = (progress, time.monotonic())
         self.shown_at = time.monotonic()
-        self.say(progress_text(progress), progress.iteration / progress.total)
+        self.say(progress_text(progress, parts=self.parts), self.parts.fraction(progress))
 
     def pulse(self) -> None:
         self.bar.pulse()
@@ -273,7 +277,7 @@ class RunWindow:
         now = time.monotonic()
         if self.latest is not None and not self.cancelled and now - self.shown_at >= 1.0:
             progress, came = self.latest
-            self.bar.set_text(progress_text(progress, now - came))
+            self.bar.set_text(progress_text(progress, now - came, self.parts))
             self.shown_at = now
         while Gtk.events_pending():
             Gtk.main_iteration_do(False)

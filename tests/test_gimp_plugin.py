@@ -162,6 +162,44 @@ def test_style_from_a_file_or_a_pattern(gimp, host_daemon, source) -> None:
     assert result["inside_changed"] > 0.8 * result["inside_total"]
 
 
+def test_every_selected_layer_gets_its_result_above_it(gimp, host_daemon) -> None:
+    arguments = {**SELECTION_SPEC["arguments"], "keep-previews": False}
+    spec = {**SELECTION_SPEC, "more_layers": ["second", "third"], "arguments": arguments}
+    result = gimp.run(spec)
+    assert result["status"] == "success", result
+    assert result["original_unchanged"]
+    assert result["top_level"] == ["Impasto: swirls", "third", "Impasto: swirls", "second", "Impasto: swirls",
+                                   "photo", "background"]
+    # The selection applies to every layer: each result is the selection's part, with context.
+    assert all(layer["size"] == [46, 40] for layer in result["run_layers"])
+    assert result["new_images"] == []
+
+
+def test_animation_frames_are_painted_in_order_into_a_new_image(gimp, host_daemon) -> None:
+    names = ["Frame 1 (100ms)", "Frame 2 (200ms)", "Frame 3 (100ms) (combine)"]
+    arguments = {**SELECTION_SPEC["arguments"], "keep-previews": False, "animation": True}
+    spec = {**SELECTION_SPEC, "selection": None, "photo_name": names[0], "more_layers": names[1:], "in_group": True,
+            "arguments": arguments}
+    following = host_daemon.log.read_text().count("an animation frame following the previous one")
+    result = gimp.run(spec)
+    assert result["status"] == "success", result
+    assert result["original_unchanged"]
+    assert result["top_level"] == ["frames", "background"] and result["in_groups"] == names[::-1]  # untouched
+    [frames] = result["new_images"]
+    assert [frame["name"] for frame in frames] == names[::-1]  # the first frame at the bottom, timings kept
+    assert all(frame["size"] == [80, 60] and frame["changed"] > 0.8 * 80 * 60 * 4 for frame in frames)
+    # Frames 2 and 3 each followed the frame before.
+    assert host_daemon.log.read_text().count("an animation frame following the previous one") == following + 2
+
+
+def test_animation_frames_refuse_a_selection(gimp, host_daemon) -> None:
+    arguments = {**SELECTION_SPEC["arguments"], "animation": True}
+    result = gimp.run({**SELECTION_SPEC, "more_layers": ["second"], "arguments": arguments})
+    assert result["status"] != "success" and result["new_images"] == []
+    assert result["top_level"] == ["second", "photo", "background"]
+    assert "Select > None" in result["log"] + result.get("error", "") + result.get("pdb_error", "")
+
+
 def test_greyscale_image_gets_a_clear_message(gimp, host_daemon) -> None:
     result = gimp.run({**SELECTION_SPEC, "grey": True, "selection": None})
     assert result["status"] != "success"

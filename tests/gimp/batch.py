@@ -46,7 +46,7 @@ channels = 4 if spec.get("alpha") else 3
 kind = Gimp.ImageType.RGBA_IMAGE if channels == 4 else Gimp.ImageType.RGB_IMAGE
 if spec.get("grey"):
     kind, channels = Gimp.ImageType.GRAY_IMAGE, 1
-photo = Gimp.Layer.new(image, "photo", width, height, kind, 100.0, Gimp.LayerMode.NORMAL)
+photo = Gimp.Layer.new(image, spec.get("photo_name", "photo"), width, height, kind, 100.0, Gimp.LayerMode.NORMAL)
 image.insert_layer(photo, None, 0)
 photo.set_offsets(*spec["layer_offsets"])
 fmt = {1: "Y' u8", 3: "R'G'B' u8", 4: "R'G'B'A u8"}[channels]
@@ -56,6 +56,24 @@ else:
     photo.get_buffer().set(Gegl.Rectangle.new(0, 0, width, height), fmt, pattern_bytes(width, height, channels, 40))
 photo.get_buffer().flush()
 before = pixels(photo, 0, 0, width, height, fmt)
+# More layers above the photo, each the picture moved a few pixels on (as animation frames), in a
+# group when asked; all of them are then the drawables the plug-in gets.
+others = []
+for index, name in enumerate(spec.get("more_layers", []), start=1):
+    other = Gimp.Layer.new(image, name, width, height, kind, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(other, None, 0)
+    other.set_offsets(*spec["layer_offsets"])
+    other.get_buffer().set(Gegl.Rectangle.new(0, 0, width, height), fmt,
+                           pattern_bytes(width, height, channels, 40 + 6 * index))
+    other.get_buffer().flush()
+    others.append((other, pixels(other, 0, 0, width, height, fmt)))
+drawables = [photo, *(other for other, _ in others)]
+if spec.get("in_group"):
+    group = Gimp.GroupLayer.new(image, "frames")
+    image.insert_layer(group, None, 0)
+    for layer in drawables:  # bottom first, each on top: the order stays
+        image.reorder_item(layer, group, 0)
+    drawables = [group]
 if spec.get("selection"):
     image.select_rectangle(Gimp.ChannelOps.REPLACE, *spec["selection"])
 
@@ -63,7 +81,7 @@ procedure = Gimp.get_pdb().lookup_procedure(spec.get("procedure", "plug-in-impas
 config = procedure.create_config()
 config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
 config.set_property("image", image)
-config.set_core_object_array("drawables", [photo])
+config.set_core_object_array("drawables", drawables)
 for name, value in spec.get("arguments", {}).items():
     if name == "style-file":
         from gi.repository import Gio
@@ -80,13 +98,31 @@ if result["status"] != "success":
     messages = Gimp.get_pdb().get_last_error() if hasattr(Gimp.get_pdb(), "get_last_error") else ""
     result["pdb_error"] = str(messages)
 
-result["original_unchanged"] = pixels(photo, 0, 0, width, height, fmt) == before
+result["original_unchanged"] = pixels(photo, 0, 0, width, height, fmt) == before and all(
+    pixels(other, 0, 0, width, height, fmt) == kept for other, kept in others)
 result["top_level"] = [layer.get_name() for layer in image.get_layers()]
+result["in_groups"] = [child.get_name() for layer in image.get_layers() if isinstance(layer, Gimp.GroupLayer)
+                       for child in layer.get_children()]
+# Images the run made (an animation's results): their layers, top first, and how far each is from
+# the photo frame of its name.
+sources = {layer.get_name(): kept for layer, kept in [(photo, before), *others]}
+
+
+def changed(layer):
+    """How many bytes of `layer` differ from the photo frame of its name."""
+    source = sources.get(layer.get_name(), bytes(width * height * channels))
+    return sum(a != b for a, b in zip(pixels(layer, 0, 0, width, height, fmt), source, strict=True))
+
+
+result["new_images"] = [
+    [{"name": layer.get_name(), "size": [layer.get_width(), layer.get_height()], "changed": changed(layer)}
+     for layer in made.get_layers()]
+    for made in Gimp.get_images() if made.get_id() != image.get_id()]
 run_layers = [layer for layer in image.get_layers() if layer.get_name().startswith("Impasto")]
 result["run_layers"] = [
     {"name": c.get_name(), "size": [c.get_width(), c.get_height()], "offsets": list(c.get_offsets()[1:])}
     for c in run_layers]
-if run_layers:
+if run_layers and not others:
     final = run_layers[0]
     _, fx, fy = final.get_offsets()
     fw, fh = final.get_width(), final.get_height()
