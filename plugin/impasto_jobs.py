@@ -186,7 +186,9 @@ class Run:
     def layers_for(self, target: Target) -> Layers:
         if self.animation is not None:
             return self.animation.frame(target.layer)
-        return impasto_run.ResultLayers(self.image, target.layer, target.region, self.style_name, self.keep_previews,
+        # Over several layers each result names its layer too (GIMP would number equal names).
+        name = self.style_name if len(self.targets) == 1 else f"{self.style_name} ({target.layer.get_name()})"
+        return impasto_run.ResultLayers(self.image, target.layer, target.region, name, self.keep_previews,
                                         live=self.interactive)
 
 

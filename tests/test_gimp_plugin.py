@@ -168,8 +168,8 @@ def test_every_selected_layer_gets_its_result_above_it(gimp, host_daemon) -> Non
     result = gimp.run(spec)
     assert result["status"] == "success", result
     assert result["original_unchanged"]
-    assert result["top_level"] == ["Impasto: swirls", "third", "Impasto: swirls", "second", "Impasto: swirls",
-                                   "photo", "background"]
+    assert result["top_level"] == ["Impasto: swirls (third)", "third", "Impasto: swirls (second)", "second",
+                                   "Impasto: swirls (photo)", "photo", "background"]
     # The selection applies to every layer: each result is the selection's part, with context.
     assert all(layer["size"] == [46, 40] for layer in result["run_layers"])
     assert result["new_images"] == []
@@ -187,7 +187,8 @@ def test_animation_frames_are_painted_in_order_into_a_new_image(gimp, host_daemo
     assert result["top_level"] == ["frames", "background"] and result["in_groups"] == names[::-1]  # untouched
     [frames] = result["new_images"]
     assert [frame["name"] for frame in frames] == names[::-1]  # the first frame at the bottom, timings kept
-    assert all(frame["size"] == [80, 60] and frame["changed"] > 0.8 * 80 * 60 * 4 for frame in frames)
+    # Painted: most colour bytes differ from the frame's photo (its alpha comes back as it was).
+    assert all(frame["size"] == [80, 60] and frame["changed"] > 0.6 * 80 * 60 * 4 for frame in frames), frames
     # Frames 2 and 3 each followed the frame before.
     assert host_daemon.log.read_text().count("an animation frame following the previous one") == following + 2
 
