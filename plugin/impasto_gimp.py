@@ -256,7 +256,7 @@ def add_style_transfer_arguments(procedure: Gimp.Procedure) -> None:
                                   choices.DEFAULT_PAINT_SIZE, flags)
     procedure.add_int_argument("seed", "Random see_d", "Same seed, same picture", *choices.SEEDS, JobParams().seed,
                                flags)
-    procedure.add_boolean_argument("animation", "The _layers are animation frames", "With several layers: "
+    procedure.add_boolean_argument("animation", "The layers are a_nimation frames", "With several layers: "
                                    "stylise them in frame order (the bottom one first), each following the one "
                                    "before, into a new image", False, flags)
     procedure.add_boolean_argument("keep-previews", "_Keep every preview",

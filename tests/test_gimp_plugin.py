@@ -407,12 +407,17 @@ def undo_in(screen: Screen, window: str, gimp: Gimp, index: int) -> dict:
     return wait_for_file(gimp.folder / f"run{index}-undone.json", 30)
 
 
+def runs_done(daemon: DaemonProcess) -> int:
+    """How many jobs the daemon has finished, the dialog's previews aside."""
+    return sum(" done in " in line and "job preview-" not in line for line in daemon.log.read_text().splitlines())
+
+
 def test_the_dialog_in_the_gui_runs_a_preset_from_the_gallery_and_cancels_cleanly(gimp, host_daemon) -> None:
-    """Real GIMP with its windows under Xvfb: pick a preset in the gallery with the keys, run it,
-    and one Ctrl+Z removes the run. A second run, on another preset, goes on through Ctrl+Z pressed
-    while it paints; cancelled midway, it leaves the image and its Undo History as they were (Ctrl+Z
-    brings nothing back) and GIMP warns of nothing. The third dialog remembers the cancelled run's
-    preset."""
+    """Real GIMP with its windows under Xvfb: pick a preset in the gallery with the keys, run it on
+    three layers, and one Ctrl+Z removes the run's three results. A second run, on another preset
+    and two layers, goes on through Ctrl+Z pressed while it paints; cancelled in its second layer,
+    it leaves the image and its Undo History as they were (Ctrl+Z brings nothing back) and GIMP
+    warns of nothing. The third dialog remembers the cancelled run's preset."""
     from impasto.daemon.presets import BUILT_IN
     from impasto.protocol.settings import DEFAULT_PRESET
 
@@ -423,8 +428,8 @@ def test_the_dialog_in_the_gui_runs_a_preset_from_the_gallery_and_cancels_cleanl
         remembered.unlink()  # GIMP's last-used values and the plug-in's: start from the defaults
     screen = Screen(gimp, 90 + (gimp.version == "3.2"))
     started = time.monotonic()
-    process = gimp_with_windows(gimp, screen, [{"size": [96, 72], "undo": True}, {"size": [512, 384], "undo": True},
-                                               {"size": [96, 72]}])
+    process = gimp_with_windows(gimp, screen, [{"size": [96, 72], "layers": 3, "undo": True},
+                                               {"size": [384, 288], "layers": 2, "undo": True}, {"size": [96, 72]}])
     try:
         dialog = screen.window("^Impasto Style Transfer$")
         opened = time.monotonic() - started
@@ -443,14 +448,14 @@ def test_the_dialog_in_the_gui_runs_a_preset_from_the_gallery_and_cancels_cleanl
         dialog = screen.window("^Impasto Style Transfer$")  # the second image's run: the next preset again
         time.sleep(2)  # as for the first: the dialog settles before its keys
         screen.keys(dialog, "Right")
+        jobs_done = runs_done(host_daemon)
         running = screen.press_until(dialog, "Return", f"^Impasto: {second}$")
-        with Client(host_daemon.endpoint) as client:
-            deadline = time.monotonic() + 60
-            while client.hello()["queue"] == 0 and time.monotonic() < deadline:
-                time.sleep(0.2)
-        time.sleep(4)  # a preview or two painted into the image
-        screen.keys(screen.window("512x384"), "ctrl+z")  # Undo meanwhile: the run goes on
-        time.sleep(4)
+        deadline = time.monotonic() + 120
+        while runs_done(host_daemon) == jobs_done and time.monotonic() < deadline:
+            time.sleep(0.2)  # the first layer's job
+        time.sleep(3)  # the second layer's previews
+        screen.keys(screen.window("384x288"), "ctrl+z")  # Undo meanwhile: the run goes on
+        time.sleep(3)
         screen.shot("running.png")
         cancelled_at = time.monotonic()
         screen.keys(running, "Return")  # Cancel has the keys
@@ -458,7 +463,7 @@ def test_the_dialog_in_the_gui_runs_a_preset_from_the_gallery_and_cancels_cleanl
         cancel_seconds = time.monotonic() - cancelled_at
         time.sleep(1)  # GIMP's Layers dock redraws when idle
         screen.shot("cancelled.png")
-        cancelled_undone = undo_in(screen, "512x384", gimp, 1)
+        cancelled_undone = undo_in(screen, "384x288", gimp, 1)
 
         dialog = screen.window("^Impasto Style Transfer$")  # the third: as the cancelled run was set
         time.sleep(2)
@@ -469,10 +474,12 @@ def test_the_dialog_in_the_gui_runs_a_preset_from_the_gallery_and_cancels_cleanl
         process.kill()
         screen.close()
     assert first["status"] == "success", first
-    assert first["layers"] == [f"Impasto: {chosen}", "photo"] and first["sizes"][0] == [96, 72]
-    assert first_undone["layers"] == ["photo"], first_undone  # the run was one step
-    assert cancelled["status"] == "cancel" and cancelled["layers"] == ["photo"], cancelled
-    assert cancelled_undone["layers"] == ["photo"], cancelled_undone  # no step of the run to bring back
+    assert first["layers"] == [f"Impasto: {chosen} (photo 3)", "photo 3", f"Impasto: {chosen} (photo 2)", "photo 2",
+                               f"Impasto: {chosen} (photo)", "photo"], first
+    assert first["sizes"][0] == [96, 72]
+    assert first_undone["layers"] == ["photo 3", "photo 2", "photo"], first_undone  # the run was one step
+    assert cancelled["status"] == "cancel" and cancelled["layers"] == ["photo 2", "photo"], cancelled
+    assert cancelled_undone["layers"] == ["photo 2", "photo"], cancelled_undone  # no step of the run to bring back
     assert third["status"] == "success" and third["layers"] == [f"Impasto: {second}", "photo"], third
     assert "inconsistent" not in output and "undo group" not in output, output[-3000:]
     assert "mnemonic" not in output, output[-3000:]  # every setting has its Alt+key, none twice
