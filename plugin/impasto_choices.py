@@ -5,7 +5,6 @@ what the user reads. It imports only `protocol` (installed beside it), so plain 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -219,16 +218,6 @@ def progress_text(progress: Progress, since: float = 0.0, parts: Parts | None = 
     text = (f"{where}iteration {progress.iteration}/{progress.total}, scale {progress.scale}/{progress.scales} "
             f"({progress.width}×{progress.height}): about {duration_text(left)} left")
     return text[:1].upper() + text[1:]
-
-
-# GIMP's animation frames carry their timing in their names: "Frame 2 (100ms) (combine)".
-FRAME_TIMING = re.compile(r"\((\d+)\s*ms\)")
-
-
-def frame_duration(name: str, default: int = 100) -> int:
-    """A frame layer's time on screen in ms, from its name as GIMP's animation tools write it."""
-    found = FRAME_TIMING.search(name)
-    return int(found.group(1)) if found else default
 
 
 def check_frames(sizes: list[tuple[int, int]], selected: bool) -> None:

@@ -130,6 +130,39 @@ def test_what_the_user_reads() -> None:
     assert choices.preview_name(progress) == "Impasto preview: iteration 7/49, scale 2/4"
 
 
+def test_a_run_over_several_layers_says_which_and_the_time_left_for_all() -> None:
+    parts = choices.Parts(3)
+    progress = m.Progress(scale=1, scales=1, width=96, height=72, iteration=5, total=10, losses={}, elapsed=5.0,
+                          eta=5.0)
+    # The first layer: the others are expected to take what it takes in all.
+    assert choices.progress_text(progress, parts=parts) == \
+        "Layer 1 of 3: iteration 5/10, scale 1/1 (96×72): about 25 s left"
+    assert parts.fraction(progress) == pytest.approx(0.5 / 3)
+    parts.done(12.0)  # the first took 12 s
+    assert parts.left(progress) == pytest.approx(5.0 + 12.0)
+    parts.done(4.0)  # a following animation frame is quicker: the later ones' pace counts
+    frames = choices.Parts(4, "Frame", index=2, seconds=[12.0, 4.0])
+    assert frames.left(progress) == pytest.approx(5.0 + 4.0)
+    assert choices.progress_text(progress, parts=frames).startswith("Frame 3 of 4: iteration 5/10")
+    assert choices.progress_text(progress, parts=choices.Parts(1)).startswith("Iteration 5/10")
+    # The dialog's line over several layers: the time for all of them.
+    estimate = {"working": [96, 72], "output": [96, 72], "seconds": 5.0, "device": "cpu"}
+    assert choices.estimate_text(estimate, "", layers=3) == \
+        "Composed at 96×72 in every quality: about 15 s for the 3 layers on cpu"
+
+
+def test_layers_share_a_stroke_size_and_frames_one_size() -> None:
+    default = m.JobParams().size
+    assert choices.composed_side(2000, 2000) == default
+    assert choices.composed_side(1000, 2000) == default // 2  # half the size, half the working size
+    assert choices.composed_side(10, 2000) == choices.MIN_COMPOSED_SIDE
+    choices.check_frames([(80, 60), (80, 60)], selected=False)
+    with pytest.raises(choices.PluginError, match="same size: 40×30, 80×60"):
+        choices.check_frames([(80, 60), (40, 30)], selected=False)
+    with pytest.raises(choices.PluginError, match="Select > None"):
+        choices.check_frames([(80, 60), (80, 60)], selected=True)
+
+
 def test_settings_and_endpoint(tmp_path) -> None:
     assert impasto_daemon.load_settings(tmp_path) == {}
     (tmp_path / "impasto.json").write_text("[1, 2]")
