@@ -18,6 +18,7 @@ Both results go to --out as GIFs, to be watched.
 from __future__ import annotations
 
 import argparse
+import itertools
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import start_daemon  # noqa: E402
 from bench.results import Results  # noqa: E402
-from impasto.cli.frames import read_video, write_animated  # noqa: E402
+from impasto.cli.frames import video_frames, write_animated  # noqa: E402
 from impasto.daemon.motion import consistent, flow, warp  # noqa: E402
 from impasto.protocol import messages as m  # noqa: E402
 from impasto.protocol.client import Client, new_job_id  # noqa: E402
@@ -94,8 +95,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "bench-animation")
     parser.add_argument("--section", default="animation")
     args = parser.parse_args()
-    frames = read_video(footage())[: args.frames]
-    photos = [as_array(frame.image) for frame in frames]
+    frames = video_frames(footage())
+    photos = [as_array(image) for image in itertools.islice(frames.read(), args.frames)]
     params = m.JobParams(size=args.size, preview_every=0)
     args.out.mkdir(parents=True, exist_ok=True)
     with Results(args.section):
@@ -114,7 +115,7 @@ def main() -> None:
             finally:
                 daemon.terminate()
                 daemon.wait(30)
-            write_animated(results, [frame.duration_ms for frame in frames], args.out / f"{name}.gif")
+            write_animated(results, frames.durations[: len(results)], args.out / f"{name}.gif")
             print(f"| {name} | {seconds[0]:.1f} | {np.mean(seconds[1:]):.1f} | {temporal_error(results, photos):.2f} |",
                   flush=True)
         print(f"\nGIFs in {args.out}")

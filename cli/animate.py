@@ -19,13 +19,11 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-import numpy as np
-
 from impasto.protocol import messages as m
 from impasto.protocol.client import Client, new_job_id
 
 from .connection import EXIT_INTERRUPTED, EXIT_JOB, EXIT_OUTPUT, connect, start_if_needed
-from .frames import Frame, load_frame, output_kind, read_frames, write_animated, write_video
+from .frames import Frames, load_frame, output_kind, read_frames, write_animated, write_video
 from .images import ImageError, array_to_image, save_image
 from .options import params_from, recommended_params
 
@@ -79,7 +77,7 @@ def work_folder(output: Path) -> Path:
     return output if output_kind(output) == "folder" else output.with_name(f".{output.name}.frames")
 
 
-def made_by(frames: list[Frame], styles: list[m.Style], params: m.JobParams, independent: bool) -> str:
+def made_by(frames: Frames, styles: list[m.Style], params: m.JobParams, independent: bool) -> str:
     """A digest of everything a run's frames depend on: a kept frame is reused only for the same."""
     digest = hashlib.sha256()
     settings = {**params.to_wire(), "preview_every": 0, "preview_seconds": 0.0, "independent": independent}
@@ -88,19 +86,19 @@ def made_by(frames: list[Frame], styles: list[m.Style], params: m.JobParams, ind
         digest.update(f"{style.preset}:{style.weight}".encode())
         if style.image is not None:
             digest.update(style.image.packed())
-    for frame in frames:
-        digest.update(frame.name.encode() + frame.image.packed())
+    for name, image in zip(frames.names, frames.read(), strict=True):
+        digest.update(name.encode() + image.packed())
     return digest.hexdigest()
 
 
-def frames_kept(work: Path, frames: list[Frame], digest: str) -> int:
+def frames_kept(work: Path, names: list[str], digest: str) -> int:
     """How many leading frames an earlier run with the same inputs and settings finished here."""
     try:
         record = json.loads((work / RECORD).read_text())
         done = int(record["done"]) if record.get("made_by") == digest else 0
     except (OSError, ValueError, KeyError, TypeError):
         return 0
-    return sum(1 for _ in itertools.takewhile(lambda frame: (work / frame.name).is_file(), frames[:done]))
+    return sum(1 for _ in itertools.takewhile(lambda name: (work / name).is_file(), names[:done]))
 
 
 def run_frame(client: Client, submit: m.Submit, bar: FramesBar) -> m.Image | None:
@@ -119,45 +117,45 @@ def run_frame(client: Client, submit: m.Submit, bar: FramesBar) -> m.Image | Non
     return None
 
 
-def animate(args: argparse.Namespace, client: Client, frames: list[Frame], styles: list[m.Style],
+def animate(args: argparse.Namespace, client: Client, frames: Frames, styles: list[m.Style],
             params: m.JobParams) -> int:
     """Stylise `frames` into `args.output`; returns the exit code."""
     work = work_folder(args.output)
     work.mkdir(parents=True, exist_ok=True)
     digest = made_by(frames, styles, params, args.independent)
-    done = frames_kept(work, frames, digest)
+    done = frames_kept(work, frames.names, digest)
     bar = FramesBar(len(frames), done, args.quiet)
     if done:
         bar.message(f"going on from frame {done + 1}: {done} frame(s) done earlier are kept in {work}")
-    previous = load_frame(work / frames[done - 1].name) if done else None
-    for index in range(done, len(frames)):
-        frame = frames[index]
-        link = {} if previous is None or args.independent else \
-            {"previous": frames[index - 1].image, "previous_result": array_to_image(previous)}
-        submit = m.Submit(new_job_id(), frame.image, styles, params, **link)
+    previous: tuple[m.Image, m.Image] | None = None  # the last frame's photo and result
+    for index, (name, photo) in enumerate(zip(frames.names, frames.read(), strict=True)):
+        if index < done:
+            if index == done - 1:
+                previous = photo, array_to_image(load_frame(work / name))
+            continue
+        link = {} if previous is None or args.independent else {"previous": previous[0], "previous_result": previous[1]}
         started = time.monotonic()
-        result = run_frame(client, submit, bar)
+        result = run_frame(client, m.Submit(new_job_id(), photo, styles, params, **link), bar)
         if result is None:
             bar.message(f"cancelled; {index} frame(s) are kept in {work}: the same command goes on from there")
             return EXIT_INTERRUPTED
-        save_image(result, work / frame.name)
+        save_image(result, work / name)
         (work / RECORD).write_text(json.dumps({"made_by": digest, "done": index + 1}))
-        previous = np.frombuffer(result.packed(), np.uint8).reshape(result.height, result.width, result.channels)
+        previous = photo, result
         bar.frame_done(time.monotonic() - started)
     bar.message(f"{len(frames)} frames done")
     return finish(args.output, work, frames, bar)
 
 
-def finish(output: Path, work: Path, frames: list[Frame], bar: FramesBar) -> int:
+def finish(output: Path, work: Path, frames: Frames, bar: FramesBar) -> int:
     """Put the finished frames into the output file (a folder of frames is the output itself)."""
     kind = output_kind(output)
     if kind == "folder":  # its record stays: the same command again has nothing left to do
         bar.message(f"wrote {len(frames)} frames into {output}")
         return 0
-    pictures = [load_frame(work / frame.name) for frame in frames]
-    durations = [frame.duration_ms for frame in frames]
+    pictures = (load_frame(work / name) for name in frames.names)
     try:
-        (write_video if kind == "video" else write_animated)(pictures, durations, output)
+        (write_video if kind == "video" else write_animated)(pictures, frames.durations, output)
     except (OSError, ValueError, ImageError) as exc:
         bar.message(f"impasto: could not write {output} ({exc}); the frames are kept in {work}")
         return EXIT_OUTPUT

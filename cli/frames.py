@@ -5,6 +5,7 @@ No torch here."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -25,10 +26,18 @@ VIDEO_MISSING = "video files need PyAV: pip install 'impasto[video]'"
 
 
 @dataclass
-class Frame:
-    name: str  # the file name it is written under in a folder of frames
-    image: m.Image
-    duration_ms: int
+class Frames:
+    """An animation's frames: their names (a folder of results names its files so), times on screen
+    and size, and `read()`, which yields their pixels in order, anew on every pass, so that a long
+    video is never all in memory."""
+
+    names: list[str]
+    durations: list[int]  # ms
+    size: tuple[int, int]
+    read: Callable[[], Iterator[m.Image]]
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 def _natural(path: Path) -> list[Any]:
@@ -48,58 +57,85 @@ def _av() -> Any:
     return av
 
 
-def read_video(path: Path) -> list[Frame]:
+def _numbered(count: int) -> list[str]:
+    return [f"frame-{index:05d}.png" for index in range(1, count + 1)]
+
+
+def video_frames(path: Path) -> Frames:
     av = _av()
+
+    def read() -> Iterator[m.Image]:
+        try:
+            with av.open(str(path)) as container:
+                for picture in container.decode(container.streams.video[0]):
+                    yield _rgb(picture.to_ndarray(format="rgb24"))
+        except (OSError, ValueError, IndexError, av.FFmpegError) as exc:
+            raise ImageError(f"cannot read the video {path}: {exc}") from None
+
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or Fraction(1000, DEFAULT_FRAME_MS)
-            duration = max(1, round(1000 / float(rate)))
-            return [Frame(f"frame-{index:05d}.png", _rgb(picture.to_ndarray(format="rgb24")), duration)
-                    for index, picture in enumerate(container.decode(stream), start=1)]
+            size = (stream.codec_context.width, stream.codec_context.height)
     except (OSError, ValueError, IndexError, av.FFmpegError) as exc:
         raise ImageError(f"cannot read the video {path}: {exc}") from None
+    count = sum(1 for _ in read())  # decoded once to count: containers' own counts are often wrong
+    return Frames(_numbered(count), [max(1, round(1000 / float(rate)))] * count, size, read)
 
 
-def read_animated(path: Path) -> list[Frame] | None:
+def animated_frames(path: Path) -> Frames | None:
     """An animated GIF or WebP's frames, with their timings; None for a still picture."""
     try:
         with PILImage.open(path) as picture:
             count = getattr(picture, "n_frames", 1)
             if count <= 1:
                 return None
-            frames = []
+            durations = []
             for index in range(count):
                 picture.seek(index)
-                duration = int(picture.info.get("duration") or DEFAULT_FRAME_MS)
-                frames.append(Frame(f"frame-{index + 1:05d}.png", _rgb(np.asarray(picture.convert("RGB"))), duration))
-            return frames
+                durations.append(int(picture.info.get("duration") or DEFAULT_FRAME_MS))
+            size = picture.size
     except Exception as exc:  # a damaged file: Pillow raises many types
         raise ImageError(f"cannot read {path}: {exc or type(exc).__name__}") from None
 
+    def read() -> Iterator[m.Image]:
+        with PILImage.open(path) as picture:
+            for index in range(count):
+                picture.seek(index)
+                yield _rgb(np.asarray(picture.convert("RGB")))
 
-def read_frames(inputs: list[Path]) -> list[Frame]:
-    """The frames, in order, all one size: a folder's pictures in natural order, the files given in
-    their order, or one animated picture's or video's frames."""
+    return Frames(_numbered(count), durations, size, read)
+
+
+def picture_frames(paths: list[Path]) -> Frames:
+    """Picture files, one a frame, in the order given; all must be one size."""
+    sizes = []
+    for path in paths:
+        try:
+            with PILImage.open(path) as picture:
+                sizes.append(picture.size)
+        except Exception as exc:
+            raise ImageError(f"cannot read {path}: {exc or type(exc).__name__}") from None
+    if len(set(sizes)) > 1:
+        raise ImageError("the frames differ in size: " + ", ".join(f"{w}x{h}" for w, h in sorted(set(sizes))[:4]))
+    return Frames([path.with_suffix(".png").name for path in paths], [DEFAULT_FRAME_MS] * len(paths), sizes[0],
+                  lambda: (_rgb(_array(load_image(path))) for path in paths))
+
+
+def read_frames(inputs: list[Path]) -> Frames:
+    """The frames, in order: a folder's pictures in natural order, the files given in their order,
+    or one animated picture's or video's frames."""
     if len(inputs) == 1 and inputs[0].is_dir():
         files = sorted((p for p in inputs[0].iterdir() if p.suffix.lower() in PICTURE_EXTENSIONS), key=_natural)
         if not files:
             raise ImageError(f"{inputs[0]} holds no pictures")
         inputs = files
-    if len(inputs) == 1:
-        path = inputs[0]
-        if path.suffix.lower() in VIDEO_EXTENSIONS:
-            frames = read_video(path)
-        else:
-            frames = read_animated(path) or [Frame(path.with_suffix(".png").name, load_image(path), DEFAULT_FRAME_MS)]
+    if len(inputs) == 1 and inputs[0].suffix.lower() in VIDEO_EXTENSIONS:
+        frames = video_frames(inputs[0])
     else:
-        frames = [Frame(path.with_suffix(".png").name, _rgb(_array(load_image(path))), DEFAULT_FRAME_MS)
-                  for path in inputs]
-    if not frames:
+        frames = (animated_frames(inputs[0]) if len(inputs) == 1 else None) or picture_frames(inputs)
+    if not len(frames):
         raise ImageError("no frames to stylise")
-    sizes = {(frame.image.width, frame.image.height) for frame in frames}
-    if len(sizes) > 1:
-        raise ImageError("the frames differ in size: " + ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:4]))
     return frames
 
 
@@ -126,18 +162,20 @@ def load_frame(path: Path) -> np.ndarray:
     return _array(load_image(path))
 
 
-def write_animated(frames: list[np.ndarray], durations: list[int], path: Path) -> None:
+def write_animated(frames: Iterable[np.ndarray], durations: list[int], path: Path) -> None:
     """An animated GIF or WebP that loops, each frame for its own time, written whole or not at all."""
-    pictures = [PILImage.fromarray(frame) for frame in frames]
+    pictures = (PILImage.fromarray(frame) for frame in frames)
+    first = next(pictures)
     partial = path.with_name(f".{path.name}.partial")
     options: dict[str, Any] = {"lossless": True} if path.suffix.lower() == ".webp" else {"optimize": False}
-    pictures[0].save(partial, output_format(path, 3), save_all=True, append_images=pictures[1:], duration=durations,
-                     loop=0, **options)
+    first.save(partial, output_format(path, 3), save_all=True, append_images=pictures, duration=durations, loop=0,
+               **options)
     partial.replace(path)
 
 
-def write_video(frames: list[np.ndarray], durations: list[int], path: Path) -> None:
-    """A video at the frames' mean rate (H.264 where the container takes it, else MPEG-4 Part 2)."""
+def write_video(frames: Iterable[np.ndarray], durations: list[int], path: Path) -> None:
+    """A video at the frames' mean rate (H.264 where the container takes it, else MPEG-4 Part 2),
+    written whole or not at all."""
     av = _av()
     rate = Fraction(round(1000 / (sum(durations) / len(durations)) * 1000), 1000)
     partial = path.with_name(f".{path.name}.partial{path.suffix}")
@@ -145,9 +183,10 @@ def write_video(frames: list[np.ndarray], durations: list[int], path: Path) -> N
         codec = "libvpx-vp9" if path.suffix.lower() == ".webm" else \
             "h264" if "h264" in av.codecs_available and path.suffix.lower() in {".mp4", ".mkv", ".mov"} else "mpeg4"
         stream = container.add_stream(codec, rate=rate)
-        stream.height, stream.width = frames[0].shape[0] // 2 * 2, frames[0].shape[1] // 2 * 2
         stream.pix_fmt = "yuv420p"
         for frame in frames:
+            if not stream.width:  # yuv420p wants even sides
+                stream.height, stream.width = frame.shape[0] // 2 * 2, frame.shape[1] // 2 * 2
             even = np.ascontiguousarray(frame[: stream.height, : stream.width, :3])
             for packet in stream.encode(av.VideoFrame.from_ndarray(even, format="rgb24")):
                 container.mux(packet)

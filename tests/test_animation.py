@@ -152,7 +152,8 @@ def test_video_frames_round_trip(tmp_path) -> None:
     photos = panned_frames(4, (64, 48))
     frame_files.write_video(photos, [40] * 4, tmp_path / "clip.mp4")
     frames = frame_files.read_frames([tmp_path / "clip.mp4"])
-    assert len(frames) == 4 and (frames[0].image.width, frames[0].image.height) == (64, 48)
-    assert frames[0].duration_ms == 40 and frames[0].name == "frame-00001.png"
-    decoded = as_array(frames[2].image).astype(float)
-    assert np.abs(decoded - photos[2]).mean() < 12  # lossy, but the same picture
+    assert len(frames) == 4 and frames.size == (64, 48)
+    assert frames.durations[0] == 40 and frames.names[0] == "frame-00001.png"
+    decoded = [as_array(image).astype(float) for image in frames.read()]  # read as they are needed, each pass anew
+    assert len(decoded) == 4 and len(list(frames.read())) == 4
+    assert np.abs(decoded[2] - photos[2]).mean() < 12  # lossy, but the same picture
