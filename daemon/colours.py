@@ -35,7 +35,6 @@ class Colours:
     recolour: Callable[[torch.Tensor], torch.Tensor]
     inward: Callable[[torch.Tensor], torch.Tensor] = lambda x: x  # a picture the user sees, as optimised
 
-
     def palette(self) -> Palette:
         """The paintings' palette, their pixels pooled by their shares in the blend."""
         return blended_palette([(palette_of(style), share) for style, share in self.styles])

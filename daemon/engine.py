@@ -250,8 +250,7 @@ class StyleTransfer:
         self._should_stop = should_stop
         torch.manual_seed(params.seed)
         paces = dict(self.pace.per_unit)
-        result = Run(self, content, styles, params, on_progress, on_preview, memory_limit, whole,
-                     link).paint()
+        result = Run(self, content, styles, params, on_progress, on_preview, memory_limit, whole, link).paint()
         if self.pace_file is not None and self.warmed_up and self.pace.per_unit != paces:  # the job taught it
             self.pace.save(self.pace_file, identity(self.device))
         return result

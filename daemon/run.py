@@ -62,7 +62,7 @@ class Run:
         else:
             self.schedule = Schedule.of(width, height, self.params, size)
         self.link: FrameLink | None = None  # an animation frame's link to the previous frame's result
-        if link is not None and self.part is None and not padded:
+        if link is not None and self.part is None and not padded:  # (a padded sliver is painted on its own)
             self.link = FrameLink(self.colours.inward(link.warped.to(engine.device)), link.certainty.to(engine.device))
             self.schedule = self.schedule.following(self.params.frame_iterations)
         self.clock = Clock(self.schedule, engine.pace, regime(self.params, engine.device), started)
@@ -104,13 +104,12 @@ class Run:
             scale_content = resize(self.colours.content if detail else look_content, w, h)
             image = starting_point(image, scale_content, previous, self.params, self.generator,
                                    self.palette).to(self.engine.device)
-            temporal = None
-            if self.link is not None:
+            if self.link is not None:  # where the motion is known, the previous frame's result
                 image = self.link.blend(image)
-                temporal = TemporalLoss(*self.link.at(w, h))
             previous = scale_content
             if not self.schedule.steps[index]:  # the scale below, enlarged, with the photo's detail: no painting
                 continue
+            temporal = TemporalLoss(*self.link.at(w, h)) if self.link is not None else None
             # A detail scale keeps what the scale below holds from where it started, and so do its
             # previews; the look's scales keep everything they paint.
             kept = low_band_of(image, *self.schedule.below(index)) if detail else keep_all
