@@ -117,7 +117,7 @@ def region_to_send(layer_size: tuple[int, int], selection: tuple[int, int, int, 
     x1, y1, x2, y2 = selection
     x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
     if x2 <= x1 or y2 <= y1:
-        raise PluginError("The selection does not touch the active layer.")
+        raise PluginError("The selection does not touch the selected layer.")
     pad = int(max(x2 - x1, y2 - y1) * CONTEXT_FRACTION) if context else 0
     x1, y1 = max(x1 - pad, 0), max(y1 - pad, 0)
     x2, y2 = min(x2 + pad, width), min(y2 + pad, height)

@@ -152,7 +152,14 @@ def stylize(procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image
 def targets_of(image: Gimp.Image, drawables: list[Gimp.Drawable], animation: bool) -> list[impasto_jobs.Target]:
     """Every layer to stylise, bottom first, with the selection over each; animation frames are
     checked to be stylisable as one sequence."""
-    targets = [impasto_jobs.Target(layer, *selection_region(image, layer)) for layer in check_targets(image, drawables)]
+    targets, missed = [], None
+    for layer in check_targets(image, drawables):
+        try:
+            targets.append(impasto_jobs.Target(layer, *selection_region(image, layer)))
+        except choices.PluginError as exc:  # a layer the selection does not touch is left out
+            missed = exc
+    if not targets and missed is not None:
+        raise missed
     if animation and len(targets) > 1:
         choices.check_frames([(t.layer.get_width(), t.layer.get_height()) for t in targets],
                              any(t.mask is not None for t in targets))
