@@ -4,6 +4,7 @@ No torch here."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -184,9 +185,10 @@ def write_video(frames: Iterable[np.ndarray], durations: list[int], path: Path) 
             "h264" if "h264" in av.codecs_available and path.suffix.lower() in {".mp4", ".mkv", ".mov"} else "mpeg4"
         stream = container.add_stream(codec, rate=rate)
         stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            if not stream.width:  # yuv420p wants even sides
-                stream.height, stream.width = frame.shape[0] // 2 * 2, frame.shape[1] // 2 * 2
+        pictures = iter(frames)
+        first = next(pictures)
+        stream.height, stream.width = first.shape[0] // 2 * 2, first.shape[1] // 2 * 2  # yuv420p: even sides
+        for frame in itertools.chain([first], pictures):
             even = np.ascontiguousarray(frame[: stream.height, : stream.width, :3])
             for packet in stream.encode(av.VideoFrame.from_ndarray(even, format="rgb24")):
                 container.mux(packet)

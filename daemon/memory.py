@@ -134,6 +134,14 @@ def hold_freed_memory(hold: bool = True) -> None:
         GLIBC.mallopt(M_ARENA_MAX, 1 if hold else 0)
 
 
+def trim_memory() -> None:
+    """Give the system back the freed memory held now (see hold_freed_memory), between a job's
+    scales: a scale's blocks rarely fit the next scale's sizes, so kept they only raised the
+    job's peak (bench/full_resolution.py); within a scale, held blocks are reused pass after pass."""
+    if GLIBC is not None:
+        GLIBC.malloc_trim(0)
+
+
 def release_memory() -> None:
     """Give a finished job's memory back, so a daemon that runs for days does not creep up.
 

@@ -78,10 +78,12 @@ class Schedule:
         return self.sizes[index - 1]
 
     def following(self, iterations: int) -> Schedule:
-        """An animation frame's after the first: it starts at the working size, from the previous
-        frame's result, with `iterations` there; the smaller scales' shapes are that result's."""
-        first = self.first_detail - 1
-        return Schedule(self.sizes[first:], [iterations, *self.steps[first + 1:]], 1)
+        """An animation frame's after the first: `iterations` at the working size, where it starts
+        from the previous frame's result; the quick smaller scales still compose what that result
+        cannot give (what the previous frame did not show)."""
+        steps = list(self.steps)
+        steps[self.first_detail - 1] = iterations
+        return dataclasses.replace(self, steps=steps)
 
     @classmethod
     def of(cls, width: int, height: int, params: JobParams, output: tuple[int, int] | None = None) -> Schedule:

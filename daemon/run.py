@@ -18,7 +18,7 @@ from impasto.protocol.messages import JobParams, Progress
 from .colours import Styles, prepare_colours, starting_point
 from .imaging import low_band_of, resize
 from .losses import TemporalLoss
-from .memory import crop_budget
+from .memory import crop_budget, trim_memory
 from .motion import FrameLink
 from .pace import Clock, regime
 from .plan import PartOfWhole, Schedule, cut, frame
@@ -104,12 +104,14 @@ class Run:
             scale_content = resize(self.colours.content if detail else look_content, w, h)
             image = starting_point(image, scale_content, previous, self.params, self.generator,
                                    self.palette).to(self.engine.device)
-            if self.link is not None:  # where the motion is known, the previous frame's result
-                image = self.link.blend(image)
+            linked = self.link if index >= self.schedule.first_detail - 1 else None  # from the working size on
+            if linked is not None:  # where the motion is known, the previous frame's result
+                image = linked.blend(image)
             previous = scale_content
             if not self.schedule.steps[index]:  # the scale below, enlarged, with the photo's detail: no painting
                 continue
-            temporal = TemporalLoss(*self.link.at(w, h)) if self.link is not None else None
+            temporal = TemporalLoss(*linked.at(w, h)) if linked is not None else None
+            trim_memory()
             # A detail scale keeps what the scale below holds from where it started, and so do its
             # previews; the look's scales keep everything they paint.
             kept = low_band_of(image, *self.schedule.below(index)) if detail else keep_all
