@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,25 +29,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import start_daemon  # noqa: E402
+from bench.common import from_debian_package, start_daemon  # noqa: E402
 from bench.results import Results  # noqa: E402
 from impasto.cli.frames import video_frames, write_animated  # noqa: E402
 from impasto.daemon.motion import consistent, flow, warp  # noqa: E402
 from impasto.protocol import messages as m  # noqa: E402
 from impasto.protocol.client import Client, new_job_id  # noqa: E402
 
-CACHE = Path.home() / ".cache" / "impasto-bench" / "opencv-doc"
-
 
 def footage() -> Path:
     """OpenCV's vtest.avi, fetched once."""
-    path = CACHE / "usr" / "share" / "doc" / "opencv-doc" / "examples" / "data" / "vtest.avi"
-    if not path.is_file():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["apt-get", "download", "opencv-doc"], cwd=CACHE, check=True)
-        package = next(CACHE.glob("opencv-doc_*.deb"))
-        subprocess.run(["dpkg-deb", "-x", str(package), str(CACHE)], check=True)
-    return path
+    return from_debian_package("opencv-doc", "usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
 
 def as_array(image: m.Image) -> np.ndarray:

@@ -35,3 +35,18 @@ def peak_rss_gib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024 / 2**30
     return float("nan")
+
+
+CACHE = Path.home() / ".cache" / "impasto-bench"
+
+
+def from_debian_package(package: str, path: str, cache: str = "") -> Path:
+    """`path` inside Debian's `package`, fetched with apt and unpacked once into a cache folder
+    (named `cache`, else as the package)."""
+    folder = CACHE / (cache or package)
+    found = folder / path
+    if not found.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["apt-get", "download", package], cwd=folder, check=True)
+        subprocess.run(["dpkg-deb", "-x", str(next(folder.glob(f"{package}_*.deb"))), str(folder)], check=True)
+    return found

@@ -24,7 +24,6 @@ Crops at 100% (photo | detail=0 | each detail) go to --out.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,25 +35,19 @@ from PIL import Image as PILImage
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import peak_rss_gib, start_daemon  # noqa: E402
+from bench.common import from_debian_package, peak_rss_gib, start_daemon  # noqa: E402
 from bench.results import Results  # noqa: E402
 from impasto.protocol import messages as m  # noqa: E402
 from impasto.protocol.client import Client, new_job_id  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "images"
-CACHE = Path.home() / ".cache" / "impasto-bench" / "wallpapers"
 PHOTOS = ("Path", "FallenLeaf", "ColorfulCups", "BytheWater")
 
 
 def wallpaper(name: str) -> Path:
     """The 2560×1600 photograph of KDE's wallpaper `name`, fetched once."""
-    path = CACHE / "usr" / "share" / "wallpapers" / name / "contents" / "images" / "2560x1600.jpg"
-    if not path.is_file():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["apt-get", "download", "plasma-workspace-wallpapers"], cwd=CACHE, check=True)
-        package = next(CACHE.glob("plasma-workspace-wallpapers_*.deb"))
-        subprocess.run(["dpkg-deb", "-x", str(package), str(CACHE)], check=True)
-    return path
+    return from_debian_package("plasma-workspace-wallpapers",
+                               f"usr/share/wallpapers/{name}/contents/images/2560x1600.jpg", "wallpapers")
 
 
 def as_image(picture: PILImage.Image) -> m.Image:

@@ -25,7 +25,7 @@ from impasto.protocol.client import Client, new_job_id
 from .connection import EXIT_INTERRUPTED, EXIT_JOB, EXIT_OUTPUT, connect, start_if_needed
 from .frames import Frames, load_frame, output_kind, read_frames, write_animated, write_video
 from .images import ImageError, array_to_image, save_image
-from .options import params_from, recommended_params
+from .options import params_from, recommended_params, styles_of
 
 RECORD = ".impasto-animate.json"  # in the work folder: what made its frames, and how many are done
 
@@ -165,9 +165,8 @@ def finish(output: Path, work: Path, frames: Frames, bar: FramesBar) -> int:
 
 
 def cmd_animate(args: argparse.Namespace) -> int:
-    styles = [*(args.style or []), *(args.preset or [])]
-    if not styles:
-        print("impasto: give a style: --style FILE|PRESET or --preset NAME", file=sys.stderr)
+    styles = styles_of(args)
+    if styles is None:
         return 2
     try:
         params_from(args)  # a value out of range is said now, before a daemon is started

@@ -31,7 +31,7 @@ from .images import (
     save_image,
     save_result,
 )
-from .options import add_job_options, add_style_arguments, params_from, recommended_params
+from .options import add_job_options, add_style_arguments, params_from, recommended_params, styles_of
 
 SETUP_COMMANDS: dict[str, Callable[[list[str]], int]] = {"install-gimp": install_gimp, "service": install_service}
 
@@ -137,9 +137,8 @@ def run_job(client: Client, submit: m.Submit, output: Path, frames: Path | None,
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
-    styles = [*(args.style or []), *(args.preset or [])]
-    if not styles:
-        print("impasto: give a style: --style FILE|PRESET or --preset NAME", file=sys.stderr)
+    styles = styles_of(args)
+    if styles is None:
         return 2
     try:
         params_from(args)  # a value out of range is said now, before a daemon is started

@@ -93,6 +93,15 @@ def params_from(args: argparse.Namespace, recommended: dict | None = None) -> m.
     return m.JobParams.from_wire({**(recommended or {}), **given})
 
 
+def styles_of(args: argparse.Namespace) -> list[m.Style] | None:
+    """The styles given (--style and --preset, in that order); None, said, when there are none."""
+    styles = [*(args.style or []), *(args.preset or [])]
+    if not styles:
+        print("impasto: give a style: --style FILE|PRESET or --preset NAME", file=sys.stderr)
+        return None
+    return styles
+
+
 def recommended_params(client: Client, presets: list[m.Style] | None) -> dict | None:
     """The presets' recommended settings (the command line's own win over them); None, said, for an
     unknown preset."""
