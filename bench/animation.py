@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=m.JobParams().size)
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "bench-animation")
     parser.add_argument("--section", default="animation")
+    parser.add_argument("--runs", nargs="+", choices=("coherent", "independent"), default=["coherent", "independent"])
     args = parser.parse_args()
     frames = video_frames(footage())
     photos = [as_array(image) for image in itertools.islice(frames.read(), args.frames)]
@@ -98,7 +99,8 @@ def main() -> None:
         print("| run | first frame s | later frames s (mean) | temporal error |")
         print("|---|---|---|---|")
         print(f"| photo frames | | | {temporal_error(photos, photos):.2f} |")
-        for name, coherent in (("coherent", True), ("independent", False)):
+        for name in args.runs:
+            coherent = name == "coherent"
             folder = Path(tempfile.mkdtemp(prefix="impasto-animation-"))
             daemon, endpoint, _ = start_daemon(folder, "--log-level", "warning")
             try:

@@ -53,13 +53,15 @@ def flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return dis.calc(_grey(source), _grey(target), None)
 
 
-def warp(picture: np.ndarray, backward: np.ndarray) -> np.ndarray:
-    """`picture` pulled along `backward` (a flow from the frame wanted to `picture`'s frame)."""
+def warp(picture: np.ndarray, backward: np.ndarray, nearest: bool = False) -> np.ndarray:
+    """`picture` pulled along `backward` (a flow from the frame wanted to `picture`'s frame),
+    interpolated, or each pixel from its `nearest` source."""
     cv2 = _cv2()
     h, w = backward.shape[:2]
     grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=-1)
     where = grid + backward
-    return cv2.remap(picture, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mode = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+    return cv2.remap(picture, where[..., 0], where[..., 1], mode, borderMode=cv2.BORDER_REPLICATE)
 
 
 def consistent(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
@@ -92,7 +94,10 @@ class FrameLink:
     def between(cls, previous_photo: np.ndarray, previous_result: np.ndarray, photo: np.ndarray) -> FrameLink:
         """From uint8 (H, W, C) pixels, all three the same size."""
         forward, backward = flow(previous_photo, photo), flow(photo, previous_photo)
-        warped = warp(np.ascontiguousarray(previous_result[..., :3]), backward)
+        # Each pixel from its nearest source: interpolating at the flow's fractions of a pixel (a
+        # still background's flow is never exactly 0) blurred the strokes a little every frame,
+        # and after a few dozen frames they had faded (bench/animation.py's GIFs).
+        warped = warp(np.ascontiguousarray(previous_result[..., :3]), backward, nearest=True)
         certainty = consistent(forward, backward).astype(np.float32)
         return cls(torch.from_numpy(warped).permute(2, 0, 1)[None].float().div_(255),
                    torch.from_numpy(certainty)[None, None])

@@ -78,6 +78,20 @@ def test_a_panned_picture_is_painted_coherently(client, precision) -> None:
     assert np.abs(coherent[-1][strip].astype(float) - photos[-1][strip]).mean() > 5
 
 
+def test_a_still_picture_carries_the_previous_strokes_over_unblurred() -> None:
+    """Camera noise gives a still background flows of a fraction of a pixel; the previous result is
+    carried over as it was, not resampled (which blurred it a little every frame)."""
+    from impasto.daemon.motion import FrameLink
+
+    photo = panned_frames(1)[0]
+    noisy = np.clip(photo + np.random.default_rng(0).normal(0, 3, photo.shape), 0, 255).astype(np.uint8)
+    painted = np.ascontiguousarray(panned_frames(1)[0][:, ::-1])  # any other picture, full of edges
+    link = FrameLink.between(photo, painted, noisy)
+    carried = (link.warped[0].permute(1, 2, 0) * 255).round().byte().numpy()
+    assert (carried == painted).all(-1).mean() > 0.95
+    assert link.certainty.mean() > 0.9
+
+
 def test_a_previous_frame_must_come_whole_and_the_contents_size(client) -> None:
     photos = panned_frames(2)
     base = m.Submit(new_job_id(), as_image(photos[1]), [m.Style(preset="starry_night")], m.JobParams(size=32))
