@@ -20,7 +20,6 @@ from impasto.protocol import messages as m
 from .images import ImageError, array_to_image, load_image, output_format
 
 VIDEO_EXTENSIONS = {".avi", ".mp4", ".m4v", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".ogv"}
-ANIMATED_EXTENSIONS = {".gif", ".webp", ".apng"}
 PICTURE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
 DEFAULT_FRAME_MS = 100  # pictures carry no timing: 10 frames a second
 VIDEO_MISSING = "video files need PyAV: pip install 'impasto[video]'"
