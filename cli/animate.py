@@ -21,6 +21,7 @@ from typing import TextIO
 
 from impasto.protocol import messages as m
 from impasto.protocol.client import Client, new_job_id
+from impasto.protocol.progress import Parts
 
 from .connection import EXIT_INTERRUPTED, EXIT_JOB, EXIT_OUTPUT, connect, start_if_needed
 from .frames import Frames, load_frame, output_kind, read_frames, write_animated, write_video
@@ -34,30 +35,23 @@ class FramesBar:
     """One line on stderr over the whole run: frame k of n, and the time left for all of them."""
 
     def __init__(self, count: int, done: int, quiet: bool = False, stream: TextIO = sys.stderr) -> None:
-        self.count, self.done, self.stream, self.quiet = count, done, stream, quiet
+        self.parts = Parts(count, "frame", done)
+        self.stream, self.quiet = stream, quiet
         self.tty = stream.isatty()
-        self.seconds: list[float] = []  # each frame's, this run
         self.shown_frame = -1
 
     def update(self, progress: m.Progress) -> None:
         if self.quiet:
             return
-        fraction = (self.done + progress.iteration / progress.total) / self.count
-        later = self.seconds[1:] or self.seconds  # frames after the first are quicker
-        per_frame = sum(later) / len(later) if later else progress.elapsed + progress.eta
-        left = progress.eta + per_frame * (self.count - self.done - 1)
-        line = (f"frame {self.done + 1}/{self.count} [{'#' * int(fraction * 30):<30}] "
-                f"{progress.width}x{progress.height}  ETA {round(left)}s")
+        parts = self.parts
+        line = (f"frame {parts.index + 1}/{parts.count} [{'#' * int(parts.fraction(progress) * 30):<30}] "
+                f"{progress.width}x{progress.height}  ETA {round(parts.left(progress))}s")
         if self.tty:
             self.stream.write("\r" + line + "\033[K")
-        elif self.shown_frame != self.done:  # a log gets a line a frame
-            self.shown_frame = self.done
+        elif self.shown_frame != parts.index:  # a log gets a line a frame
+            self.shown_frame = parts.index
             self.stream.write(line + "\n")
         self.stream.flush()
-
-    def frame_done(self, seconds: float) -> None:
-        self.seconds.append(seconds)
-        self.done += 1
 
     def message(self, text: str) -> None:
         self.stream.write(("\r\033[K" if self.tty else "") + text + "\n")
@@ -142,7 +136,7 @@ def animate(args: argparse.Namespace, client: Client, frames: Frames, styles: li
         save_image(result, work / name)
         (work / RECORD).write_text(json.dumps({"made_by": digest, "done": index + 1}))
         previous = photo, result
-        bar.frame_done(time.monotonic() - started)
+        bar.parts.done(time.monotonic() - started)
     bar.message(f"{len(frames)} frames done")
     return finish(args.output, work, frames, bar)
 

@@ -5,12 +5,13 @@ what the user reads. It imports only `protocol` (installed beside it), so plain 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from impasto.protocol.errors import is_number
 from impasto.protocol.messages import DEFAULT_PRESET, Image, JobParams, PresetInfo, Progress, Style, Submit
 from impasto.protocol.presets import NAME_RULE, is_preset_name
+from impasto.protocol.progress import Parts
 
 # name: (label, iterations at each detail scale above the composition; the layer's own size gets
 # half, a Draft none: plan.TOP_SHARE). Every quality composes the same picture, since its size and
@@ -183,31 +184,6 @@ def build_submit(job: str, content: Image, style: Style, params: JobParams, mask
 
 
 # --- what the user reads ---------------------------------------------------------------
-
-@dataclass
-class Parts:
-    """Where a run over several layers (or frames) stands: part `index` of `count` is running, and
-    the finished ones took `seconds` each."""
-
-    count: int
-    kind: str = "Layer"  # or "Frame"
-    index: int = 0
-    seconds: list[float] = field(default_factory=list)
-
-    def fraction(self, progress: Progress) -> float:
-        return (self.index + progress.iteration / progress.total) / self.count
-
-    def left(self, progress: Progress, since: float = 0.0) -> float:
-        """Seconds left for the whole run: this part's, then each part after it at the pace of the
-        finished ones (after the first: a frame that follows another is quicker), else of this one."""
-        later = self.seconds[1:] or self.seconds
-        each = sum(later) / len(later) if later else progress.elapsed + progress.eta
-        return max(0.0, progress.eta - since) + each * (self.count - self.index - 1)
-
-    def done(self, seconds: float) -> None:
-        self.seconds.append(seconds)
-        self.index += 1
-
 
 def progress_text(progress: Progress, since: float = 0.0, parts: Parts | None = None) -> str:
     """The run window's line for `progress`, `since` seconds after it came: the time left counts

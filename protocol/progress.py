@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import Code, ProtocolError
@@ -31,3 +31,28 @@ class Progress:
             return cls(**{f.name: header[f.name] for f in fields(cls)})
         except KeyError as exc:
             raise ProtocolError(Code.BAD_MESSAGE, f"progress without {exc}") from None
+
+
+@dataclass
+class Parts:
+    """Where a run over several parts (a plug-in's layers, animation frames) stands: part `index`
+    of `count` is running, and the finished ones took `seconds` each."""
+
+    count: int
+    kind: str = "Layer"  # or "Frame"
+    index: int = 0
+    seconds: list[float] = field(default_factory=list)
+
+    def fraction(self, progress: Progress) -> float:
+        return (self.index + progress.iteration / progress.total) / self.count
+
+    def left(self, progress: Progress, since: float = 0.0) -> float:
+        """Seconds left for the whole run: this part's, then each part after it at the pace of the
+        finished ones (after the first: a frame that follows another is quicker), else of this one."""
+        later = self.seconds[1:] or self.seconds
+        each = sum(later) / len(later) if later else progress.elapsed + progress.eta
+        return max(0.0, progress.eta - since) + each * (self.count - self.index - 1)
+
+    def done(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+        self.index += 1
