@@ -32,9 +32,12 @@ def use_bf16(precision: str, device: torch.device) -> bool:
 
 
 # Peak memory of a job: a crop in the network costs BYTES_PER_PIXEL (activations and gradients,
-# measured with a margin: bench/large_image.py); the picture being optimised is kept whole beside it.
+# measured with a margin: bench/large_image.py); beside it, whole, are the picture and what the
+# optimiser keeps of it (its gradient, average and L-BFGS's pairs), the photo, the scale's start and,
+# at a detail scale, the content target (relu3_1: 256 channels at a sixteenth of the pixels). Counted
+# after a tiled 24 MP job outgrew its limit (bench/full_resolution.py, section full_resolution_24mp).
 BYTES_PER_PIXEL = {"bf16": 2600, "fp32": 3600}
-WHOLE_BYTES_PER_PIXEL = {"bf16": 120, "fp32": 140}
+WHOLE_BYTES_PER_PIXEL = {"bf16": 180, "fp32": 240}
 FIXED_BYTES = 300 * 2**20
 # In tiles, the sliced loss keeps about this many of the painting's positions per layer.
 SLICED_POSITIONS = 512 * 512
