@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import from_debian_package, start_daemon  # noqa: E402
 from bench.results import Results  # noqa: E402
 from impasto.cli.frames import video_frames, write_animated  # noqa: E402
-from impasto.daemon.motion import consistent, flow, warp  # noqa: E402
+from impasto.daemon.motion import temporal_error  # noqa: E402
 from impasto.protocol import messages as m  # noqa: E402
 from impasto.protocol.client import Client, new_job_id  # noqa: E402
 
@@ -49,16 +49,6 @@ def as_array(image: m.Image) -> np.ndarray:
 def as_image(array: np.ndarray) -> m.Image:
     array = np.ascontiguousarray(array)
     return m.Image(array.shape[1], array.shape[0], 3, array.tobytes())
-
-
-def temporal_error(pictures: list[np.ndarray], photos: list[np.ndarray]) -> float:
-    errors = []
-    for t in range(1, len(pictures)):
-        forward, backward = flow(photos[t - 1], photos[t]), flow(photos[t], photos[t - 1])
-        trusted = consistent(forward, backward)
-        moved = warp(pictures[t - 1], backward).astype(np.float32)
-        errors.append(float(np.abs(pictures[t].astype(np.float32) - moved).mean(-1)[trusted].mean()))
-    return float(np.mean(errors))
 
 
 def stylise(endpoint: str, photos: list[np.ndarray], params: m.JobParams,

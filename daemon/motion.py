@@ -82,6 +82,19 @@ def consistent(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
     return ~(occluded | boundary | outside)
 
 
+def temporal_error(pictures: list[np.ndarray], photos: list[np.ndarray]) -> float:
+    """How much a sequence flickers: mean |R_t − warp(R_{t−1})| in 0..255 over the pixels where the
+    photos' flow is consistent, averaged over the frame pairs (the measure bench/animation.py
+    prints and tests/test_animation.py holds; the photos themselves give its floor)."""
+    errors = []
+    for t in range(1, len(pictures)):
+        forward, backward = flow(photos[t - 1], photos[t]), flow(photos[t], photos[t - 1])
+        trusted = consistent(forward, backward)
+        moved = warp(pictures[t - 1], backward).astype(np.float32)
+        errors.append(float(np.abs(pictures[t].astype(np.float32) - moved).mean(-1)[trusted].mean()))
+    return float(np.mean(errors))
+
+
 @dataclass
 class FrameLink:
     """The previous frame's result warped into this frame, and where it is trusted, as (1, C, H, W)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image as PILImage
 
 from impasto.cli import frames as frame_files
-from impasto.daemon.motion import consistent, flow, warp
+from impasto.daemon.motion import temporal_error
 from impasto.protocol import messages as m
 from impasto.protocol.client import Client, DaemonError, new_job_id
 
@@ -34,17 +34,6 @@ def as_image(array: np.ndarray) -> m.Image:
 
 def as_array(image: m.Image) -> np.ndarray:
     return np.frombuffer(image.packed(), np.uint8).reshape(image.height, image.width, image.channels)
-
-
-def temporal_error(results: list[np.ndarray], photos: list[np.ndarray]) -> float:
-    """Mean |R_t − warp(R_{t−1})| (0..255) where the photos' flow is consistent, over the pairs."""
-    errors = []
-    for t in range(1, len(results)):
-        forward, backward = flow(photos[t - 1], photos[t]), flow(photos[t], photos[t - 1])
-        trusted = consistent(forward, backward)
-        moved = warp(results[t - 1], backward).astype(float)
-        errors.append(np.abs(results[t].astype(float) - moved).mean(-1)[trusted].mean())
-    return float(np.mean(errors))
 
 
 def stylise(client: Client, photos: list[np.ndarray], coherent: bool, **params) -> tuple[list[np.ndarray], list[int]]:
