@@ -293,7 +293,7 @@ class StyleTransfer:
         return Objective(image, lambda crop, layers: self.features(crop, layers, params), content_loss,
                          style_losses, effective_weights(params), params,
                          tile_counts(width, height, max_crop_pixels), generator,
-                         fixed_cuts=detail and params.style_loss == "gram", temporal=temporal)
+                         fixed_cuts=detail and params.style_loss == "gram", temporal=temporal, smooth=detail)
 
     def paint_detail(self, image: torch.Tensor, styles: Styles, params: JobParams, iterations: int,
                       generator: torch.Generator, report: Report, max_crop: int,

@@ -28,6 +28,25 @@ def yuv_to_rgb(image: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,njhw->nihw", YUV_TO_RGB.to(image), image)
 
 
+def binomial_blur(picture: torch.Tensor) -> torch.Tensor:
+    """Each channel of (N, C, H, W) under a 3×3 binomial filter ([1, 2, 1]/4 each way), edges
+    replicated: nothing is left at a period of 2 pixels, half at 4."""
+    channels = picture.shape[1]
+    taps = torch.tensor([1.0, 2.0, 1.0], dtype=picture.dtype, device=picture.device) / 4
+    kernel = (taps[:, None] * taps[None, :]).expand(channels, 1, 3, 3)
+    return F.conv2d(F.pad(picture, (1, 1, 1, 1), mode="replicate"), kernel, groups=channels)
+
+
+def smooth_colour(start: torch.Tensor, painted: torch.Tensor) -> torch.Tensor:
+    """`painted` with what it changed from `start` kept in luma and smoothed in colour (U and V
+    under two binomial filters): a detail scale's fine colour is beyond the painting's own (a
+    JPEG's colour is at half resolution) and showed as red and blue speckle in dark areas
+    (bench/dark_areas.py)."""
+    change = rgb_to_yuv(painted - start)
+    change = torch.cat([change[:, :1], binomial_blur(binomial_blur(change[:, 1:]))], dim=1)
+    return (start + yuv_to_rgb(change)).clamp(0, 1)
+
+
 def _symmetric_power(matrix: torch.Tensor, power: float) -> torch.Tensor:
     values, vectors = torch.linalg.eigh(matrix)
     return vectors @ torch.diag(values.clamp_min(1e-6) ** power) @ vectors.T
@@ -129,6 +148,13 @@ def low_band_of(reference: torch.Tensor, width: int, height: int) -> Callable[[t
 
     coarse = low(reference)
     return lambda picture: (picture - low(picture) + coarse).clamp(0, 1)
+
+
+def detail_kept(start: torch.Tensor, width: int, height: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What a detail scale that started at `start` keeps of a picture it painted: the coarse band
+    `start` holds at `width`×`height`, and the painted change's colour smoothed (smooth_colour)."""
+    low = low_band_of(start, width, height)
+    return lambda picture: low(smooth_colour(start, picture))
 
 
 def enlarge(picture: torch.Tensor, width: int, height: int) -> torch.Tensor:

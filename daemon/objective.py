@@ -16,6 +16,7 @@ import torch
 from impasto.protocol.messages import JobParams
 
 from . import tiles
+from .imaging import binomial_blur
 from .lbfgs import LBFGS, OPENING_MOVE
 from .losses import ContentLoss, GramStyleLoss, StyleLoss, TemporalLoss, gram_matrix, total_variation
 from .model import LAYER_STRIDE
@@ -71,7 +72,7 @@ class Objective:
     def __init__(self, image: torch.Tensor, features: Features, content_loss: ContentLoss,
                  style_losses: dict[str, StyleLoss], weights: tuple[float, float, float], params: JobParams,
                  counts: tuple[int, int], generator: torch.Generator, fixed_cuts: bool = False,
-                 temporal: TemporalLoss | None = None) -> None:
+                 temporal: TemporalLoss | None = None, smooth: bool = False) -> None:
         self.image = image  # a leaf that requires grad
         self.height, self.width = image.shape[-2:]
         self.features = features
@@ -79,6 +80,11 @@ class Objective:
         self.style_losses = style_losses
         self.content_weight, self.style_weight, self.tv_weight = weights
         self.temporal = temporal  # an animation frame's hold on the previous frame's result
+        # The gradient through VGG19's stride-2 poolings carries their 2- and 4-pixel grid; a scale
+        # of a few long steps (a detail scale's) painted that grid as a cross-hatch. Smoothed, the
+        # steps are in a space without it, as in feature visualisation's preconditioning (Olah et
+        # al., "Feature Visualization", Distill, 2017); bench/dark_areas.py.
+        self.smooth = smooth
         self.params = params
         self.layer_weights = style_layer_weights(params)
         self.layer_weight_sum = sum(self.layer_weights.values()) or 1.0
@@ -124,6 +130,8 @@ class Objective:
             self._evaluate(with_gradient=True)
         else:
             self.last_terms.update(self._evaluate(with_gradient=True))
+        if self.smooth:
+            self.image.grad = binomial_blur(self.image.grad)
         return self.last_terms["total"]
 
     def _evaluate(self, with_gradient: bool) -> Terms:

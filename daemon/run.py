@@ -16,7 +16,7 @@ import torch
 from impasto.protocol.messages import JobParams, Progress
 
 from .colours import Styles, prepare_colours, starting_point
-from .imaging import low_band_of, resize
+from .imaging import detail_kept, resize
 from .losses import TemporalLoss
 from .memory import crop_budget, trim_memory
 from .motion import FrameLink
@@ -112,9 +112,9 @@ class Run:
                 continue
             temporal = TemporalLoss(*linked.at(w, h)) if linked is not None else None
             trim_memory()
-            # A detail scale keeps what the scale below holds from where it started, and so do its
-            # previews; the look's scales keep everything they paint.
-            kept = low_band_of(image, *self.schedule.below(index)) if detail else keep_all
+            # A detail scale keeps what the scale below holds from where it started, and the colour
+            # of what it paints smoothed, and so do its previews; the look's scales keep all they paint.
+            kept = detail_kept(image, *self.schedule.below(index)) if detail else keep_all
             report = functools.partial(self.report, index, kept)
             steps = self.schedule.steps[index]
             if detail:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from impasto.daemon import artwork, engine
-from impasto.daemon.imaging import low_band_of, resize
+from impasto.daemon.imaging import binomial_blur, detail_kept, resize, rgb_to_yuv
 from impasto.daemon.plan import Schedule
 from impasto.protocol import messages as m
 from impasto.protocol.messages import JobParams
@@ -77,23 +77,61 @@ def test_one_iteration_a_scale_leaves_the_photos_own_size_unpainted(vgg19, photo
     assert estimate["output"] == [192, 144] and estimate["seconds"] >= 0
 
 
-def test_a_detail_scale_keeps_the_coarse_band_of_where_it_started() -> None:
-    """low_band_of: shrunk to the scale below, the result is where the scale started; its fine
-    band is the painted picture's."""
+def checkerboard(height: int, width: int, period: int) -> torch.Tensor:
+    rows, cols = torch.arange(height)[:, None], torch.arange(width)[None, :]
+    return torch.cos(2 * torch.pi * rows / period) * torch.cos(2 * torch.pi * cols / period)
+
+
+def test_the_binomial_filter_removes_a_two_pixel_grid_and_halves_a_four_pixel_one() -> None:
+    for period, left in ((2, 0.0), (4, 0.25)):  # 0.5 each way
+        grid = checkerboard(32, 32, period)[None, None].repeat(1, 3, 1, 1)
+        inner = binomial_blur(grid)[..., 2:-2, 2:-2]
+        assert torch.allclose(inner, left * grid[..., 2:-2, 2:-2], atol=1e-6)
+
+
+def test_a_detail_scale_keeps_the_coarse_band_of_where_it_started_and_smooths_its_colour() -> None:
+    """detail_kept: shrunk to the scale below, the result is where the scale started; its fine
+    band is the painted picture's in luma, while fine colour (the speckle) is smoothed away."""
     generator = torch.Generator().manual_seed(0)
-    start = resize(torch.rand(1, 3, 24, 32, generator=generator), 64, 48)  # smooth: a coarse picture enlarged
-    painted = (start + 0.3 * torch.rand(1, 3, 48, 64, generator=generator) - 0.15).clamp(0, 1)
-    painted[:, 2] = (painted[:, 2] + 0.3).clamp(0, 1)  # and a colour cast over everything: a coarse change
-    kept = low_band_of(start, 32, 24)(painted)
+    # Smooth and dark (a coarse picture enlarged), painted with fine noise and a colour cast over
+    # everything (a coarse change), within 0..1.
+    start = 0.2 + 0.4 * resize(torch.rand(1, 3, 24, 32, generator=generator), 64, 48)
+    painted = start + 0.3 * torch.rand(1, 3, 48, 64, generator=generator) - 0.15
+    painted[:, 2] += 0.2
+    kept = detail_kept(start, 32, 24)(painted)
 
     def coarse(image: torch.Tensor) -> torch.Tensor:
         return resize(image, 32, 24)
 
     def fine(image: torch.Tensor) -> torch.Tensor:
-        return image - F.interpolate(coarse(image), size=(48, 64), mode="bicubic")
+        return rgb_to_yuv(image - F.interpolate(coarse(image), size=(48, 64), mode="bicubic"))
 
     assert (coarse(kept) - coarse(start)).abs().mean() < 0.2 * (coarse(painted) - coarse(start)).abs().mean()
-    assert (fine(kept) - fine(painted)).abs().mean() < 0.3 * fine(painted).abs().mean()
+    def speckle(image: torch.Tensor) -> torch.Tensor:  # colour at the scale of a pixel or two
+        colour = rgb_to_yuv(image)[:, 1:]
+        return colour - binomial_blur(colour)
+
+    assert (fine(kept)[:, :1] - fine(painted)[:, :1]).abs().mean() < 0.3 * fine(painted)[:, :1].abs().mean()
+    assert speckle(kept - start).abs().mean() < 0.2 * speckle(painted - start).abs().mean()
+
+
+def test_a_detail_scale_steps_along_a_smoothed_gradient(vgg19, photo, painting) -> None:
+    """A detail scale's few long steps painted the poolings' grid, a cross-hatch: its gradient is
+    the binomial filter's of the plain one (bench/dark_areas.py measures the result)."""
+    params = dataclasses.replace(JobParams(size=48, precision="fp32"), style_layers=dict(engine.DETAIL_STYLE_LAYERS),
+                                 content_layer=engine.DETAIL_CONTENT_LAYER)
+    objective = engine.StyleTransfer(vgg19)._objective(photo, photo, [(painting, 1.0)], params,
+                                                       torch.Generator().manual_seed(0), 10**9, detail=True)
+    assert objective.smooth
+    gradients = []
+    for smooth in (False, True):
+        objective.smooth = smooth
+        objective()
+        assert objective.image.grad is not None
+        gradients.append(objective.image.grad)
+    plain, smoothed = gradients
+    assert float(plain.abs().max()) > 0
+    assert torch.allclose(smoothed, binomial_blur(plain), rtol=1e-4, atol=1e-9 * float(plain.abs().max()))
 
 
 def test_every_quality_of_the_plugin_composes_the_same_picture(vgg19, photo, painting) -> None:
