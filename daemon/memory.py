@@ -129,11 +129,14 @@ def hold_freed_memory(hold: bool = True) -> None:
     pass mapped VGG19's large activations afresh and faulted in each page again: at 4 MP most
     of an iteration's time went there (bench/network_cost.py). From the heap, untrimmed, they
     are reused; every thread shares that one heap, since a thread's own arena maps a large
-    block whatever it is told. `hold=False` puts glibc's defaults back.
+    block whatever it is told. Trimming is off altogether (mallopt(3): a threshold of -1): the
+    largest threshold mallopt takes, 2 GiB, was passed by a 4 MP scale's freed top, which went
+    back to the system every pass and was faulted in again (tests/test_memory.py).
+    `hold=False` puts glibc's defaults back.
     """
     if GLIBC is not None:
         GLIBC.mallopt(M_MMAP_MAX, 0 if hold else 65536)
-        GLIBC.mallopt(M_TRIM_THRESHOLD, 2**31 - 1 if hold else 128 * 1024)
+        GLIBC.mallopt(M_TRIM_THRESHOLD, -1 if hold else 128 * 1024)
         GLIBC.mallopt(M_ARENA_MAX, 1 if hold else 0)
 
 
