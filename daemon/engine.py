@@ -46,7 +46,7 @@ from .imaging import STYLE_FILTER, resize
 from .lbfgs import OPENING_MOVE
 from .losses import ContentLoss, GramStyleLoss, SlicedWassersteinStyleLoss, StyleLoss, TemporalLoss, gram_matrix
 from .memory import SLICED_POSITIONS, bf16_supported, crop_budget, tile_counts, use_bf16
-from .model import LAYER_STRIDE, VGG19
+from .model import LAYER_CHANNELS, LAYER_STRIDE, VGG19
 from .motion import FrameLink
 from .objective import DEFAULTS, Objective, Report, descend, effective_weights, style_gain
 from .pace import PACE_FILE, Pace, identity, regime
@@ -285,8 +285,12 @@ class StyleTransfer:
                    temporal: TemporalLoss | None = None) -> Objective:
         """A scale's objective over a copy of `image`, with its targets from `content` and `styles`."""
         height, width = image.shape[-2:]
-        content_loss = ContentLoss(self.content_target(content, params, max_crop_pixels),
-                                   LAYER_STRIDE[params.content_layer])
+        stride = LAYER_STRIDE[params.content_layer]
+        if detail:  # its content is the picture it starts from (paint_detail)
+            shape = (1, LAYER_CHANNELS[params.content_layer], height // stride, width // stride)
+            content_loss = ContentLoss.of_first_picture(shape, stride, self.device)
+        else:
+            content_loss = ContentLoss(self.content_target(content, params, max_crop_pixels), stride)
         style_losses = self.style_losses(styles, params, max(width, height), generator, max_crop_pixels,
                                          native_at_most=detail)
         image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)

@@ -67,13 +67,30 @@ class ContentLoss(nn.Module):
 
     def __init__(self, target: torch.Tensor, stride: int = 1) -> None:
         super().__init__()
-        self.register_buffer("target", target.detach())
+        self.register_buffer("target", target.detach().float())  # fp32 once, not every evaluation
         self.stride = stride
-        self.norm = float(target.float().pow(2).sum()) + EPS
+        self.norm = float(self.target.pow(2).sum()) + EPS
+        self.unset = 0  # target positions still to be taken from the features (see of_first_picture)
+
+    @classmethod
+    def of_first_picture(cls, shape: tuple[int, int, int, int], stride: int, device: torch.device) -> ContentLoss:
+        """A loss held to the features (of `shape`) of the first picture it is given, tile by
+        tile: a detail scale's target is its starting picture, which its first evaluation sees,
+        so taking them there saves a pass of VGG19 at the scale's size (bench/network_cost.py)."""
+        loss = cls(torch.empty(0), stride)
+        loss.target = torch.empty(shape, device=device)
+        loss.unset = shape[-2] * shape[-1]
+        return loss
 
     def forward(self, features: torch.Tensor, tile: tiles.Tile | None = None) -> torch.Tensor:
         target = self.target if tile is None else tile.core_in_whole(self.target, self.stride)
-        return (features.float() - target.float()).pow(2).sum() / self.norm
+        if self.unset:  # the first picture: its features are the target, and the loss is 0
+            target.copy_(features.detach())
+            self.unset -= features.shape[-2] * features.shape[-1]
+            if not self.unset:
+                self.norm = float(self.target.pow(2).sum()) + EPS
+            return torch.zeros((), device=features.device)
+        return (features.float() - target).pow(2).sum() / self.norm
 
 
 class GramStyleLoss(nn.Module):

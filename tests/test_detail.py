@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from impasto.daemon import artwork, engine
+from impasto.daemon import artwork, engine, losses
 from impasto.daemon.imaging import binomial_blur, detail_kept, resize, rgb_to_yuv
 from impasto.daemon.plan import Schedule
 from impasto.protocol import messages as m
@@ -251,3 +251,26 @@ def test_a_part_sent_with_its_whole_is_cut_from_the_wholes_composition(vgg19, pa
     fresh = engine.StyleTransfer(vgg19).run(whole_photo[..., :72, :96], [(painting, 1.0)], other, whole=reduced)
     assert {(p.width, p.height, p.scales) for p in again} == {(96, 72, 1)}
     assert float((kept - fresh).abs().mean() * 255) < 1.0
+
+
+@pytest.mark.parametrize("max_crop", [10**9, 40_000])  # whole, and in tiles
+def test_a_detail_scales_content_target_is_taken_from_its_first_evaluation(vgg19, painting, max_crop: int) -> None:
+    """No pass of its own: the first evaluation's features of the starting picture are the target,
+    the same as a pass over it would give."""
+    photo = tensor_of(artwork.landscape(), (320, 240))
+    params = dataclasses.replace(JobParams(size=48, precision="fp32"), style_layers=dict(engine.DETAIL_STYLE_LAYERS),
+                                 content_layer=engine.DETAIL_CONTENT_LAYER)
+    transfer = engine.StyleTransfer(vgg19)
+    objective = transfer._objective(photo, photo, [(painting, 1.0)], params, torch.Generator().manual_seed(0),
+                                    max_crop, detail=True)
+    assert (objective.counts == (1, 1)) == (max_crop > photo.numel())
+    objective()
+    assert float(objective.last_terms["content"]) == 0
+    with torch.no_grad():
+        objective.image.add_(0.05 * torch.randn(photo.shape, generator=torch.Generator().manual_seed(1)))
+    objective()
+    target = transfer.content_target(photo, params, 10**9)
+    features = transfer.features(objective.image.detach(), {engine.DETAIL_CONTENT_LAYER}, params)
+    expected = float(losses.ContentLoss(target, 4)(features[engine.DETAIL_CONTENT_LAYER]))
+    assert expected > 0
+    assert float(objective.last_terms["content"]) == pytest.approx(expected, rel=1e-4)
