@@ -111,6 +111,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="GiB a job may use: larger pictures run in tiles that fit, and a job that cannot "
                              "fit even in the smallest tiles is refused before it starts (default: 0, 80%% of the "
                              "memory the device has free at the time)")
+    parser.add_argument("--hold-memory", type=bounded(float, 0), default=60.0,
+                        help="seconds a finished job's memory is kept for the next job, which then starts "
+                             "faster, before it goes back to the system (default: %(default)s)")
     parser.add_argument("--client-timeout", type=bounded(float, 0, low_included=False),
                         default=m.CLIENT_TIMEOUT_S,
                         help="cancel a job whose client sent nothing for this many seconds (default: %(default)s)")
@@ -217,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     service = Service(engine, socket, context, device_name=describe_device(device),
                       model_name=f"vgg19-{engine.model.lineage}", max_queue=args.max_queue, max_pixels=args.max_pixels,
                       client_timeout=args.client_timeout, memory_limit=int(args.memory_limit * 2**30),
+                      hold_memory=args.hold_memory,
                       presets=PresetStore(args.presets_dir), keep_endpoint=keeper)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: service.stop())

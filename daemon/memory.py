@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import time
 from dataclasses import dataclass
 
 import torch
@@ -141,9 +142,10 @@ def hold_freed_memory(hold: bool = True) -> None:
 
 
 def trim_memory() -> None:
-    """Give the system back the freed memory held now (see hold_freed_memory), between a job's
-    scales: a scale's blocks rarely fit the next scale's sizes, so kept they only raised the
-    job's peak (bench/full_resolution.py); within a scale, held blocks are reused pass after pass."""
+    """Give the system back the freed memory held now (see hold_freed_memory), between the scales
+    of a job short of memory (one in tiles): a scale's blocks rarely fit the next scale's sizes,
+    so kept they raised the job's peak (bench/full_resolution.py); within a scale, held blocks
+    are reused pass after pass."""
     if GLIBC is not None:
         GLIBC.malloc_trim(0)
 
@@ -159,3 +161,48 @@ def release_memory() -> None:
         GLIBC.malloc_trim(0)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def freed_bytes(device: torch.device) -> int:
+    """What this process holds freed and untrimmed: glibc's free heap, or CUDA's cached blocks."""
+    if device.type == "cuda":
+        return torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    if GLIBC is None or not hasattr(GLIBC, "mallinfo2"):  # glibc before 2.33
+        return 0
+    GLIBC.mallinfo2.restype = _MallInfo2
+    return int(GLIBC.mallinfo2().fordblks)
+
+
+class HeldMemory:
+    """A finished job's memory, held for the next job for `seconds`, then given back.
+
+    A job's first pass at each size faults its memory in, most of a 4 MP job's top scale's set-up;
+    a job that finds the last one's memory held skips that (bench/network_cost.py, its second
+    job). A daemon left idle still gives it all back.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.since: float | None = None  # when the last job ended, while its memory is held
+
+    def hold(self) -> None:
+        self.since = time.monotonic()
+        if not self.seconds:
+            self.release()
+
+    def bytes(self, device: torch.device) -> int:
+        """Memory held now, which a job may use besides what the device has free."""
+        return freed_bytes(device) if self.since is not None else 0
+
+    def due(self) -> bool:
+        return self.since is not None and time.monotonic() - self.since >= self.seconds
+
+    def release(self) -> None:
+        self.since = None
+        release_memory()

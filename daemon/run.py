@@ -18,7 +18,7 @@ from impasto.protocol.messages import JobParams, Progress
 from .colours import Styles, prepare_colours, starting_point
 from .imaging import detail_kept, resize
 from .losses import TemporalLoss
-from .memory import crop_budget, trim_memory
+from .memory import crop_budget, tile_counts, trim_memory
 from .motion import FrameLink
 from .pace import Clock, regime
 from .plan import PartOfWhole, Schedule, cut, frame
@@ -66,6 +66,9 @@ class Run:
             self.link = FrameLink(self.colours.inward(link.warped.to(engine.device)), link.certainty.to(engine.device))
             self.schedule = self.schedule.following(self.params.frame_iterations)
         self.clock = Clock(self.schedule, engine.pace, regime(self.params, engine.device), started)
+        # A job whose largest scale fits whole keeps what each scale frees for the next (and the
+        # service keeps it for the next job): faulted in again, it cost much of a scale's set-up.
+        self.tiled = tile_counts(*self.schedule.sizes[-1], self.max_crop) != (1, 1)
         self.palette = self.colours.palette() if self.params.init == "palette" else None
         # The look's scales shrink the photo from its working size, not from its own: a large photo
         # shrunk for every small scale delays the first preview.
@@ -111,7 +114,8 @@ class Run:
             if not self.schedule.steps[index]:  # the scale below, enlarged, with the photo's detail: no painting
                 continue
             temporal = TemporalLoss(*linked.at(w, h)) if linked is not None else None
-            trim_memory()
+            if self.tiled:  # memory is short: what the scale below freed goes back first
+                trim_memory()
             # A detail scale keeps what the scale below holds from where it started, and the colour
             # of what it paints smoothed, and so do its previews; the look's scales keep all they paint.
             kept = detail_kept(image, *self.schedule.below(index)) if detail else keep_all

@@ -29,7 +29,7 @@ from . import pixels
 from .chores import PresetChores
 from .delivery import MAY, MUST, PREVIEW, Delivery
 from .engine import JobCancelled, StyleTransfer
-from .memory import DoesNotFit, available_bytes, memory_plan, release_memory
+from .memory import DoesNotFit, HeldMemory, available_bytes, memory_plan
 from .motion import FLOW_MISSING, flow_available
 from .presets import PresetError, PresetStore
 
@@ -53,7 +53,7 @@ class Job:
 class Service:
     def __init__(self, engine: StyleTransfer, socket: zmq.Socket, context: zmq.Context, *, device_name: str,
                  model_name: str, max_queue: int = 16, max_pixels: int = m.MAX_PIXELS,
-                 client_timeout: float = m.CLIENT_TIMEOUT_S, memory_limit: int = 0,
+                 client_timeout: float = m.CLIENT_TIMEOUT_S, memory_limit: int = 0, hold_memory: float = 60.0,
                  presets: PresetStore | None = None, keep_endpoint: Callable[[], bool] = lambda: True) -> None:
         self.engine = engine
         self.keep_endpoint = keep_endpoint  # False: another daemon holds the endpoint now
@@ -65,6 +65,7 @@ class Service:
         self.max_pixels = max_pixels
         self.client_timeout = client_timeout
         self.memory_limit = memory_limit  # bytes a job may add; 0: what the device has free
+        self.held = HeldMemory(hold_memory)  # the last job's, for the next
         self.presets = presets or PresetStore()
         self.queue: collections.deque[Job] = collections.deque()
         self.running: Job | None = None
@@ -203,7 +204,8 @@ class Service:
 
         A fifth stays free for the rest of the machine and for the error in our predictions.
         """
-        return self.memory_limit or int(available_bytes(self.engine.device) * 0.8)
+        device = self.engine.device
+        return self.memory_limit or int((available_bytes(device) + self.held.bytes(device)) * 0.8)
 
     def _cancel(self, identity: bytes, job_id: str) -> None:
         with self.lock:
@@ -273,17 +275,21 @@ class Service:
         try:
             while True:
                 with self.lock:
-                    while not self.queue and not self.stopping.is_set():
+                    while not self.queue and not self.stopping.is_set() and not self.held.due():
                         self.lock.wait(0.5)
-                    if not self.queue:
+                    job = self.running = self.queue.popleft() if self.queue else None
+                if job is None:
+                    if self.stopping.is_set():
                         return
-                    job = self.running = self.queue.popleft()
+                    log.info("memory held since the last job given back")
+                    self.held.release()
+                    continue
                 last = self._run(job, outbox)
                 # Off the books before the client hears the end, so a status it asks for next
                 # no longer counts this job.
                 with self.lock:
                     self.running = None
-                release_memory()
+                self.held.hold()
                 outbox.send_multipart([MUST, job.identity, *last], copy=False)
         finally:
             outbox.close(linger=1000)
