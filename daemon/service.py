@@ -200,7 +200,8 @@ class Service:
         self._send(identity, m.simple_message(m.ACCEPTED, job=submit.job, position=position))
 
     def job_memory_limit(self) -> int:
-        """Bytes a job may add: --memory-limit, else most of what the device has free now.
+        """Bytes a job may add: --memory-limit, else most of what the device has free now and
+        what the daemon holds from the last job (see HeldMemory).
 
         A fifth stays free for the rest of the machine and for the error in our predictions.
         """

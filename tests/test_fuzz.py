@@ -175,7 +175,8 @@ def test_fuzzed_cache_entries_are_dropped_or_fit(tmp_path_factory) -> None:
 def test_fuzzed_daemon_options_are_taken_or_refused_in_words(capsys) -> None:
     from impasto.daemon.main import parse_args
 
-    options = ["--memory-limit", "--threads", "--device", "--client-timeout", "--max-queue", "--max-pixels"]
+    options = ["--memory-limit", "--threads", "--device", "--client-timeout", "--max-queue", "--max-pixels",
+               "--hold-memory"]
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None)
     @given(option=st.sampled_from(options), value=st.one_of(st.text(max_size=12), st.floats().map(str),

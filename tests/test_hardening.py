@@ -61,6 +61,7 @@ def test_secret_keys_are_private_and_an_existing_folder_keeps_its_mode(tmp_path:
     ("--memory-limit", "nan"), ("--memory-limit", "inf"), ("--memory-limit", "-1"),
     ("--threads", "-1"), ("--device", "bogus"), ("--client-timeout", "nan"), ("--client-timeout", "0"),
     ("--client-timeout", "-1"), ("--max-queue", "0"), ("--max-queue", "-1"), ("--max-pixels", "0"),
+    ("--hold-memory", "nan"), ("--hold-memory", "-1"),
 ])
 def test_daemon_options_out_of_range_are_refused_with_a_message(option: str, value: str, capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
