@@ -84,10 +84,10 @@ class ContentLoss(nn.Module):
 
     def forward(self, features: torch.Tensor, tile: tiles.Tile | None = None) -> torch.Tensor:
         target = self.target if tile is None else tile.core_in_whole(self.target, self.stride)
-        if self.unset:  # the first picture: its features are the target, and the loss is 0
+        if self.unset > 0:  # the first picture: its features are the target, and the loss is 0
             target.copy_(features.detach())
             self.unset -= features.shape[-2] * features.shape[-1]
-            if not self.unset:
+            if self.unset <= 0:
                 self.norm = float(self.target.pow(2).sum()) + EPS
             return torch.zeros((), device=features.device)
         return (features.float() - target).pow(2).sum() / self.norm
