@@ -288,7 +288,7 @@ class StyleTransfer:
         stride = LAYER_STRIDE[params.content_layer]
         if detail:  # its content is the picture it starts from (paint_detail)
             shape = (1, LAYER_CHANNELS[params.content_layer], height // stride, width // stride)
-            content_loss = ContentLoss.of_first_picture(shape, stride, self.device)
+            content_loss = ContentLoss.of_first_picture(shape, stride)
         else:
             content_loss = ContentLoss(self.content_target(content, params, max_crop_pixels), stride)
         style_losses = self.style_losses(styles, params, max(width, height), generator, max_crop_pixels,

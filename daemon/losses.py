@@ -52,6 +52,12 @@ class _Gram(torch.autograd.Function):
         return positions @ (slope + slope.t()).to(positions.dtype)
 
 
+def squared_norm(tensor: torch.Tensor) -> float:
+    """Σx², summed in fp32 without an fp32 copy of `tensor` (at 24 MP a content target's would be
+    1.5 GB, taken while a tile's features are held)."""
+    return float(torch.linalg.vector_norm(tensor, dtype=torch.float32)) ** 2 + EPS
+
+
 def relative_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (value.float() - target).pow(2).sum() / (target.pow(2).sum() + EPS)
 
@@ -67,30 +73,33 @@ class ContentLoss(nn.Module):
 
     def __init__(self, target: torch.Tensor, stride: int = 1) -> None:
         super().__init__()
-        self.register_buffer("target", target.detach().float())  # fp32 once, not every evaluation
+        self.register_buffer("target", target.detach())  # the features' precision: bf16 halves it
         self.stride = stride
-        self.norm = float(self.target.pow(2).sum()) + EPS
-        self.unset = 0  # target positions still to be taken from the features (see of_first_picture)
+        self.norm = squared_norm(target)
+        self.unset: tuple[int, ...] = ()  # the shape of a target still to be taken (see of_first_picture)
+        self.untaken = 0  # and its positions not yet taken
 
     @classmethod
-    def of_first_picture(cls, shape: tuple[int, int, int, int], stride: int, device: torch.device) -> ContentLoss:
+    def of_first_picture(cls, shape: tuple[int, int, int, int], stride: int) -> ContentLoss:
         """A loss held to the features (of `shape`) of the first picture it is given, tile by
         tile: a detail scale's target is its starting picture, which its first evaluation sees,
         so taking them there saves a pass of VGG19 at the scale's size (bench/network_cost.py)."""
         loss = cls(torch.empty(0), stride)
-        loss.target = torch.empty(shape, device=device)
-        loss.unset = shape[-2] * shape[-1]
+        loss.unset, loss.untaken = shape, shape[-2] * shape[-1]
         return loss
 
     def forward(self, features: torch.Tensor, tile: tiles.Tile | None = None) -> torch.Tensor:
-        target = self.target if tile is None else tile.core_in_whole(self.target, self.stride)
-        if self.unset > 0:  # the first picture: its features are the target, and the loss is 0
+        if self.untaken > 0:  # the first picture: its features are the target, and the loss is 0
+            if self.unset:
+                self.target, self.unset = features.new_empty(self.unset), ()
+            target = self.target if tile is None else tile.core_in_whole(self.target, self.stride)
             target.copy_(features.detach())
-            self.unset -= features.shape[-2] * features.shape[-1]
-            if self.unset <= 0:
-                self.norm = float(self.target.pow(2).sum()) + EPS
+            self.untaken -= features.shape[-2] * features.shape[-1]
+            if self.untaken <= 0:
+                self.norm = squared_norm(self.target)
             return torch.zeros((), device=features.device)
-        return (features.float() - target).pow(2).sum() / self.norm
+        target = self.target if tile is None else tile.core_in_whole(self.target, self.stride)
+        return (features.float() - target.float()).pow(2).sum() / self.norm
 
 
 class GramStyleLoss(nn.Module):
