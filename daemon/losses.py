@@ -89,16 +89,15 @@ class ContentLoss(nn.Module):
         return loss
 
     def forward(self, features: torch.Tensor, tile: tiles.Tile | None = None) -> torch.Tensor:
+        if self.unset:  # taken in the features' precision
+            self.target, self.unset = features.new_empty(self.unset), ()
+        target = self.target if tile is None else tile.core_in_whole(self.target, self.stride)
         if self.untaken > 0:  # the first picture: its features are the target, and the loss is 0
-            if self.unset:
-                self.target, self.unset = features.new_empty(self.unset), ()
-            target = self.target if tile is None else tile.core_in_whole(self.target, self.stride)
             target.copy_(features.detach())
             self.untaken -= features.shape[-2] * features.shape[-1]
             if self.untaken <= 0:
                 self.norm = squared_norm(self.target)
             return torch.zeros((), device=features.device)
-        target = self.target if tile is None else tile.core_in_whole(self.target, self.stride)
         return (features.float() - target.float()).pow(2).sum() / self.norm
 
 

@@ -169,13 +169,16 @@ class _MallInfo2(ctypes.Structure):
                  "keepcost")]
 
 
+if GLIBC is not None and hasattr(GLIBC, "mallinfo2"):
+    GLIBC.mallinfo2.restype = _MallInfo2
+
+
 def freed_bytes(device: torch.device) -> int:
     """What this process holds freed and untrimmed: glibc's free heap, or CUDA's cached blocks."""
     if device.type == "cuda":
         return torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     if GLIBC is None or not hasattr(GLIBC, "mallinfo2"):  # glibc before 2.33
         return 0
-    GLIBC.mallinfo2.restype = _MallInfo2
     return int(GLIBC.mallinfo2().fordblks)
 
 
