@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from impasto.daemon import engine, imaging, losses, objective
-from impasto.daemon.model import CONV_NAMES, LAYER_NAMES
+from impasto.daemon.model import CONV_NAMES, LAYER_NAMES, MaxPool
 from impasto.protocol.messages import STYLE_LAYERS, JobParams
 from impasto.protocol.settings import LAYER_NAMES as PROTOCOL_LAYER_NAMES
 
@@ -50,6 +50,29 @@ def test_features_are_the_same_in_either_layout(vgg19) -> None:
     for layer in layers:
         assert torch.allclose(fast[layer], plain[layer], atol=1e-3 * plain[layer].abs().max().item())
     assert fast["conv1_1"].min() < 0 and torch.equal(fast["relu1_1"], fast["conv1_1"].clamp(min=0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("size", [(6, 8), (7, 9)])
+def test_max_pooling_without_indices_is_pytorchs(dtype, layout, size) -> None:
+    """Pooling that keeps no indices has PyTorch's output and gradient, odd edges included (they
+    get none); where a window's maximum is tied, the tied positions share its gradient."""
+    values = torch.randperm(4 * size[0] * size[1], generator=torch.Generator().manual_seed(0))
+    x = (values.reshape(1, 4, *size) - 40).to(dtype).contiguous(memory_format=layout)  # distinct even in bf16
+    slope = torch.randn(1, 4, size[0] // 2, size[1] // 2).to(dtype)
+    gradients, outputs = [], []
+    for pool in (MaxPool.apply, lambda t: torch.nn.functional.max_pool2d(t, 2)):
+        picture = x.clone().requires_grad_(True)
+        output = pool(picture)
+        output.backward(slope)
+        outputs.append(output.detach())
+        gradients.append(picture.grad)
+    assert torch.equal(outputs[0], outputs[1]) and torch.equal(gradients[0], gradients[1])
+    assert gradients[0].is_contiguous(memory_format=layout)
+    tied = torch.tensor([[[[3.0, 3.0], [1.0, 3.0]]]], dtype=dtype, requires_grad=True)
+    MaxPool.apply(tied).backward(torch.full((1, 1, 1, 1), 6.0, dtype=dtype))
+    assert tied.grad is not None and tied.grad.flatten().tolist() == [2.0, 2.0, 0.0, 2.0]
 
 
 def test_gram_matrix_ignores_image_size() -> None:
