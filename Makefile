@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint stop clean
 
-$(STAMP): pyproject.toml install/setup-venv.sh
+$(STAMP): pyproject.toml install/setup-venv.sh install/tcmalloc.sh
 	PYTHON=$(PYTHON) VENV=$(VENV) bash install/setup-venv.sh
 	touch $@
 

@@ -20,7 +20,7 @@ def start_daemon(folder: Path, *args: str) -> tuple[subprocess.Popen, str, dict]
     so a bench starts cold and leaves nothing behind in the user's folders.
     """
     endpoint = f"ipc://{folder}/d.sock"
-    command = [sys.executable, "-m", "impasto.daemon.main", "--presets-dir", str(folder / "presets"), "--cache-dir",
+    command = [sys.executable, "-m", "impasto.daemon.launch", "--presets-dir", str(folder / "presets"), "--cache-dir",
                str(folder / "cache"), *args]
     try:
         process, hello = start(command, endpoint, folder / "daemon.log", 120, detach=False, cwd=ROOT)

@@ -3,7 +3,9 @@
 Runs one job in a daemon of its own (a real 2560×1600 photo, KDE's wallpaper, at the CLI's
 defaults unless told otherwise), then a second (another seed) in the same daemon, as a user's
 next run finds it (its memory held from the first, its painting's targets cached), and times
-each of their scales from the jobs' progress reports.
+each of their scales from the jobs' progress reports. The daemon runs under tcmalloc where it
+is installed (daemon/allocator.py); a third daemon, under the C library's malloc, runs the
+first job again for comparison.
 Beside each scale it prints what a bare VGG19 forward and backward pass costs at that scale's
 size, to the deepest layer the scale uses, in the job's precision, times the scale's
 iterations: the job's cost over the network's own. A scale's first iteration also pays for
@@ -13,8 +15,9 @@ result's, and a scale with no iterations (a Draft's top).
 
 Then what the engine's choices save, on bare passes at the job's sizes: freed memory held
 for the next pass (the daemon's, daemon/memory.py) against glibc's own policy; VGG19's
-features channels-last against contiguous (daemon/model.py); a Gram matrix formed as one 2-D
-product with a gradient of its own against the batched product (daemon/losses.py).
+features channels-last against contiguous, and its max pooling's indices found again in the
+backward against kept (daemon/model.py); a Gram matrix formed as one 2-D product with a
+gradient of its own against the batched product (daemon/losses.py).
 
     .venv/bin/python bench/network_cost.py
     .venv/bin/python bench/network_cost.py --photo FallenLeaf --detail 2
@@ -24,25 +27,29 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
+import torch.nn.functional as F
 from PIL import Image as PILImage
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import start_daemon  # noqa: E402
+from bench.common import peak_rss_gib, start_daemon  # noqa: E402
 from bench.full_resolution import SHARED, as_image, wallpaper  # noqa: E402
 from bench.results import Results  # noqa: E402
+from impasto.daemon import allocator  # noqa: E402
 from impasto.daemon.engine import DETAIL_CONTENT_LAYER, DETAIL_STYLE_LAYERS  # noqa: E402
 from impasto.daemon.losses import gram_matrix  # noqa: E402
 from impasto.daemon.memory import hold_freed_memory, use_bf16  # noqa: E402
-from impasto.daemon.model import LAYER_INDEX, VGG19, load_vgg19  # noqa: E402
+from impasto.daemon.model import LAYER_INDEX, VGG19, MaxPool, load_vgg19  # noqa: E402
 from impasto.daemon.plan import schedule_for  # noqa: E402
 from impasto.protocol import messages as m  # noqa: E402
 from impasto.protocol.client import Client, new_job_id  # noqa: E402
@@ -50,13 +57,14 @@ from impasto.protocol.client import Client, new_job_id  # noqa: E402
 Stamp = tuple[float, int]  # seconds since the job was sent, and the scale it reported (1-based)
 
 
-def timed_jobs(content: m.Image, style: m.Image, params: m.JobParams, jobs: int = 2) -> list[tuple[float, list[Stamp]]]:
+def timed_jobs(content: m.Image, style: m.Image, params: m.JobParams,
+               jobs: int = 2) -> tuple[list[tuple[float, list[Stamp]]], float]:
     """The job `jobs` times in turn in a daemon of its own (each after the last, as a user runs
     them, within the daemon's hold on memory): seconds to each result, and a stamp per progress
-    report."""
+    report; and the daemon's peak resident memory, GiB."""
     folder = Path(tempfile.mkdtemp(prefix="impasto-cost-"))
     daemon, endpoint, _ = start_daemon(folder, "--log-level", "warning")
-    timings = []
+    timings, peak = [], 0.0
     try:
         with Client(endpoint) as client:
             for seed in range(jobs):
@@ -70,10 +78,21 @@ def timed_jobs(content: m.Image, style: m.Image, params: m.JobParams, jobs: int 
                         break
                 else:
                     raise RuntimeError("the job ended without a result")
+        peak = peak_rss_gib(daemon.pid)
     finally:
         daemon.terminate()
         daemon.wait(30)
-    return timings
+    return timings, peak
+
+
+def under_system_malloc(content: m.Image, style: m.Image, params: m.JobParams) -> tuple[float, float]:
+    """The first job's seconds and the daemon's peak memory under the C library's malloc."""
+    os.environ[allocator.CHOICE] = "system"
+    try:
+        [(seconds, _)], peak = timed_jobs(content, style, params, jobs=1)
+    finally:
+        del os.environ[allocator.CHOICE]
+    return seconds, peak
 
 
 def per_scale(stamps: list[Stamp], scales: int) -> list[tuple[float, float]]:
@@ -106,6 +125,31 @@ def bare_pass(model: VGG19, width: int, height: int, layer: str, bf16: bool, rep
     return min(seconds[1:])
 
 
+def kept_gib(model: VGG19, width: int, height: int, bf16: bool) -> float:
+    """What a forward pass to relu3_1 keeps for its backward, GiB."""
+    storages: dict[int, int] = {}
+
+    def keep(tensor: torch.Tensor) -> torch.Tensor:
+        storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    picture = torch.rand(1, 3, height, width).requires_grad_(True)
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor), \
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        model(picture, {"relu3_1"}, edge="replicate")
+    return sum(storages.values()) / 2**30
+
+
+def pooling_costs(model: VGG19, width: int, height: int, bf16: bool) -> str:
+    """A bare pass to relu3_1 with max pooling's indices found again in the backward (ours), and
+    kept (PyTorch's): seconds, and what the pass keeps for its backward."""
+    ours = bare_pass(model, width, height, "relu3_1", bf16, repeats=1), kept_gib(model, width, height, bf16)
+    with mock.patch.object(MaxPool, "apply", lambda x: F.max_pool2d(x, 2)):
+        kept = bare_pass(model, width, height, "relu3_1", bf16, repeats=1), kept_gib(model, width, height, bf16)
+    return (f"indices kept {kept[0]:.2f} s, {kept[1]:.2f} GiB kept for the backward; found again {ours[0]:.2f} s, "
+            f"{ours[1]:.2f} GiB")
+
+
 def gram_seconds(features: torch.Tensor, batched: bool) -> float:
     """Forward and backward of a Gram matrix of `features`, as the engine forms it or batched."""
     features = features.detach().requires_grad_(True)
@@ -132,11 +176,14 @@ def main() -> None:
     schedule = schedule_for(picture.width, picture.height, params, None)
     model, bf16 = load_vgg19(), use_bf16(params.precision, torch.device("cpu"))
     hold_freed_memory()  # as the daemon does
-    (seconds, stamps), (again, again_stamps) = timed_jobs(as_image(picture), as_image(PILImage.open(args.style)),
-                                                          params)
+    content, style = as_image(picture), as_image(PILImage.open(args.style))
+    [(seconds, stamps), (again, again_stamps)], peak = timed_jobs(content, style, params)
+    system_seconds, system_peak = under_system_malloc(content, style, params)
+    library = allocator.find_tcmalloc()
     print(f"{args.photo} {picture.width}x{picture.height} × {args.style.name}, detail {args.detail}, "
-          f"{'bf16' if bf16 else 'fp32'} on the cpu: {seconds:.1f} s to the result, {again:.1f} s for a second "
-          "job in the same daemon")
+          f"{'bf16' if bf16 else 'fp32'} on the cpu, the daemon's memory from "
+          f"{'tcmalloc (' + library + ')' if library else 'glibc (tcmalloc is not installed)'}: {seconds:.1f} s to "
+          f"the result, {again:.1f} s for a second job in the same daemon; its peak memory {peak:.2f} GiB")
     print("| scale | size | deepest layer | iterations | job s | set-up s | 2nd job s | its set-up s | bare pass s "
           "| bare × iterations | job / bare | 2nd / bare |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -159,6 +206,8 @@ def main() -> None:
     print(f"whole job {seconds:.1f} s ({seconds - in_scales:.1f} s outside the scales); the bare network over "
           f"its schedule {total_bare:.1f} s; job / bare {seconds / total_bare:.2f}; a second job / bare "
           f"{again / total_bare:.2f}")
+    print(f"the first job in a daemon under glibc's malloc: {system_seconds:.1f} s, job / bare "
+          f"{system_seconds / total_bare:.2f}; its peak memory {system_peak:.2f} GiB")
     top = schedule.sizes[-1]
     print("\nfreed memory, a bare pass (forward + backward) to relu3_1:")
     for (width, height) in ((top[0] // 2, top[1] // 2), top):
@@ -174,6 +223,7 @@ def main() -> None:
         model.memory_format = torch.channels_last
         print(f"  {width}x{height} to {layer}: contiguous {contiguous:.2f} s, channels-last "
               f"{bare_pass(model, width, height, layer, bf16, repeats=1):.2f} s")
+    print(f"max pooling, a bare pass to relu3_1 at {top[0]}x{top[1]}: {pooling_costs(model, *top, bf16)}")
     features = torch.rand(1, 64, top[1], top[0], dtype=torch.bfloat16 if bf16 else torch.float32)
     features = features.contiguous(memory_format=torch.channels_last)
     gram_seconds(features, batched=False)

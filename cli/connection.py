@@ -17,7 +17,7 @@ EXIT_JOB = 4  # the daemon refused or failed the job
 EXIT_OUTPUT = 5  # the result could not be written where asked (it was kept elsewhere, and said)
 EXIT_INTERRUPTED = 130
 # This Python runs the daemon the CLI starts, so it has the same packages.
-DAEMON_COMMAND = (sys.executable, "-m", "impasto.daemon.main")
+DAEMON_COMMAND = (sys.executable, "-m", "impasto.daemon.launch")
 
 
 def curve_keys(args: argparse.Namespace) -> ClientKeys | None:

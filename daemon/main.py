@@ -21,6 +21,7 @@ from impasto.protocol import messages as m
 from impasto.protocol.endpoint import default_endpoint
 from impasto.protocol.security import TransportRefused, check_transport
 
+from . import allocator
 from .claim import AlreadyRunning, Keeper, claim_endpoint, handed_socket
 from .delivery import SEND_QUEUE
 from .engine import StyleTransfer
@@ -173,8 +174,8 @@ def load_and_warm_up(args: argparse.Namespace, device: torch.device) -> StyleTra
     started = time.monotonic()
     weights = args.weights or default_weights_path()
     model = load_vgg19(weights, device=device)
-    log.info("VGG19 (%s weights from %s) loaded on %s in %.2f s", model.lineage, weights, describe_device(device),
-             time.monotonic() - started)
+    log.info("VGG19 (%s weights from %s) loaded on %s in %.2f s; memory from %s", model.lineage, weights,
+             describe_device(device), time.monotonic() - started, allocator.name())
     engine = StyleTransfer(model, device, cache=TargetCache(args.cache_dir or default_cache_folder()))
     started = time.monotonic()
     engine.warm_up()

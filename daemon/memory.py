@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import time
 from dataclasses import dataclass
@@ -11,7 +10,7 @@ import torch
 
 from impasto.protocol.messages import JobParams
 
-from . import tiles
+from . import allocator, tiles
 from .imaging import composed_size, painted_size
 
 
@@ -110,35 +109,12 @@ def available_bytes(device: torch.device) -> int:
     return 2**62  # unknown: do not refuse
 
 
-def _glibc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc
-        return None
-    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
-
-
-GLIBC = _glibc()
-M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8  # mallopt's parameters (malloc.h)
-
-
 def hold_freed_memory(hold: bool = True) -> None:
     """Keep what a job frees for its next allocations, until release_memory() at its end; call
-    it before any thread starts.
-
-    glibc gives each block over 32 MB a mapping of its own and unmaps it when freed, so every
-    pass mapped VGG19's large activations afresh and faulted in each page again: at 4 MP most
-    of an iteration's time went there (bench/network_cost.py). From the heap, untrimmed, they
-    are reused; every thread shares that one heap, since a thread's own arena maps a large
-    block whatever it is told. Trimming is off altogether (mallopt(3): a threshold of -1): the
-    largest threshold mallopt takes, 2 GiB, was passed by a 4 MP scale's freed top, which went
-    back to the system every pass and was faulted in again (tests/test_memory.py).
-    `hold=False` puts glibc's defaults back.
-    """
-    if GLIBC is not None:
-        GLIBC.mallopt(M_MMAP_MAX, 0 if hold else 65536)
-        GLIBC.mallopt(M_TRIM_THRESHOLD, -1 if hold else 128 * 1024)
-        GLIBC.mallopt(M_ARENA_MAX, 1 if hold else 0)
+    it before any thread starts. Given back, VGG19's large activations were faulted in afresh
+    every pass: at 4 MP most of an iteration's time (bench/network_cost.py). How is the
+    allocator's business (allocator.hold_freed); `hold=False` puts its defaults back."""
+    allocator.hold_freed(hold)
 
 
 def trim_memory() -> None:
@@ -146,40 +122,26 @@ def trim_memory() -> None:
     of a job short of memory (one in tiles): a scale's blocks rarely fit the next scale's sizes,
     so kept they raised the job's peak (bench/full_resolution.py); within a scale, held blocks
     are reused pass after pass."""
-    if GLIBC is not None:
-        GLIBC.malloc_trim(0)
+    allocator.give_back()
 
 
 def release_memory() -> None:
     """Give a finished job's memory back, so a daemon that runs for days does not creep up.
 
-    glibc keeps freed blocks in its arenas (all of them, see hold_freed_memory); malloc_trim
-    returns them to the system. CUDA's caching allocator likewise keeps blocks until asked.
+    The C allocator keeps freed blocks (see hold_freed_memory), and so does CUDA's caching
+    allocator, until asked.
     """
     gc.collect()
-    if GLIBC is not None:
-        GLIBC.malloc_trim(0)
+    allocator.give_back()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-                 "keepcost")]
-
-
-if GLIBC is not None and hasattr(GLIBC, "mallinfo2"):
-    GLIBC.mallinfo2.restype = _MallInfo2
-
-
 def freed_bytes(device: torch.device) -> int:
-    """What this process holds freed and untrimmed: glibc's free heap, or CUDA's cached blocks."""
+    """What this process holds freed and untrimmed: the C allocator's, or CUDA's cached blocks."""
     if device.type == "cuda":
         return torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-    if GLIBC is None or not hasattr(GLIBC, "mallinfo2"):  # glibc before 2.33
-        return 0
-    return int(GLIBC.mallinfo2().fordblks)
+    return allocator.freed_bytes()
 
 
 class HeldMemory:

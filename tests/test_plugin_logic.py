@@ -212,7 +212,7 @@ def test_where_the_plugin_cannot_start_the_daemon_it_says_how_and_offers_no_box(
 
 def daemon_settings(folder) -> dict:
     """impasto.json as the installer writes it, for a daemon of the test's own."""
-    return {"daemon_command": [sys.executable, "-m", "impasto.daemon.main", "--cache-dir", str(folder / "cache"),
+    return {"daemon_command": [sys.executable, "-m", "impasto.daemon.launch", "--cache-dir", str(folder / "cache"),
                                "--presets-dir", str(folder / "presets")]}
 
 

@@ -73,7 +73,7 @@ def test_service_files_for_each_platform(tmp_path: Path) -> None:
     assert agent["RunAtLoad"] is True and mac.start[0][:2] == ["launchctl", "bootstrap"]
 
     environ = {"APPDATA": str(tmp_path / "Roaming"), "USERNAME": "ada"}
-    windows, record = plan_for(Platform("win32", home, environ), ["C:\\Py\\pythonw.exe", "-m", "impasto.daemon.main"],
+    windows, record = plan_for(Platform("win32", home, environ), ["C:\\Py\\pythonw.exe", "-m", "impasto.daemon.launch"],
                                "tcp://127.0.0.1:5591")
     keys = tmp_path / "Roaming" / "Impasto" / "keys"
     task = windows.files[tmp_path / "Roaming" / "Impasto" / "impasto-daemon-task.xml"].decode("utf-16")
@@ -110,7 +110,7 @@ def test_a_service_on_loopback_tcp_serves_the_cli_with_no_options(tmp_path: Path
     env = {key: value for key, value in os.environ.items() if key != "IMPASTO_ENDPOINT"}
     env |= {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
     platform, endpoint, ran = Platform("linux", home, env), f"tcp://127.0.0.1:{free_port()}", []
-    daemon = [sys.executable, "-m", "impasto.daemon.main", "--cache-dir", str(tmp_path / "cache"),
+    daemon = [sys.executable, "-m", "impasto.daemon.launch", "--cache-dir", str(tmp_path / "cache"),
               "--presets-dir", str(tmp_path / "presets")]
     assert install_service(platform, daemon, endpoint, print, run=lambda step: ran.append(list(step)) or 0)
     assert ran == [["systemctl", "--user", "daemon-reload"],
