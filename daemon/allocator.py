@@ -18,6 +18,8 @@ import sys
 
 CHOICE = "IMPASTO_ALLOCATOR"  # "system": stay on the C library's malloc; set to "tcmalloc" once restarted
 TCMALLOC_NAMES = ("tcmalloc_minimal", "tcmalloc")
+INSTALL_HINT = ("tcmalloc is not installed: the daemon needs much less memory with it (Debian, Ubuntu: apt install "
+                "libtcmalloc-minimal4; Fedora: gperftools-libs; Arch: gperftools)")
 # Freed pages stay until the daemon gives them back (memory.HeldMemory), not a few at a time as
 # tcmalloc otherwise does; and blocks over 1 GB, routine at 24 MP, are not reported on stderr.
 TCMALLOC_SETTINGS = {"TCMALLOC_RELEASE_RATE": "0", "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(2**62)}

@@ -176,6 +176,8 @@ def load_and_warm_up(args: argparse.Namespace, device: torch.device) -> StyleTra
     model = load_vgg19(weights, device=device)
     log.info("VGG19 (%s weights from %s) loaded on %s in %.2f s; memory from %s", model.lineage, weights,
              describe_device(device), time.monotonic() - started, allocator.name())
+    if sys.platform.startswith("linux") and allocator.find_tcmalloc() is None:
+        log.info("note: %s", allocator.INSTALL_HINT)
     engine = StyleTransfer(model, device, cache=TargetCache(args.cache_dir or default_cache_folder()))
     started = time.monotonic()
     engine.warm_up()

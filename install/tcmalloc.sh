@@ -17,5 +17,4 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
         exit 0
     fi
 fi
-echo "note: tcmalloc not found; the daemon uses less memory with it (Debian, Ubuntu: apt install" \
-     "libtcmalloc-minimal4; Fedora: gperftools-libs; Arch: gperftools)" >&2
+echo "note: $(${VENV:-.venv}/bin/python -c 'from impasto.daemon.allocator import INSTALL_HINT; print(INSTALL_HINT)')" >&2
