@@ -32,11 +32,14 @@ def use_bf16(precision: str, device: torch.device) -> bool:
 
 
 # Peak memory of a job: a crop in the network costs BYTES_PER_PIXEL (activations and gradients,
-# measured with a margin: bench/large_image.py); beside it, whole, are the picture and what the
-# optimiser keeps of it (its gradient, average and L-BFGS's pairs), the photo, the scale's start and,
-# at a detail scale, the content target (relu3_1: 256 channels at a sixteenth of the pixels). Counted
-# after a tiled 24 MP job outgrew its limit (bench/full_resolution.py, section full_resolution_24mp).
+# held, with a margin over bench/memory_per_pixel.py's figures), less on the CPU
+# under tcmalloc, whose heap does not fragment as glibc's does (daemon/allocator.py); beside it,
+# whole, are the picture and what the optimiser keeps of it (its gradient, average and L-BFGS's
+# pairs), the photo, the scale's start and, at a detail scale, the content target (relu3_1: 256
+# channels at a sixteenth of the pixels). Counted after a tiled 24 MP job outgrew its limit
+# (bench/full_resolution.py, section full_resolution_24mp).
 BYTES_PER_PIXEL = {"bf16": 2600, "fp32": 3600}
+TCMALLOC_BYTES_PER_PIXEL = {"bf16": 1400, "fp32": 2500}
 WHOLE_BYTES_PER_PIXEL = {"bf16": 180, "fp32": 240}
 FIXED_BYTES = 300 * 2**20
 # In tiles, the sliced loss keeps about this many of the painting's positions per layer.
@@ -62,6 +65,11 @@ class MemoryPlan:
     counts: tuple[int, int]  # tiles across and down at the largest scale
 
 
+def crop_bytes_per_pixel(precision: str, device: torch.device, tcmalloc: bool = allocator.TCMALLOC) -> int:
+    """What a crop in the network costs per pixel, in `precision` on `device` (see BYTES_PER_PIXEL)."""
+    return (TCMALLOC_BYTES_PER_PIXEL if device.type == "cpu" and tcmalloc else BYTES_PER_PIXEL)[precision]
+
+
 def memory_plan(width: int, height: int, params: JobParams, device: torch.device, limit: int) -> MemoryPlan:
     """How a job on a `width`×`height` photo runs within `limit` bytes: whole, or in tiles.
 
@@ -71,12 +79,13 @@ def memory_plan(width: int, height: int, params: JobParams, device: torch.device
     w, h = painted_size(width, height, params.paint_pixels) if params.detail else \
         composed_size(width, height, params.size, params.layer_size)
     precision = "bf16" if use_bf16(params.precision, device) else "fp32"
+    per_pixel = crop_bytes_per_pixel(precision, device)
     whole = FIXED_BYTES + w * h * WHOLE_BYTES_PER_PIXEL[precision]
-    room = max(0, (limit - whole) // BYTES_PER_PIXEL[precision])
+    room = max(0, (limit - whole) // per_pixel)
     max_crop = min(room, params.tile_pixels) if params.tile_pixels else room
     counts = tiles.counts_for(w, h, max_crop)
     if counts is None:
-        needed = whole + min(w * h, tiles.SMALLEST_CROP) * BYTES_PER_PIXEL[precision]
+        needed = whole + min(w * h, tiles.SMALLEST_CROP) * per_pixel
         if params.tile_pixels and params.tile_pixels < room:
             raise DoesNotFit(f"tile_pixels {params.tile_pixels} is below the smallest tile, "
                              f"{tiles.SMALLEST_CROP} pixels")
@@ -84,7 +93,7 @@ def memory_plan(width: int, height: int, params: JobParams, device: torch.device
                          "available: lower its size")
     # The style image is seen whole too when it fits, at the content's size times style_scale.
     crop = min(max_crop, round(w * h * max(1.0, params.style_scale) ** 2))
-    return MemoryPlan(max_crop, whole + crop * BYTES_PER_PIXEL[precision], counts)
+    return MemoryPlan(max_crop, whole + crop * per_pixel, counts)
 
 
 def crop_budget(width: int, height: int, params: JobParams, device: torch.device, limit: int | None) -> int:

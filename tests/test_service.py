@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import torch
 import zmq
 from PIL import Image as PILImage
 
-from impasto.daemon import memory
+from impasto.daemon import memory, tiles
 from impasto.protocol import messages as m
 from impasto.protocol.client import Client, DaemonError, DaemonUnavailable
 
@@ -290,18 +291,20 @@ def test_a_job_predicted_not_to_fit_is_refused_before_it_starts(tmp_path, conten
 
 
 def test_a_job_too_large_to_run_whole_runs_in_tiles(tmp_path, style_image) -> None:
-    """Under a memory limit a 384x288 job does not fit whole; the daemon tiles it instead of refusing."""
-    limit_gib = 0.5  # tiles under bf16 (2600 bytes a pixel) and fp32 (3600) alike
-    params = m.JobParams(size=384, first_scale=0, iterations=1, preview_every=0)
-    plan = memory.memory_plan(384, 288, params, torch.device("cpu"), int(limit_gib * 2**30))
-    assert plan.counts != (1, 1)
-    tight = DaemonProcess(f"ipc://{tmp_path}/d.sock", tmp_path / "daemon.log", "--memory-limit", str(limit_gib))
+    """Under a memory limit a 512x384 job does not fit whole; the daemon tiles it instead of refusing."""
+    limit, (width, height) = int(0.5 * 2**30), (512, 384)
+    for precision, tcmalloc in itertools.product(("bf16", "fp32"), (False, True)):  # whatever this machine runs
+        per_pixel = memory.crop_bytes_per_pixel(precision, torch.device("cpu"), tcmalloc)
+        whole = memory.FIXED_BYTES + width * height * memory.WHOLE_BYTES_PER_PIXEL[precision]
+        assert whole + tiles.SMALLEST_CROP * per_pixel <= limit < whole + width * height * per_pixel
+    params = m.JobParams(size=width, first_scale=0, iterations=1, preview_every=0)
+    tight = DaemonProcess(f"ipc://{tmp_path}/d.sock", tmp_path / "daemon.log", "--memory-limit", str(limit / 2**30))
     try:
-        content = m.Image(384, 288, 3, np.random.default_rng(0).integers(0, 256, (288, 384, 3), np.uint8).tobytes())
-        submit = m.Submit("tiled", content, [m.Style(image=style_image)], params)
+        pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), np.uint8)
+        submit = m.Submit("tiled", m.Image(width, height, 3, pixels.tobytes()), [m.Style(image=style_image)], params)
         with Client(tight.endpoint) as client:
             replies = replies_of(client, submit)
-        assert replies[-1].type == m.RESULT and (replies[-1].image.width, replies[-1].image.height) == (384, 288)
+        assert replies[-1].type == m.RESULT and (replies[-1].image.width, replies[-1].image.height) == (width, height)
     finally:
         tight.stop()
 
