@@ -87,11 +87,8 @@ def timed_jobs(content: m.Image, style: m.Image, params: m.JobParams,
 
 def under_system_malloc(content: m.Image, style: m.Image, params: m.JobParams) -> tuple[float, float]:
     """The first job's seconds and the daemon's peak memory under the C library's malloc."""
-    os.environ[allocator.CHOICE] = "system"
-    try:
+    with mock.patch.dict(os.environ, {allocator.CHOICE: "system"}):
         [(seconds, _)], peak = timed_jobs(content, style, params, jobs=1)
-    finally:
-        del os.environ[allocator.CHOICE]
     return seconds, peak
 
 
@@ -179,10 +176,10 @@ def main() -> None:
     content, style = as_image(picture), as_image(PILImage.open(args.style))
     [(seconds, stamps), (again, again_stamps)], peak = timed_jobs(content, style, params)
     system_seconds, system_peak = under_system_malloc(content, style, params)
-    library = allocator.find_tcmalloc()
+    library = allocator.find_tcmalloc() if os.environ.get(allocator.CHOICE) != "system" else None
     print(f"{args.photo} {picture.width}x{picture.height} × {args.style.name}, detail {args.detail}, "
           f"{'bf16' if bf16 else 'fp32'} on the cpu, the daemon's memory from "
-          f"{'tcmalloc (' + library + ')' if library else 'glibc (tcmalloc is not installed)'}: {seconds:.1f} s to "
+          f"{'tcmalloc (' + library + ')' if library else 'glibc'}: {seconds:.1f} s to "
           f"the result, {again:.1f} s for a second job in the same daemon; its peak memory {peak:.2f} GiB")
     print("| scale | size | deepest layer | iterations | job s | set-up s | 2nd job s | its set-up s | bare pass s "
           "| bare × iterations | job / bare | 2nd / bare |")
