@@ -32,7 +32,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from impasto.daemon import allocator
 from impasto.protocol.endpoint import default_endpoint, is_loopback_tcp, sandbox_endpoint
 
 from . import service
@@ -229,8 +228,6 @@ def main(argv: list[str] | None = None, platform: Platform | None = None) -> int
     elif flatpak:
         say(f"note: a Flatpak GIMP cannot start the daemon itself; add --service, or start it on the host with "
             f"`impasto-daemon --endpoint {args.endpoint}`")
-    if not (platform.windows or platform.mac) and allocator.find_tcmalloc() is None:
-        say(f"note: {allocator.INSTALL_HINT}")
     ok = all([install(profile, args, platform, say) for profile in profiles])
     say("done: restart GIMP, then find Filters > Artistic > Impasto Style Transfer..." if ok else
         "done, with the problems above")
