@@ -4,9 +4,9 @@ glibc's malloc carves small blocks out of the large holes VGG19's freed activati
 the next pass's large blocks no longer fit in them: a 4 MP scale's heap grew far beyond what it
 used at once, and every new page of it was faulted in, most of a fresh daemon's first job's
 extra time (bench/memory_per_pixel.py, bench/network_cost.py). tcmalloc (gperftools) keeps small
-blocks apart from large ones, so holes are reused. The daemon restarts itself under it on Linux when the library
-is installed (`libtcmalloc-minimal4`), before torch is imported; `IMPASTO_ALLOCATOR=system`
-keeps the C library's. Torch-free: the launcher imports it.
+blocks apart from large ones, so holes are reused. The daemon restarts itself under it on Linux
+when the library is installed (`libtcmalloc-minimal4`), before torch is imported;
+`IMPASTO_ALLOCATOR=system` keeps the C library's. Torch-free: the launcher imports it.
 """
 
 from __future__ import annotations

@@ -32,11 +32,11 @@ def use_bf16(precision: str, device: torch.device) -> bool:
 
 
 # Peak memory of a job: a crop in the network costs BYTES_PER_PIXEL (activations and gradients,
-# held, with a margin over bench/memory_per_pixel.py's figures), less on the CPU
-# under tcmalloc, whose heap does not fragment as glibc's does (daemon/allocator.py); beside it,
-# whole, are the picture and what the optimiser keeps of it (its gradient, average and L-BFGS's
-# pairs), the photo, the scale's start and, at a detail scale, the content target (relu3_1: 256
-# channels at a sixteenth of the pixels). Counted after a tiled 24 MP job outgrew its limit
+# held, with a margin over bench/memory_per_pixel.py's figures), less on the CPU under tcmalloc,
+# whose heap does not fragment as glibc's does (daemon/allocator.py); beside it, whole, are the
+# picture and what the optimiser keeps of it (its gradient, average and L-BFGS's pairs), the
+# photo, the scale's start and, at a detail scale, the content target (relu3_1: 256 channels at
+# a sixteenth of the pixels). Counted after a tiled 24 MP job outgrew its limit
 # (bench/full_resolution.py, section full_resolution_24mp).
 BYTES_PER_PIXEL = {"bf16": 2600, "fp32": 3600}
 TCMALLOC_BYTES_PER_PIXEL = {"bf16": 1400, "fp32": 2500}
