@@ -62,10 +62,22 @@ def test_a_freed_block_over_two_gib_is_held_until_trimmed(name) -> None:
     assert released < trimmed + 0.5  # and so does a hold of no time
 
 
-def test_a_daemon_holds_a_jobs_memory_for_the_next_and_gives_it_back_once_idle(tmp_path, content_image,
-                                                                               style_image) -> None:
+@pytest.mark.parametrize("name", ["glibc", "tcmalloc"])
+def test_a_daemon_holds_a_jobs_memory_for_the_next_and_gives_it_back_once_idle(tmp_path, monkeypatch, content_image,
+                                                                               style_image, name) -> None:
+    """Started as the CLI and the plug-in start it, the daemon restarts itself under tcmalloc
+    (keeping its PID) where it is installed, and IMPASTO_ALLOCATOR=system keeps glibc's malloc;
+    under either it holds a job's memory for the next, then gives it back."""
+    environment_for(name)  # skips where tcmalloc is not installed
+    if name == "glibc":
+        monkeypatch.setenv(allocator.CHOICE, "system")
+    else:
+        monkeypatch.delenv(allocator.CHOICE, raising=False)
     daemon = DaemonProcess(f"ipc://{tmp_path}/d.sock", tmp_path / "daemon.log", "--hold-memory", "2")
     try:
+        maps = Path(f"/proc/{daemon.process.pid}/maps").read_text()
+        assert ("libtcmalloc" in maps) == (name == "tcmalloc")
+        assert f"memory from {name}" in daemon.log.read_text()
         with Client(daemon.endpoint) as client:
             for seed in (1, 2):  # the second job starts within the hold
                 replies = replies_of(client, make_submit(content_image, style_image, size=32, iterations=2,
@@ -83,20 +95,3 @@ def test_a_daemon_holds_a_jobs_memory_for_the_next_and_gives_it_back_once_idle(t
     finally:
         daemon.stop()
 
-
-@pytest.mark.parametrize("name", ["glibc", "tcmalloc"])
-def test_the_daemon_runs_under_tcmalloc_where_installed_unless_told_not_to(tmp_path, monkeypatch, name) -> None:
-    """Started as the CLI and the plug-in start it, the daemon restarts itself under tcmalloc
-    (keeping its PID) where it is installed; IMPASTO_ALLOCATOR=system keeps glibc's malloc."""
-    environment_for(name)  # skips where tcmalloc is not installed
-    if name == "glibc":
-        monkeypatch.setenv(allocator.CHOICE, "system")
-    else:
-        monkeypatch.delenv(allocator.CHOICE, raising=False)
-    daemon = DaemonProcess(f"ipc://{tmp_path}/d.sock", tmp_path / "daemon.log")
-    try:
-        maps = Path(f"/proc/{daemon.process.pid}/maps").read_text()
-        assert ("libtcmalloc" in maps) == (name == "tcmalloc")
-        assert f"memory from {name}" in daemon.log.read_text()
-    finally:
-        daemon.stop()
